@@ -1,0 +1,16 @@
+//! The domain of Stowage: what workspaces, repositories, packages, users and tokens are, which
+//! names are valid, and who may do what. Everything here is pure: no storage, no HTTP.
+
+mod access;
+mod clock;
+mod error;
+mod names;
+mod role;
+mod token;
+
+pub use access::{Access, Grants, Principal, PrincipalKind, package_access, pipeline_username};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::Invalid;
+pub use names::{Email, PackageName, PackageType, Plan, Slug, Username};
+pub use role::{Role, Scope, Scopes};
+pub use token::{TOKEN_PREFIX, TokenHash, TokenSecret};

@@ -1,0 +1,268 @@
+//! The blob port on a folder of files. Writes go to a temporary file and are renamed into
+//! place, so a reader sees a whole object or none.
+//!
+//! A multipart upload appends its parts, in order, to one file and keeps a list of part sizes
+//! beside it; completing it checks the sizes against S3's rule and renames the file into place,
+//! so finishing a large upload costs no copy.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use stowage_storage::{
+    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, MIN_MULTIPART_PART, PresignOptions,
+};
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::UrlSigner;
+
+const READ_BUFFER: usize = 256 * 1024;
+
+pub struct FileBlobStore {
+    root: PathBuf,
+    signer: UrlSigner,
+}
+
+impl FileBlobStore {
+    /// Blobs live under `root`; `signer` makes the URLs that `presign_get` returns.
+    pub fn open(root: &Path, signer: UrlSigner) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        std::fs::create_dir_all(root.join(".multipart"))?;
+        Ok(Self {
+            root: root.to_owned(),
+            signer,
+        })
+    }
+
+    /// The file of a key. Keys are checked so that none can leave the root.
+    fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
+        let valid = !key.is_empty()
+            && key.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && !segment.starts_with(".tmp")
+                    && !segment.starts_with(".multipart")
+                    && !segment.contains('\\')
+                    && !segment.contains('\0')
+            });
+        if valid {
+            Ok(self.root.join(key))
+        } else {
+            Err(BlobError::Backend {
+                message: format!("invalid blob key {key:?}"),
+                source: None,
+            })
+        }
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string())
+    }
+
+    fn multipart_paths(&self, upload_id: &str) -> Result<(PathBuf, PathBuf), BlobError> {
+        if uuid::Uuid::parse_str(upload_id).is_err() {
+            return Err(BlobError::InvalidMultipart(format!("unknown upload {upload_id:?}")));
+        }
+        let dir = self.root.join(".multipart");
+        Ok((
+            dir.join(format!("{upload_id}.data")),
+            dir.join(format!("{upload_id}.parts")),
+        ))
+    }
+
+    async fn move_into_place(&self, from: &Path, key: &str) -> Result<(), BlobError> {
+        let target = self.path_of(key)?;
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).await.map_err(io("create folder"))?;
+        }
+        fs::rename(from, &target).await.map_err(io("rename into place"))
+    }
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> BlobError {
+    move |error| BlobError::backend(format!("files: {what}"), error)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
+}
+
+async fn read_part_sizes(path: &Path) -> Result<Vec<u64>, BlobError> {
+    match fs::read_to_string(path).await {
+        Ok(text) => Ok(text.lines().filter_map(|line| line.parse().ok()).collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(BlobError::InvalidMultipart("unknown upload".into()))
+        }
+        Err(error) => Err(io("read part list")(error)),
+    }
+}
+
+async fn write_part_sizes(path: &Path, sizes: &[u64]) -> Result<(), BlobError> {
+    let text: String = sizes.iter().map(|size| format!("{size}\n")).collect();
+    fs::write(path, text).await.map_err(io("write part list"))
+}
+
+#[async_trait]
+impl BlobStore for FileBlobStore {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        self.path_of(key)?;
+        let temp = self.temp_path();
+        let mut file = fs::File::create(&temp).await.map_err(io("create"))?;
+        file.write_all(&body).await.map_err(io("write"))?;
+        file.sync_data().await.map_err(io("sync"))?;
+        drop(file);
+        self.move_into_place(&temp, key).await
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
+        let path = self.path_of(key)?;
+        let mut file = match fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound);
+            }
+            Err(error) => return Err(io("open")(error)),
+        };
+        let total_size = file.metadata().await.map_err(io("stat"))?.len();
+        let (start, end) = match range {
+            None => (0, total_size.saturating_sub(1)),
+            Some(range) => {
+                if range.start >= total_size {
+                    return Err(BlobError::InvalidRange { size: total_size });
+                }
+                let end = range.end.map_or(total_size - 1, |end| end.min(total_size - 1));
+                if end < range.start {
+                    return Err(BlobError::InvalidRange { size: total_size });
+                }
+                (range.start, end)
+            }
+        };
+        file.seek(SeekFrom::Start(start)).await.map_err(io("seek"))?;
+        let length = if total_size == 0 { 0 } else { end - start + 1 };
+        let body = tokio_util::io::ReaderStream::with_capacity(file.take(length), READ_BUFFER);
+        Ok(BlobRead {
+            total_size,
+            start,
+            end,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        match fs::metadata(self.path_of(key)?).await {
+            Ok(metadata) => Ok(Some(metadata.len())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io("stat")(error)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match fs::remove_file(self.path_of(key)?).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(io("delete")(error)),
+        }
+    }
+
+    async fn presign_get(&self, key: &str, options: &PresignOptions) -> Result<String, BlobError> {
+        self.path_of(key)?;
+        Ok(self.signer.sign(key, options, now_unix()))
+    }
+
+    async fn start_multipart(&self, key: &str) -> Result<String, BlobError> {
+        self.path_of(key)?;
+        let upload_id = uuid::Uuid::new_v4().to_string();
+        let (data, parts) = self.multipart_paths(&upload_id)?;
+        fs::File::create(&data).await.map_err(io("create upload"))?;
+        write_part_sizes(&parts, &[]).await?;
+        Ok(upload_id)
+    }
+
+    async fn put_part(
+        &self,
+        _key: &str,
+        upload_id: &str,
+        number: u32,
+        body: Bytes,
+    ) -> Result<CompletedPart, BlobError> {
+        let (data, parts) = self.multipart_paths(upload_id)?;
+        let mut sizes = read_part_sizes(&parts).await?;
+        let number_index = number as usize;
+        // The next part, or the last one again (a retry after a failure replaces it).
+        let is_next = number_index == sizes.len() + 1;
+        let is_retry = number_index >= 1 && number_index == sizes.len();
+        if !is_next && !is_retry {
+            return Err(BlobError::InvalidMultipart(format!(
+                "part {number} arrived after {} parts; parts go in order",
+                sizes.len()
+            )));
+        }
+        sizes.truncate(number_index - 1);
+        let offset: u64 = sizes.iter().sum();
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .open(&data)
+            .await
+            .map_err(io("open upload"))?;
+        file.set_len(offset).await.map_err(io("truncate upload"))?;
+        file.seek(SeekFrom::Start(offset)).await.map_err(io("seek upload"))?;
+        file.write_all(&body).await.map_err(io("write part"))?;
+        file.sync_data().await.map_err(io("sync part"))?;
+        sizes.push(body.len() as u64);
+        write_part_sizes(&parts, &sizes).await?;
+        Ok(CompletedPart {
+            number,
+            etag: format!("part-{number}-{}", body.len()),
+            size: body.len() as u64,
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), BlobError> {
+        let (data, parts_path) = self.multipart_paths(upload_id)?;
+        let sizes = read_part_sizes(&parts_path).await?;
+        let listed: Vec<u64> = parts.iter().map(|part| part.size).collect();
+        let numbered_in_order = parts
+            .iter()
+            .enumerate()
+            .all(|(i, part)| part.number as usize == i + 1);
+        if parts.is_empty() || listed != sizes || !numbered_in_order {
+            return Err(BlobError::InvalidMultipart(
+                "the parts listed are not the parts uploaded".into(),
+            ));
+        }
+        if sizes[..sizes.len() - 1]
+            .iter()
+            .any(|&size| size < MIN_MULTIPART_PART)
+        {
+            return Err(BlobError::InvalidMultipart(format!(
+                "every part but the last must be at least {MIN_MULTIPART_PART} bytes"
+            )));
+        }
+        self.move_into_place(&data, key).await?;
+        fs::remove_file(&parts_path).await.map_err(io("remove part list"))
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), BlobError> {
+        let (data, parts) = self.multipart_paths(upload_id)?;
+        for path in [data, parts] {
+            match fs::remove_file(path).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io("abort upload")(error)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Embedded storage: everything in one data folder, for a laptop, for tests and for anyone who
+//! does not want AWS.
+//!
+//! ```text
+//! <data-dir>/stowage.db      SQLite database: the metadata items
+//! <data-dir>/blobs/…         one file per blob
+//! <data-dir>/signing.key     the key of the local server's signed URLs and tokens
+//! ```
+
+mod files;
+mod signer;
+mod sqlite;
+
+pub use files::FileBlobStore;
+pub use signer::{SIGNED_BLOB_PATH, SignedRead, SignedUrlError, UrlSigner, load_or_create_key};
+pub use sqlite::SqliteMetadataStore;

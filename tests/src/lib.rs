@@ -1,0 +1,116 @@
+//! Test harness: fresh storage for each test, on each backend.
+//!
+//! The AWS backend runs against moto's server mode. `tests/run` starts it and exports
+//! `AWS_ENDPOINT_URL`; without that variable the AWS variants of the tests are skipped with a
+//! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use stowage_storage::{BlobStore, ByteStream, MetadataStore};
+use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
+use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner};
+
+/// Which adapter pair a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Aws,
+}
+
+/// A fresh, empty pair of stores. Keeps its temporary folder alive.
+pub struct Stores {
+    pub backend: Backend,
+    pub metadata: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// For the embedded pair: the signer of its URLs, and its folder.
+    pub signer: Option<UrlSigner>,
+    pub dir: tempfile::TempDir,
+}
+
+/// The key the embedded stores of tests sign with.
+pub const TEST_SIGNING_KEY: [u8; 32] = [42; 32];
+
+impl Stores {
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Embedded => Some(Self::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"))),
+            Backend::Aws => Self::aws().await,
+        }
+    }
+
+    /// Embedded stores in a new temporary folder, signing URLs under `public_url`.
+    pub fn embedded(public_url: url::Url) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let signer = UrlSigner::new(public_url, TEST_SIGNING_KEY.to_vec());
+        let metadata = SqliteMetadataStore::open(&dir.path().join("stowage.db")).expect("open sqlite");
+        let blobs = FileBlobStore::open(&dir.path().join("blobs"), signer.clone()).expect("open files");
+        Self {
+            backend: Backend::Embedded,
+            metadata: Arc::new(metadata),
+            blobs: Arc::new(blobs),
+            signer: Some(signer),
+            dir,
+        }
+    }
+
+    /// A new table and bucket on moto, or `None` when moto is not configured.
+    pub async fn aws() -> Option<Self> {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            assert!(
+                std::env::var("STOWAGE_REQUIRE_AWS").as_deref() != Ok("1"),
+                "STOWAGE_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set: start moto (tests/run does)"
+            );
+            eprintln!("note: AWS_ENDPOINT_URL is not set; skipping the AWS variant (run tests/run)");
+            return None;
+        }
+        let clients = AwsClients::from_env().await;
+        let name = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
+        stowage_storage_aws::create_table(&clients.dynamodb, &name)
+            .await
+            .expect("create table on moto");
+        stowage_storage_aws::create_bucket(&clients.s3, &name)
+            .await
+            .expect("create bucket on moto");
+        Some(Self {
+            backend: Backend::Aws,
+            metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, &name)),
+            blobs: Arc::new(S3BlobStore::new(clients.s3, &name)),
+            signer: None,
+            dir: tempfile::tempdir().expect("temporary folder"),
+        })
+    }
+}
+
+/// Runs an async test body once per backend, each on fresh stores.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn embedded() {
+                    if let Some(stores) = $crate::Stores::new($crate::Backend::Embedded).await {
+                        super::$name(stores).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn aws() {
+                    if let Some(stores) = $crate::Stores::new($crate::Backend::Aws).await {
+                        super::$name(stores).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Reads a whole stream into memory.
+pub async fn collect(mut body: ByteStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Some(chunk) = body.next().await {
+        all.extend_from_slice(&chunk.expect("read blob stream"));
+    }
+    all
+}
