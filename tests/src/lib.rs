@@ -4,7 +4,11 @@
 //! `AWS_ENDPOINT_URL`; without that variable the AWS variants of the tests are skipped with a
 //! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
 
+mod server;
+
 use std::sync::Arc;
+
+pub use server::{ADMIN_TOKEN, Auth, TestServer};
 
 use futures_util::StreamExt;
 use stowage_storage::{BlobStore, ByteStream, MetadataStore};
@@ -26,6 +30,8 @@ pub struct Stores {
     /// For the embedded pair: the signer of its URLs, and its folder.
     pub signer: Option<UrlSigner>,
     pub dir: tempfile::TempDir,
+    /// For the AWS pair: the table (and bucket) name, and the DynamoDB client.
+    pub aws: Option<(String, aws_sdk_dynamodb::Client)>,
 }
 
 /// The key the embedded stores of tests sign with.
@@ -34,7 +40,9 @@ pub const TEST_SIGNING_KEY: [u8; 32] = [42; 32];
 impl Stores {
     pub async fn new(backend: Backend) -> Option<Self> {
         match backend {
-            Backend::Embedded => Some(Self::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"))),
+            Backend::Embedded => Some(Self::embedded(
+                url::Url::parse("http://127.0.0.1:1/").expect("url"),
+            )),
             Backend::Aws => Self::aws().await,
         }
     }
@@ -43,14 +51,17 @@ impl Stores {
     pub fn embedded(public_url: url::Url) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let signer = UrlSigner::new(public_url, TEST_SIGNING_KEY.to_vec());
-        let metadata = SqliteMetadataStore::open(&dir.path().join("stowage.db")).expect("open sqlite");
-        let blobs = FileBlobStore::open(&dir.path().join("blobs"), signer.clone()).expect("open files");
+        let metadata =
+            SqliteMetadataStore::open(&dir.path().join("stowage.db")).expect("open sqlite");
+        let blobs =
+            FileBlobStore::open(&dir.path().join("blobs"), signer.clone()).expect("open files");
         Self {
             backend: Backend::Embedded,
             metadata: Arc::new(metadata),
             blobs: Arc::new(blobs),
             signer: Some(signer),
             dir,
+            aws: None,
         }
     }
 
@@ -61,7 +72,9 @@ impl Stores {
                 std::env::var("STOWAGE_REQUIRE_AWS").as_deref() != Ok("1"),
                 "STOWAGE_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set: start moto (tests/run does)"
             );
-            eprintln!("note: AWS_ENDPOINT_URL is not set; skipping the AWS variant (run tests/run)");
+            eprintln!(
+                "note: AWS_ENDPOINT_URL is not set; skipping the AWS variant (run tests/run)"
+            );
             return None;
         }
         let clients = AwsClients::from_env().await;
@@ -74,6 +87,7 @@ impl Stores {
             .expect("create bucket on moto");
         Some(Self {
             backend: Backend::Aws,
+            aws: Some((name.clone(), clients.dynamodb.clone())),
             metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, &name)),
             blobs: Arc::new(S3BlobStore::new(clients.s3, &name)),
             signer: None,

@@ -17,9 +17,14 @@ pub struct Principal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PrincipalKind {
-    User { username: Username },
+    User {
+        username: Username,
+    },
     /// A CI pipeline of one repository: write access to its packages and nothing else.
-    Pipeline { workspace: Slug, repository: Slug },
+    Pipeline {
+        workspace: Slug,
+        repository: Slug,
+    },
 }
 
 impl Principal {
@@ -147,7 +152,13 @@ mod tests {
             package_access(&pipeline, &slug("w"), &slug("r"), Grants::default()).role(),
             Some(Role::Write)
         );
-        assert_eq!(package_access(&pipeline, &slug("w"), &slug("other"), all), Access::NONE);
-        assert_eq!(package_access(&pipeline, &slug("x"), &slug("r"), all), Access::NONE);
+        assert_eq!(
+            package_access(&pipeline, &slug("w"), &slug("other"), all),
+            Access::NONE
+        );
+        assert_eq!(
+            package_access(&pipeline, &slug("x"), &slug("r"), all),
+            Access::NONE
+        );
     }
 }

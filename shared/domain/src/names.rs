@@ -254,14 +254,18 @@ impl PackageName {
 
 fn check_container_path(path: &str) -> Result<(), String> {
     if path.is_empty() || path.len() > CONTAINER_PATH_MAX {
-        return Err(format!("an image path is 1 to {CONTAINER_PATH_MAX} characters"));
+        return Err(format!(
+            "an image path is 1 to {CONTAINER_PATH_MAX} characters"
+        ));
     }
     if path.split('/').all(is_oci_path_component) {
         Ok(())
     } else {
-        Err("each '/'-separated part of an image path is lowercase letters and digits, \
+        Err(
+            "each '/'-separated part of an image path is lowercase letters and digits, \
              joined by '.', '_', '__' or dashes"
-            .to_owned())
+                .to_owned(),
+        )
     }
 }
 
@@ -293,7 +297,9 @@ fn is_oci_path_component(component: &str) -> bool {
 
 fn check_npm_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > NPM_NAME_MAX {
-        return Err(format!("an npm package name is 1 to {NPM_NAME_MAX} characters"));
+        return Err(format!(
+            "an npm package name is 1 to {NPM_NAME_MAX} characters"
+        ));
     }
     let (scope, bare) = match name.strip_prefix('@') {
         Some(scoped) => match scoped.split_once('/') {
@@ -355,7 +361,17 @@ mod tests {
         for good in ["acme", "a", "team-1", "0x", &"a".repeat(62)] {
             assert!(Slug::parse("slug", good).is_ok(), "{good}");
         }
-        for bad in ["", "Acme", "..", "a/b", "a_b", "-a", "a b", &"a".repeat(63), "é"] {
+        for bad in [
+            "",
+            "Acme",
+            "..",
+            "a/b",
+            "a_b",
+            "-a",
+            "a b",
+            &"a".repeat(63),
+            "é",
+        ] {
             let err = Slug::parse("slug", bad).expect_err(bad);
             assert_eq!(err.field, "slug");
         }
@@ -364,34 +380,74 @@ mod tests {
     #[test]
     fn container_paths() {
         for good in ["api", "api/server", "a.b/c__d/e---f", "x1/y2/z3"] {
-            assert!(PackageName::parse(PackageType::Container, "name", good).is_ok(), "{good}");
+            assert!(
+                PackageName::parse(PackageType::Container, "name", good).is_ok(),
+                "{good}"
+            );
         }
-        for bad in ["", "Api", "a//b", "/a", "a/", "../a", "a/..", "a._b", "a___b", "-a", "a-"] {
-            assert!(PackageName::parse(PackageType::Container, "name", bad).is_err(), "{bad}");
+        for bad in [
+            "", "Api", "a//b", "/a", "a/", "../a", "a/..", "a._b", "a___b", "-a", "a-",
+        ] {
+            assert!(
+                PackageName::parse(PackageType::Container, "name", bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn npm_names() {
         for good in ["left-pad", "@acme/lib", "a.b_c", "x"] {
-            assert!(PackageName::parse(PackageType::Npm, "name", good).is_ok(), "{good}");
+            assert!(
+                PackageName::parse(PackageType::Npm, "name", good).is_ok(),
+                "{good}"
+            );
         }
         let long = "a".repeat(215);
         for bad in [
-            "", "Left", ".hidden", "_under", "@acme", "@/x", "@acme/", "a/b", "../x", "a b",
-            "node_modules", "@acme/.x", "a~b", &long,
+            "",
+            "Left",
+            ".hidden",
+            "_under",
+            "@acme",
+            "@/x",
+            "@acme/",
+            "a/b",
+            "../x",
+            "a b",
+            "node_modules",
+            "@acme/.x",
+            "a~b",
+            &long,
         ] {
-            assert!(PackageName::parse(PackageType::Npm, "name", bad).is_err(), "{bad}");
+            assert!(
+                PackageName::parse(PackageType::Npm, "name", bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn maven_coordinates() {
         for good in ["com.acme:lib", "org.Example:My-Lib_2", "g:a.b"] {
-            assert!(PackageName::parse(PackageType::Maven, "name", good).is_ok(), "{good}");
+            assert!(
+                PackageName::parse(PackageType::Maven, "name", good).is_ok(),
+                "{good}"
+            );
         }
-        for bad in ["com.acme", ":lib", "com.acme:", "com..acme:lib", "com/acme:lib", "g:.a", "g:a:b"] {
-            assert!(PackageName::parse(PackageType::Maven, "name", bad).is_err(), "{bad}");
+        for bad in [
+            "com.acme",
+            ":lib",
+            "com.acme:",
+            "com..acme:lib",
+            "com/acme:lib",
+            "g:.a",
+            "g:a:b",
+        ] {
+            assert!(
+                PackageName::parse(PackageType::Maven, "name", bad).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -43,7 +43,10 @@ fn s(value: &str) -> AttributeValue {
 }
 
 fn key_attributes(key: &Key) -> Attributes {
-    HashMap::from([("pk".to_owned(), s(&key.partition)), ("sk".to_owned(), s(&key.sort))])
+    HashMap::from([
+        ("pk".to_owned(), s(&key.partition)),
+        ("sk".to_owned(), s(&key.sort)),
+    ])
 }
 
 fn string_of(attributes: &Attributes, name: &str) -> Option<String> {
@@ -83,7 +86,9 @@ fn item_of(attributes: &Attributes) -> Result<Item, MetadataError> {
 }
 
 /// A condition expression and the values it names.
-fn condition_expression(condition: Condition) -> Option<(String, Option<(String, AttributeValue)>)> {
+fn condition_expression(
+    condition: Condition,
+) -> Option<(String, Option<(String, AttributeValue)>)> {
     match condition {
         Condition::None => None,
         Condition::Absent => Some(("attribute_not_exists(pk)".into(), None)),
@@ -104,7 +109,10 @@ struct UpdateParts {
 
 fn put_parts(put: &Put) -> UpdateParts {
     let mut values = HashMap::from([
-        (":d".to_owned(), AttributeValue::B(Blob::new(put.data.clone()))),
+        (
+            ":d".to_owned(),
+            AttributeValue::B(Blob::new(put.data.clone())),
+        ),
         (":one".to_owned(), AttributeValue::N("1".into())),
     ]);
     let update = match &put.index {
@@ -341,7 +349,11 @@ impl MetadataStore for DynamoMetadataStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
-        check_batch(writes.iter().map(Write::key), MAX_TRANSACTION_WRITES, "a transaction")?;
+        check_batch(
+            writes.iter().map(Write::key),
+            MAX_TRANSACTION_WRITES,
+            "a transaction",
+        )?;
         let items = writes
             .iter()
             .map(|write| transact_item(write, &self.table))
@@ -378,7 +390,11 @@ impl MetadataStore for DynamoMetadataStore {
     }
 
     async fn query(&self, query: &Query) -> Result<Page, MetadataError> {
-        let (partition_name, sort_name) = if query.on_index { ("ipk", "isk") } else { ("pk", "sk") };
+        let (partition_name, sort_name) = if query.on_index {
+            ("ipk", "isk")
+        } else {
+            ("pk", "sk")
+        };
         let mut values = HashMap::from([(":p".to_owned(), s(&query.partition))]);
         let mut condition = format!("{partition_name} = :p");
         match &query.range {

@@ -6,9 +6,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use bytes::Bytes;
-use stowage_storage::{
-    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, PresignOptions,
-};
+use stowage_storage::{BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, PresignOptions};
 
 const BINARY: &str = "application/octet-stream";
 const READ_BUFFER: usize = 256 * 1024;
@@ -36,7 +34,9 @@ where
 }
 
 fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<&str> {
-    error.as_service_error().and_then(ProvideErrorMetadata::code)
+    error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
 }
 
 fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
@@ -44,7 +44,11 @@ fn is_not_found<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
         SdkError::ServiceError(service) => service.raw().status().as_u16() == 404,
         _ => false,
     };
-    status_404 || matches!(error_code(error), Some("NoSuchKey" | "NotFound" | "NoSuchUpload"))
+    status_404
+        || matches!(
+            error_code(error),
+            Some("NoSuchKey" | "NotFound" | "NoSuchUpload")
+        )
 }
 
 /// `bytes start-end/total` → `(start, end, total)`.
@@ -96,7 +100,10 @@ impl BlobStore for S3BlobStore {
             Err(error) => return Err(backend("get object")(error)),
         };
         let length = output.content_length.unwrap_or(0).max(0) as u64;
-        let (start, end, total_size) = match output.content_range.as_deref().and_then(parse_content_range)
+        let (start, end, total_size) = match output
+            .content_range
+            .as_deref()
+            .and_then(parse_content_range)
         {
             Some(parsed) => parsed,
             None => (0, length.saturating_sub(1), length),
@@ -106,12 +113,22 @@ impl BlobStore for S3BlobStore {
             total_size,
             start,
             end,
-            body: Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER)),
+            body: Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                reader,
+                READ_BUFFER,
+            )),
         })
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(output) => Ok(Some(output.content_length.unwrap_or(0).max(0) as u64)),
             Err(error) if is_not_found(&error) => Ok(None),
             Err(error) => Err(backend("head object")(error)),
@@ -119,7 +136,14 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(error) if is_not_found(&error) => Ok(()),
             Err(error) => Err(backend("delete object")(error)),

@@ -60,12 +60,16 @@ impl FileBlobStore {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string())
+        self.root
+            .join(".tmp")
+            .join(uuid::Uuid::new_v4().to_string())
     }
 
     fn multipart_paths(&self, upload_id: &str) -> Result<(PathBuf, PathBuf), BlobError> {
         if uuid::Uuid::parse_str(upload_id).is_err() {
-            return Err(BlobError::InvalidMultipart(format!("unknown upload {upload_id:?}")));
+            return Err(BlobError::InvalidMultipart(format!(
+                "unknown upload {upload_id:?}"
+            )));
         }
         let dir = self.root.join(".multipart");
         Ok((
@@ -77,9 +81,13 @@ impl FileBlobStore {
     async fn move_into_place(&self, from: &Path, key: &str) -> Result<(), BlobError> {
         let target = self.path_of(key)?;
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).await.map_err(io("create folder"))?;
+            fs::create_dir_all(parent)
+                .await
+                .map_err(io("create folder"))?;
         }
-        fs::rename(from, &target).await.map_err(io("rename into place"))
+        fs::rename(from, &target)
+            .await
+            .map_err(io("rename into place"))
     }
 }
 
@@ -137,14 +145,18 @@ impl BlobStore for FileBlobStore {
                 if range.start >= total_size {
                     return Err(BlobError::InvalidRange { size: total_size });
                 }
-                let end = range.end.map_or(total_size - 1, |end| end.min(total_size - 1));
+                let end = range
+                    .end
+                    .map_or(total_size - 1, |end| end.min(total_size - 1));
                 if end < range.start {
                     return Err(BlobError::InvalidRange { size: total_size });
                 }
                 (range.start, end)
             }
         };
-        file.seek(SeekFrom::Start(start)).await.map_err(io("seek"))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(io("seek"))?;
         let length = if total_size == 0 { 0 } else { end - start + 1 };
         let body = tokio_util::io::ReaderStream::with_capacity(file.take(length), READ_BUFFER);
         Ok(BlobRead {
@@ -212,7 +224,9 @@ impl BlobStore for FileBlobStore {
             .await
             .map_err(io("open upload"))?;
         file.set_len(offset).await.map_err(io("truncate upload"))?;
-        file.seek(SeekFrom::Start(offset)).await.map_err(io("seek upload"))?;
+        file.seek(SeekFrom::Start(offset))
+            .await
+            .map_err(io("seek upload"))?;
         file.write_all(&body).await.map_err(io("write part"))?;
         file.sync_data().await.map_err(io("sync part"))?;
         sizes.push(body.len() as u64);
@@ -251,7 +265,9 @@ impl BlobStore for FileBlobStore {
             )));
         }
         self.move_into_place(&data, key).await?;
-        fs::remove_file(&parts_path).await.map_err(io("remove part list"))
+        fs::remove_file(&parts_path)
+            .await
+            .map_err(io("remove part list"))
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), BlobError> {

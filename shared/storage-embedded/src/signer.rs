@@ -198,7 +198,11 @@ mod tests {
 
     fn split(url: &str) -> (String, String) {
         let url = Url::parse(url).expect("url");
-        let key = url.path().strip_prefix(SIGNED_BLOB_PATH).expect("prefix").to_owned();
+        let key = url
+            .path()
+            .strip_prefix(SIGNED_BLOB_PATH)
+            .expect("prefix")
+            .to_owned();
         (key, url.query().unwrap_or("").to_owned())
     }
 
@@ -208,8 +212,14 @@ mod tests {
         let (key, query) = split(&url);
         let read = signer().verify(&key, &query, 1060).expect("valid");
         assert_eq!(read.key, "ws/a/blobs/x");
-        assert_eq!(read.content_type.as_deref(), Some("application/octet-stream"));
-        assert_eq!(signer().verify(&key, &query, 1061), Err(SignedUrlError::Expired));
+        assert_eq!(
+            read.content_type.as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(
+            signer().verify(&key, &query, 1061),
+            Err(SignedUrlError::Expired)
+        );
     }
 
     #[test]
@@ -221,8 +231,15 @@ mod tests {
             Err(SignedUrlError::BadSignature)
         );
         let longer = query.replace("expires=1060", "expires=9999");
-        assert_eq!(signer().verify(&key, &longer, 1000), Err(SignedUrlError::BadSignature));
-        let other_key = UrlSigner::new(Url::parse("http://127.0.0.1:9/").expect("url"), vec![8; 32]);
-        assert_eq!(other_key.verify(&key, &query, 1000), Err(SignedUrlError::BadSignature));
+        assert_eq!(
+            signer().verify(&key, &longer, 1000),
+            Err(SignedUrlError::BadSignature)
+        );
+        let other_key =
+            UrlSigner::new(Url::parse("http://127.0.0.1:9/").expect("url"), vec![8; 32]);
+        assert_eq!(
+            other_key.verify(&key, &query, 1000),
+            Err(SignedUrlError::BadSignature)
+        );
     }
 }

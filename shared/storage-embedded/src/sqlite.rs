@@ -51,7 +51,9 @@ impl SqliteMetadataStore {
             }),
         };
         let connection = store.inner.connect()?;
-        connection.execute_batch(SCHEMA).map_err(backend("create schema"))?;
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(backend("create schema"))?;
         store.inner.release(connection);
         Ok(store)
     }
@@ -118,7 +120,9 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
 
 fn get_one(connection: &Connection, key: &Key) -> Result<Option<Item>, MetadataError> {
     connection
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"))
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM items WHERE pk = ?1 AND sk = ?2"
+        ))
         .and_then(|mut statement| {
             statement
                 .query_row(params![key.partition, key.sort], read_item)
@@ -242,14 +246,22 @@ fn query_blocking(connection: &Connection, query: &Query) -> Result<Page, Metada
             args.push(end.clone());
         }
     }
-    let (comparison, order) = if query.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (comparison, order) = if query.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some(after) = &query.after {
         if query.on_index {
             let index = after.index.as_ref().ok_or_else(|| {
                 MetadataError::InvalidRequest("an index cursor needs the index key".into())
             })?;
             sql.push_str(&format!(" AND (isk, pk, sk) {comparison} (?, ?, ?)"));
-            args.extend([index.sort.clone(), after.key.partition.clone(), after.key.sort.clone()]);
+            args.extend([
+                index.sort.clone(),
+                after.key.partition.clone(),
+                after.key.sort.clone(),
+            ]);
         } else {
             sql.push_str(&format!(" AND sk {comparison} ?"));
             args.push(after.key.sort.clone());
@@ -263,7 +275,9 @@ fn query_blocking(connection: &Connection, query: &Query) -> Result<Page, Metada
     let limit = query.limit.max(1);
     sql.push_str(&format!(" LIMIT {}", limit + 1));
 
-    let mut statement = connection.prepare_cached(&sql).map_err(backend("prepare query"))?;
+    let mut statement = connection
+        .prepare_cached(&sql)
+        .map_err(backend("prepare query"))?;
     let mut items = statement
         .query_map(rusqlite::params_from_iter(args.iter()), read_item)
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -305,8 +319,11 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn write(&self, write: Write) -> Result<(), MetadataError> {
         self.run(move |connection| {
-            transact_blocking(connection, std::slice::from_ref(&write)).map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => MetadataError::ConditionFailed { index: None },
+            transact_blocking(connection, std::slice::from_ref(&write)).map_err(|error| match error
+            {
+                MetadataError::ConditionFailed { .. } => {
+                    MetadataError::ConditionFailed { index: None }
+                }
                 other => other,
             })
         })
@@ -314,13 +331,19 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
-        check_batch(writes.iter().map(Write::key), MAX_TRANSACTION_WRITES, "a transaction")?;
-        self.run(move |connection| transact_blocking(connection, &writes)).await
+        check_batch(
+            writes.iter().map(Write::key),
+            MAX_TRANSACTION_WRITES,
+            "a transaction",
+        )?;
+        self.run(move |connection| transact_blocking(connection, &writes))
+            .await
     }
 
     async fn query(&self, query: &Query) -> Result<Page, MetadataError> {
         let query = query.clone();
-        self.run(move |connection| query_blocking(connection, &query)).await
+        self.run(move |connection| query_blocking(connection, &query))
+            .await
     }
 }
 

@@ -30,7 +30,11 @@ pub struct BlobRead {
 
 impl BlobRead {
     pub fn len(&self) -> u64 {
-        if self.total_size == 0 { 0 } else { self.end - self.start + 1 }
+        if self.total_size == 0 {
+            0
+        } else {
+            self.end - self.start + 1
+        }
     }
 
     pub fn is_empty(&self) -> bool {

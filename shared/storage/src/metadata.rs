@@ -85,12 +85,21 @@ impl Put {
 pub enum Write {
     Put(Put),
     /// Deletes an item; deleting an absent item succeeds unless the condition says otherwise.
-    Delete { key: Key, condition: Condition },
+    Delete {
+        key: Key,
+        condition: Condition,
+    },
     /// Writes nothing; fails the transaction unless the condition holds.
-    Check { key: Key, condition: Condition },
+    Check {
+        key: Key,
+        condition: Condition,
+    },
     /// Adds `delta` (which may be negative) to the item's counter, creating the item with an
     /// empty record if it is absent. Never conditional, so concurrent adds all count.
-    Add { key: Key, delta: i64 },
+    Add {
+        key: Key,
+        delta: i64,
+    },
 }
 
 impl Write {

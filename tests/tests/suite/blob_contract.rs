@@ -17,19 +17,34 @@ on_both_backends!(
 async fn put_get_size_delete(stores: Stores) {
     let blobs = &stores.blobs;
     let key = "ws/acme/blobs/one";
-    assert!(matches!(blobs.get(key, None).await, Err(BlobError::NotFound)));
+    assert!(matches!(
+        blobs.get(key, None).await,
+        Err(BlobError::NotFound)
+    ));
     assert_eq!(blobs.size(key).await.expect("size"), None);
-    blobs.put(key, Bytes::from_static(b"hello blob")).await.expect("put");
+    blobs
+        .put(key, Bytes::from_static(b"hello blob"))
+        .await
+        .expect("put");
     assert_eq!(blobs.size(key).await.expect("size"), Some(10));
     let read = blobs.get(key, None).await.expect("get");
     assert_eq!((read.total_size, read.start, read.end), (10, 0, 9));
     assert_eq!(collect(read.body).await, b"hello blob");
-    blobs.put(key, Bytes::from_static(b"replaced")).await.expect("replace");
-    assert_eq!(collect(blobs.get(key, None).await.expect("get").body).await, b"replaced");
+    blobs
+        .put(key, Bytes::from_static(b"replaced"))
+        .await
+        .expect("replace");
+    assert_eq!(
+        collect(blobs.get(key, None).await.expect("get").body).await,
+        b"replaced"
+    );
     blobs.delete(key).await.expect("delete");
     blobs.delete(key).await.expect("deleting again succeeds");
     assert_eq!(blobs.size(key).await.expect("size"), None);
-    blobs.put("ws/acme/empty", Bytes::new()).await.expect("put empty");
+    blobs
+        .put("ws/acme/empty", Bytes::new())
+        .await
+        .expect("put empty");
     let empty = blobs.get("ws/acme/empty", None).await.expect("get empty");
     assert_eq!(empty.total_size, 0);
     assert!(collect(empty.body).await.is_empty());
@@ -38,21 +53,51 @@ async fn put_get_size_delete(stores: Stores) {
 async fn range_reads(stores: Stores) {
     let blobs = &stores.blobs;
     let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-    blobs.put("r/one", Bytes::from(data.clone())).await.expect("put");
+    blobs
+        .put("r/one", Bytes::from(data.clone()))
+        .await
+        .expect("put");
     let read = blobs
-        .get("r/one", Some(ByteRange { start: 10, end: Some(19) }))
+        .get(
+            "r/one",
+            Some(ByteRange {
+                start: 10,
+                end: Some(19),
+            }),
+        )
         .await
         .expect("range");
-    assert_eq!((read.total_size, read.start, read.end, read.len()), (1000, 10, 19, 10));
+    assert_eq!(
+        (read.total_size, read.start, read.end, read.len()),
+        (1000, 10, 19, 10)
+    );
     assert_eq!(collect(read.body).await, &data[10..20]);
     let open = blobs
-        .get("r/one", Some(ByteRange { start: 990, end: None }))
+        .get(
+            "r/one",
+            Some(ByteRange {
+                start: 990,
+                end: None,
+            }),
+        )
         .await
         .expect("open range");
     assert_eq!((open.start, open.end), (990, 999));
     assert_eq!(collect(open.body).await, &data[990..]);
-    let past_end = blobs.get("r/one", Some(ByteRange { start: 1000, end: None })).await;
-    assert!(matches!(past_end, Err(BlobError::InvalidRange { size: 1000 })), "{:?}", past_end.err());
+    let past_end = blobs
+        .get(
+            "r/one",
+            Some(ByteRange {
+                start: 1000,
+                end: None,
+            }),
+        )
+        .await;
+    assert!(
+        matches!(past_end, Err(BlobError::InvalidRange { size: 1000 })),
+        "{:?}",
+        past_end.err()
+    );
 }
 
 async fn multipart_uploads(stores: Stores) {
@@ -61,51 +106,104 @@ async fn multipart_uploads(stores: Stores) {
     let first = vec![1u8; MIN_MULTIPART_PART as usize];
     let second = vec![2u8; 1234];
     let upload = blobs.start_multipart(key).await.expect("start");
-    let part1 = blobs.put_part(key, &upload, 1, Bytes::from(first.clone())).await.expect("part 1");
-    let part2 = blobs.put_part(key, &upload, 2, Bytes::from(second.clone())).await.expect("part 2");
-    assert_eq!(blobs.size(key).await.expect("size"), None, "nothing visible before completion");
-    blobs.complete_multipart(key, &upload, &[part1, part2]).await.expect("complete");
+    let part1 = blobs
+        .put_part(key, &upload, 1, Bytes::from(first.clone()))
+        .await
+        .expect("part 1");
+    let part2 = blobs
+        .put_part(key, &upload, 2, Bytes::from(second.clone()))
+        .await
+        .expect("part 2");
+    assert_eq!(
+        blobs.size(key).await.expect("size"),
+        None,
+        "nothing visible before completion"
+    );
+    blobs
+        .complete_multipart(key, &upload, &[part1, part2])
+        .await
+        .expect("complete");
     let content = collect(blobs.get(key, None).await.expect("get").body).await;
     assert_eq!(content.len(), first.len() + second.len());
     assert!(content[..first.len()] == first[..] && content[first.len()..] == second[..]);
 
-    let abandoned = blobs.start_multipart("ws/acme/uploads/abandoned").await.expect("start");
+    let abandoned = blobs
+        .start_multipart("ws/acme/uploads/abandoned")
+        .await
+        .expect("start");
     blobs
-        .put_part("ws/acme/uploads/abandoned", &abandoned, 1, Bytes::from_static(b"x"))
+        .put_part(
+            "ws/acme/uploads/abandoned",
+            &abandoned,
+            1,
+            Bytes::from_static(b"x"),
+        )
         .await
         .expect("part");
-    blobs.abort_multipart("ws/acme/uploads/abandoned", &abandoned).await.expect("abort");
-    blobs.abort_multipart("ws/acme/uploads/abandoned", &abandoned).await.expect("abort again");
-    assert_eq!(blobs.size("ws/acme/uploads/abandoned").await.expect("size"), None);
+    blobs
+        .abort_multipart("ws/acme/uploads/abandoned", &abandoned)
+        .await
+        .expect("abort");
+    blobs
+        .abort_multipart("ws/acme/uploads/abandoned", &abandoned)
+        .await
+        .expect("abort again");
+    assert_eq!(
+        blobs.size("ws/acme/uploads/abandoned").await.expect("size"),
+        None
+    );
 }
 
 async fn multipart_parts_must_be_large_enough(stores: Stores) {
     let blobs = &stores.blobs;
     let key = "ws/acme/uploads/small";
     let upload = blobs.start_multipart(key).await.expect("start");
-    let part1 = blobs.put_part(key, &upload, 1, Bytes::from(vec![0u8; 1024])).await.expect("part 1");
-    let part2 = blobs.put_part(key, &upload, 2, Bytes::from(vec![0u8; 1024])).await.expect("part 2");
-    let completed = blobs.complete_multipart(key, &upload, &[part1, part2]).await;
-    assert!(matches!(completed, Err(BlobError::InvalidMultipart(_))), "{completed:?}");
+    let part1 = blobs
+        .put_part(key, &upload, 1, Bytes::from(vec![0u8; 1024]))
+        .await
+        .expect("part 1");
+    let part2 = blobs
+        .put_part(key, &upload, 2, Bytes::from(vec![0u8; 1024]))
+        .await
+        .expect("part 2");
+    let completed = blobs
+        .complete_multipart(key, &upload, &[part1, part2])
+        .await;
+    assert!(
+        matches!(completed, Err(BlobError::InvalidMultipart(_))),
+        "{completed:?}"
+    );
     assert_eq!(blobs.size(key).await.expect("size"), None);
     blobs.abort_multipart(key, &upload).await.expect("abort");
 
     // One small part alone is fine: it is the last.
     let single = blobs.start_multipart(key).await.expect("start");
-    let only = blobs.put_part(key, &single, 1, Bytes::from_static(b"tiny")).await.expect("part");
-    blobs.complete_multipart(key, &single, &[only]).await.expect("complete");
+    let only = blobs
+        .put_part(key, &single, 1, Bytes::from_static(b"tiny"))
+        .await
+        .expect("part");
+    blobs
+        .complete_multipart(key, &single, &[only])
+        .await
+        .expect("complete");
     assert_eq!(blobs.size(key).await.expect("size"), Some(4));
 }
 
 async fn presigned_urls_name_the_object(stores: Stores) {
     let blobs = &stores.blobs;
-    blobs.put("ws/acme/blobs/p", Bytes::from_static(b"presigned")).await.expect("put");
+    blobs
+        .put("ws/acme/blobs/p", Bytes::from_static(b"presigned"))
+        .await
+        .expect("put");
     let options = PresignOptions {
         expires_in: Duration::from_secs(300),
         content_type: Some("application/vnd.oci.image.layer.v1.tar".into()),
         content_disposition: None,
     };
-    let url = blobs.presign_get("ws/acme/blobs/p", &options).await.expect("presign");
+    let url = blobs
+        .presign_get("ws/acme/blobs/p", &options)
+        .await
+        .expect("presign");
     assert!(url.contains("ws/acme/blobs/p"), "{url}");
     if stores.backend == Backend::Aws {
         // moto serves presigned URLs like S3 does; the embedded ones are served (and tested)

@@ -1,5 +1,6 @@
 //! The one integration-test binary: a single link of the whole workspace, shared by every
 //! cross-crate test.
 
+mod admin_api;
 mod blob_contract;
 mod metadata_contract;

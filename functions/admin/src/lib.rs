@@ -1,0 +1,68 @@
+//! The management API under `/api`: users, tokens, workspaces, repositories, permissions,
+//! pipeline tokens and packages. JSON in and out; errors as `{"error": {…}}`.
+
+mod accounts;
+mod body;
+mod error;
+mod packages;
+mod workspaces;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use stowage_http::AppState;
+
+/// Management requests are small; anything bigger is a mistake or an attack.
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/user", get(accounts::current_user))
+        .route("/users", post(accounts::create_user))
+        .route(
+            "/users/{username}/tokens",
+            post(accounts::create_token_for_user),
+        )
+        .route(
+            "/tokens",
+            post(accounts::create_own_token).get(accounts::list_tokens),
+        )
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route("/workspaces", post(workspaces::create_workspace))
+        .route(
+            "/workspaces/{workspace}",
+            get(workspaces::get_workspace).delete(workspaces::delete_workspace),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories",
+            post(workspaces::create_repository).get(workspaces::list_repositories),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}",
+            delete(workspaces::delete_repository),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}/permissions/{username}",
+            put(workspaces::set_permission).delete(workspaces::remove_permission),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}/pipeline-tokens",
+            post(workspaces::create_pipeline_token),
+        )
+        .route(
+            "/workspaces/{workspace}/packages",
+            post(packages::create_package).get(packages::list_packages),
+        )
+        .route(
+            "/workspaces/{workspace}/packages/{kind}/{name}",
+            get(packages::get_package),
+        )
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    stowage_http::request_logging(Router::new().nest("/api", routes))
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError(stowage_service::Error::NotFound("route"))
+}

@@ -1,0 +1,29 @@
+//! Stowage as one local process: the same routers the Lambda functions serve, merged, plus the
+//! route that answers the embedded blob store's signed URLs (S3 answers them on AWS).
+
+mod signed_blobs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use stowage_http::AppState;
+use stowage_storage::BlobStore;
+use stowage_storage_embedded::UrlSigner;
+
+pub use signed_blobs::signed_blob_router;
+
+/// The embedded blob store and the signer of its URLs, when the local server serves them.
+#[derive(Clone)]
+pub struct SignedBlobs {
+    pub signer: UrlSigner,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Every function's router in one.
+pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
+    let app = Router::new().merge(stowage_admin::router(state));
+    match signed_blobs {
+        Some(signed) => app.merge(signed_blob_router(signed)),
+        None => app,
+    }
+}

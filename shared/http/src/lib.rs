@@ -1,0 +1,12 @@
+//! What every protocol's router needs from HTTP: the shared state, the caller's credential,
+//! the public base URL, request limits and request logging. No protocol logic lives here.
+
+mod auth;
+mod range;
+mod state;
+mod trace;
+
+pub use auth::{Caller, MaybeCaller, credential_from_headers};
+pub use range::{RangeRequest, range_request};
+pub use state::{AppState, Limits, base_url};
+pub use trace::request_logging;

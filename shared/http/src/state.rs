@@ -1,0 +1,61 @@
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::HOST;
+use stowage_service::Registry;
+use url::Url;
+
+/// The most a Lambda invocation takes: 6 MB of event, in which a binary body is base64
+/// (4 bytes for every 3), less room for the event's own JSON.
+pub const LAMBDA_MAX_BODY: usize = 4_400_000;
+
+/// How big a request body may be, which differs between a Lambda and the local server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest body taken in one request.
+    pub max_body: usize,
+    /// True on the Lambda path, where the limit comes from the platform (error messages say
+    /// how to stay within it).
+    pub platform_limited: bool,
+}
+
+impl Limits {
+    pub const LAMBDA: Limits = Limits {
+        max_body: LAMBDA_MAX_BODY,
+        platform_limited: true,
+    };
+
+    pub fn local(max_body: usize) -> Self {
+        Self {
+            max_body,
+            platform_limited: false,
+        }
+    }
+}
+
+/// What every handler is given.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// The URL clients reach the service at; when unset, it is taken from each request.
+    pub public_url: Option<Url>,
+    pub limits: Limits,
+}
+
+/// The base URL clients used for this request, without a trailing `/`: the configured public
+/// URL, else the request's `Host` (and `X-Forwarded-Proto`, which API Gateway sets).
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .filter(|proto| matches!(*proto, "http" | "https"))
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}

@@ -1,0 +1,181 @@
+//! Start-up shared by every binary: reading configuration from the environment, building the
+//! storage adapters, setting up logging, and the site admin's first token. Handlers never
+//! see any of this; they get an [`AppState`].
+//!
+//! Environment (all optional unless said):
+//! - `STOWAGE_TABLE`, `STOWAGE_BUCKET`: the DynamoDB table and S3 bucket (required on AWS).
+//! - `STOWAGE_PUBLIC_URL`: the URL clients use; by default taken from each request.
+//! - `STOWAGE_RETENTION_DAYS` (30), `STOWAGE_PRESIGN_SECONDS` (300),
+//!   `STOWAGE_CREDENTIAL_CACHE_SECONDS` (30, at most 60).
+//! - `STOWAGE_BOOTSTRAP_TOKEN`: the site admin's token on an empty store.
+//! - `STOWAGE_LOG_FORMAT=json`, `STOWAGE_LOG` or `RUST_LOG` (a tracing filter, default `info`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stowage_domain::{Clock, SystemClock, TokenSecret};
+use stowage_http::{AppState, Limits};
+use stowage_service::{Registry, Settings};
+use stowage_storage::{BlobStore, MetadataStore};
+use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
+use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner, load_or_create_key};
+use url::Url;
+
+/// The longest a verified credential may be trusted without reading it again.
+const MAX_CREDENTIAL_CACHE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{name} is required")]
+    Missing { name: &'static str },
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+    #[error("cannot open the data folder {path}")]
+    DataFolder {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot create the site admin")]
+    Bootstrap(#[source] stowage_service::Error),
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn number_var(name: &'static str, default: u64) -> Result<u64, StartupError> {
+    match var(name) {
+        None => Ok(default),
+        Some(value) => value.parse().map_err(|_| StartupError::Invalid {
+            name,
+            message: format!("must be a whole number (got {value:?})"),
+        }),
+    }
+}
+
+/// The service settings from the environment.
+pub fn settings_from_env() -> Result<Settings, StartupError> {
+    let cache = Duration::from_secs(number_var("STOWAGE_CREDENTIAL_CACHE_SECONDS", 30)?);
+    if cache > MAX_CREDENTIAL_CACHE {
+        return Err(StartupError::Invalid {
+            name: "STOWAGE_CREDENTIAL_CACHE_SECONDS",
+            message: "must be at most 60, so that revoked tokens stop working within a minute"
+                .into(),
+        });
+    }
+    let retention_days = number_var("STOWAGE_RETENTION_DAYS", 30)?;
+    Ok(Settings {
+        retention: chrono_days(retention_days),
+        credential_cache_ttl: cache,
+        presign_ttl: Duration::from_secs(number_var("STOWAGE_PRESIGN_SECONDS", 300)?),
+    })
+}
+
+fn chrono_days(days: u64) -> chrono::Duration {
+    // Beyond a million years the exact figure stops mattering.
+    chrono::Duration::days(i64::try_from(days).unwrap_or(365_000_000).min(365_000_000))
+}
+
+/// `STOWAGE_PUBLIC_URL`, if set.
+pub fn public_url_from_env() -> Result<Option<Url>, StartupError> {
+    var("STOWAGE_PUBLIC_URL")
+        .map(|value| parse_public_url(&value))
+        .transpose()
+}
+
+pub fn parse_public_url(value: &str) -> Result<Url, StartupError> {
+    Url::parse(value).map_err(|error| StartupError::Invalid {
+        name: "public URL",
+        message: error.to_string(),
+    })
+}
+
+/// The AWS adapters, on the table and bucket named by `STOWAGE_TABLE` and `STOWAGE_BUCKET`.
+pub async fn aws_stores() -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>), StartupError> {
+    let table = var("STOWAGE_TABLE").ok_or(StartupError::Missing {
+        name: "STOWAGE_TABLE",
+    })?;
+    let bucket = var("STOWAGE_BUCKET").ok_or(StartupError::Missing {
+        name: "STOWAGE_BUCKET",
+    })?;
+    let clients = AwsClients::from_env().await;
+    Ok((
+        Arc::new(DynamoMetadataStore::new(clients.dynamodb, table)),
+        Arc::new(S3BlobStore::new(clients.s3, bucket)),
+    ))
+}
+
+/// The embedded adapters in `data_dir` (created if needed), signing blob URLs for
+/// `public_url`.
+pub fn embedded_stores(
+    data_dir: &Path,
+    public_url: &Url,
+) -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>, UrlSigner), StartupError> {
+    let folder_error =
+        |source: Box<dyn std::error::Error + Send + Sync>| StartupError::DataFolder {
+            path: data_dir.display().to_string(),
+            source,
+        };
+    std::fs::create_dir_all(data_dir).map_err(|e| folder_error(Box::new(e)))?;
+    let key =
+        load_or_create_key(&data_dir.join("signing.key")).map_err(|e| folder_error(Box::new(e)))?;
+    let signer = UrlSigner::new(public_url.clone(), key);
+    let metadata = SqliteMetadataStore::open(&data_dir.join("stowage.db"))
+        .map_err(|e| folder_error(Box::new(e)))?;
+    let blobs = FileBlobStore::open(&data_dir.join("blobs"), signer.clone())
+        .map_err(|e| folder_error(Box::new(e)))?;
+    Ok((Arc::new(metadata), Arc::new(blobs), signer))
+}
+
+/// The service over the given stores, on the system clock.
+pub fn registry(
+    metadata: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    settings: Settings,
+) -> Arc<Registry> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    Arc::new(Registry::new(metadata, blobs, clock, settings))
+}
+
+/// The state of a Lambda function: AWS adapters, the platform's request limits.
+pub async fn lambda_state() -> Result<AppState, StartupError> {
+    let (metadata, blobs) = aws_stores().await?;
+    Ok(AppState {
+        registry: registry(metadata, blobs, settings_from_env()?),
+        public_url: public_url_from_env()?,
+        limits: Limits::LAMBDA,
+    })
+}
+
+/// Creates the site admin on an empty store: with `STOWAGE_BOOTSTRAP_TOKEN` as its token if
+/// set, else with a new token that is returned so the caller can show it once.
+pub async fn bootstrap_site_admin(
+    registry: &Registry,
+) -> Result<Option<TokenSecret>, StartupError> {
+    let configured = var("STOWAGE_BOOTSTRAP_TOKEN").map(TokenSecret::from_presented);
+    registry
+        .bootstrap_site_admin(configured)
+        .await
+        .map_err(StartupError::Bootstrap)
+}
+
+/// Logs to standard error: JSON (as Lambda wants) when `STOWAGE_LOG_FORMAT=json`, else text.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = var("STOWAGE_LOG")
+        .or_else(|| var("RUST_LOG"))
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if var("STOWAGE_LOG_FORMAT").as_deref() == Some("json") {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    // A subscriber set already (by a test harness) is fine.
+    drop(result);
+}

@@ -1,0 +1,329 @@
+//! Users and their API tokens.
+
+use chrono::{DateTime, Months, Utc};
+use stowage_domain::{Email, Invalid, Principal, Scopes, TokenSecret, Username};
+use stowage_storage::{Condition, MetadataError, Put, Query, Write};
+
+use crate::records::{
+    self, EmailRecord, TokenOwner, TokenRecord, TokenRef, UserRecord, encode, keys,
+};
+use crate::{Error, Registry, Result};
+
+const TOKEN_NAME_MAX: usize = 100;
+/// The longest a user's token may live.
+const TOKEN_MAX_LIFETIME: Months = Months::new(12);
+const LIST_PAGE: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// A token just minted: its description, and its secret, shown this once.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub token: TokenRef,
+    pub secret: TokenSecret,
+}
+
+/// The user behind a caller allowed to change things: a user's token with `write:package`.
+pub(crate) fn acting_user(caller: &Principal) -> Result<&Username> {
+    let Some(username) = caller.user() else {
+        return Err(Error::forbidden(
+            "a pipeline token can only read and publish the packages of its repository",
+        ));
+    };
+    if !caller.scopes.allows_write() {
+        return Err(Error::forbidden(
+            "this token is read-only: changes need a token with the write:package scope",
+        ));
+    }
+    Ok(username)
+}
+
+fn token_name(name: &str) -> Result<String, Invalid> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > TOKEN_NAME_MAX {
+        return Err(Invalid::new(
+            "name",
+            format!("must be 1 to {TOKEN_NAME_MAX} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(Invalid::new("name", "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn token_expiry(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+    let expires_at = DateTime::parse_from_rfc3339(value)
+        .map_err(|_| {
+            Invalid::new(
+                "expires_at",
+                format!("must be an RFC 3339 time (got {value:?})"),
+            )
+        })?
+        .with_timezone(&Utc);
+    if expires_at <= now {
+        return Err(Invalid::new("expires_at", "must be in the future"));
+    }
+    let latest = now + TOKEN_MAX_LIFETIME;
+    if expires_at > latest {
+        return Err(Invalid::new("expires_at", "must be at most one year ahead"));
+    }
+    Ok(expires_at)
+}
+
+impl Registry {
+    /// Creates a user (site admin only).
+    pub async fn create_user(&self, caller: &Principal, input: NewUser) -> Result<UserRecord> {
+        let acting = acting_user(caller)?;
+        let username = Username::parse("username", &input.username)?;
+        let email = Email::parse("email", &input.email)?;
+        if !acting.is_site_admin() {
+            return Err(Error::forbidden("only the site admin can create users"));
+        }
+        let user = UserRecord {
+            username,
+            email,
+            created_at: self.now(),
+        };
+        self.insert_user(&user, Vec::new()).await?;
+        Ok(user)
+    }
+
+    /// Writes a new user and its e-mail claim, with `extra` writes, all or nothing.
+    async fn insert_user(&self, user: &UserRecord, extra: Vec<Write>) -> Result<()> {
+        let email_claim = EmailRecord {
+            username: user.username.clone(),
+        };
+        let mut writes = vec![
+            Write::Put(Put::new(keys::user(&user.username), encode(user)).when(Condition::Absent)),
+            Write::Put(
+                Put::new(keys::email(&user.email), encode(&email_claim)).when(Condition::Absent),
+            ),
+        ];
+        writes.extend(extra);
+        match self.transact(writes).await {
+            Ok(()) => Ok(()),
+            Err(MetadataError::ConditionFailed { index: Some(1) }) => Err(Error::conflict(
+                format!("the e-mail address {} is already in use", user.email),
+            )),
+            Err(MetadataError::ConditionFailed { .. }) => Err(Error::conflict(format!(
+                "the username {} is taken",
+                user.username
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Mints a token for `for_user` (the site admin may mint for anyone), or for the caller.
+    pub async fn create_token(
+        &self,
+        caller: &Principal,
+        for_user: Option<&str>,
+        input: NewToken,
+    ) -> Result<IssuedToken> {
+        let acting = acting_user(caller)?;
+        let owner = match for_user {
+            Some(name) => Username::parse("username", name).map_err(|_| Error::NotFound("user"))?,
+            None => acting.clone(),
+        };
+        if &owner != acting && !acting.is_site_admin() {
+            return Err(Error::forbidden("you can only create tokens for yourself"));
+        }
+        let now = self.now();
+        let name = token_name(&input.name)?;
+        let scopes = Scopes::parse("scopes", &input.scopes)?;
+        let expires_at = token_expiry(&input.expires_at, now)?;
+        let (user, user_version) =
+            records::load::<UserRecord>(self.metadata(), &keys::user(&owner))
+                .await?
+                .ok_or(Error::NotFound("user"))?;
+        let issued = mint(name, scopes, expires_at, now);
+        let writes = vec![
+            Write::Check {
+                key: keys::user(&owner),
+                condition: Condition::Version(user_version),
+            },
+            Write::Put(
+                Put::new(
+                    keys::token(&issued.token.hash),
+                    encode(&user_token_record(&user, &issued.token)),
+                )
+                .when(Condition::Absent),
+            ),
+            Write::Put(
+                Put::new(
+                    keys::user_token(&owner, &issued.token.id),
+                    encode(&issued.token),
+                )
+                .when(Condition::Absent),
+            ),
+        ];
+        self.transact(writes).await?;
+        Ok(issued)
+    }
+
+    /// The caller's tokens, without their secrets.
+    pub async fn list_tokens(&self, caller: &Principal) -> Result<Vec<TokenRef>> {
+        let Some(username) = caller.user() else {
+            return Err(Error::forbidden("a pipeline token has no tokens to list"));
+        };
+        let mut tokens = Vec::new();
+        let mut query = Query::prefix(keys::user_tokens_partition(username), "TOKEN#", LIST_PAGE);
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                tokens.push(records::decode::<TokenRef>(item)?);
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        tokens.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(tokens)
+    }
+
+    /// Revokes one of the caller's tokens.
+    pub async fn revoke_token(&self, caller: &Principal, id: &str) -> Result<()> {
+        let acting = acting_user(caller)?;
+        let listing = keys::user_token(acting, id);
+        let (token, version) = records::load::<TokenRef>(self.metadata(), &listing)
+            .await?
+            .ok_or(Error::NotFound("token"))?;
+        self.transact(vec![
+            Write::Delete {
+                key: listing,
+                condition: Condition::Version(version),
+            },
+            Write::Delete {
+                key: keys::token(&token.hash),
+                condition: Condition::None,
+            },
+        ])
+        .await
+        .map_err(|error| match error {
+            MetadataError::ConditionFailed { .. } => Error::NotFound("token"),
+            other => other.into(),
+        })?;
+        self.forget_credential(&token.hash);
+        Ok(())
+    }
+
+    /// On an empty store, creates the site admin `admin` with a read+write token valid for a
+    /// year: `secret` if given, else a new one, which is returned so it can be shown once.
+    /// Does nothing (and returns `None`) when the site admin exists.
+    pub async fn bootstrap_site_admin(
+        &self,
+        secret: Option<TokenSecret>,
+    ) -> Result<Option<TokenSecret>> {
+        let username = Username::site_admin();
+        if self.metadata().get(&keys::user(&username)).await?.is_some() {
+            return Ok(None);
+        }
+        let now = self.now();
+        let user = UserRecord {
+            username,
+            email: Email::parse("email", "admin@stowage.invalid")?,
+            created_at: now,
+        };
+        let generated = secret.is_none();
+        let IssuedToken { token, secret } = match secret {
+            Some(secret) => IssuedToken {
+                token: token_ref(
+                    &secret,
+                    "bootstrap".into(),
+                    Scopes::WRITE,
+                    now + TOKEN_MAX_LIFETIME,
+                    now,
+                ),
+                secret,
+            },
+            None => mint(
+                "bootstrap".into(),
+                Scopes::WRITE,
+                now + TOKEN_MAX_LIFETIME,
+                now,
+            ),
+        };
+        let writes = vec![
+            Write::Put(
+                Put::new(
+                    keys::token(&token.hash),
+                    encode(&user_token_record(&user, &token)),
+                )
+                .when(Condition::Absent),
+            ),
+            Write::Put(Put::new(
+                keys::user_token(&user.username, &token.id),
+                encode(&token),
+            )),
+        ];
+        match self.insert_user(&user, writes).await {
+            Ok(()) => Ok(generated.then_some(secret)),
+            // Another instance bootstrapped at the same moment.
+            Err(Error::Conflict(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// A new secret and its description.
+fn mint(
+    name: String,
+    scopes: Scopes,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> IssuedToken {
+    let secret = TokenSecret::generate();
+    IssuedToken {
+        token: token_ref(&secret, name, scopes, expires_at, now),
+        secret,
+    }
+}
+
+fn token_ref(
+    secret: &TokenSecret,
+    name: String,
+    scopes: Scopes,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TokenRef {
+    TokenRef {
+        hash: secret.hash(),
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        scopes,
+        expires_at,
+        created_at: now,
+    }
+}
+
+fn user_token_record(user: &UserRecord, token: &TokenRef) -> TokenRecord {
+    TokenRecord {
+        id: token.id.clone(),
+        name: token.name.clone(),
+        owner: TokenOwner::User {
+            username: user.username.clone(),
+            email: user.email.clone(),
+        },
+        scopes: token.scopes,
+        expires_at: token.expires_at,
+        created_at: token.created_at,
+    }
+}

@@ -1,0 +1,62 @@
+use stowage_domain::Invalid;
+use stowage_storage::{BlobError, MetadataError};
+
+/// What a use case can fail with. Each protocol maps these to its own wire format in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, naming the field at fault.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No credential, or one that is unknown, expired or revoked.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Absent, or not visible to the caller: the two are never told apart.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A name that is taken, or a write that lost to another.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Storage stayed busy through every retry; the client may try again.
+    #[error("storage is busy, try again")]
+    Busy,
+    #[error("metadata storage failed")]
+    Metadata(#[source] MetadataError),
+    #[error("blob storage failed")]
+    Blob(#[from] BlobError),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<MetadataError> for Error {
+    fn from(error: MetadataError) -> Self {
+        match error {
+            MetadataError::Conflict => Error::Busy,
+            other => Error::Metadata(other),
+        }
+    }
+}
+
+impl Error {
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(message.into())
+    }
+
+    /// True for failures of the service itself rather than of the request (logged as errors).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

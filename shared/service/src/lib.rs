@@ -1,0 +1,109 @@
+//! Stowage's use cases, written once over the storage ports and shared by every protocol:
+//! authentication, accounts and tokens, workspaces, repositories, roles and packages.
+//!
+//! Every rule about who may do what is decided here (with the pure rules of
+//! `stowage-domain`); protocol crates only translate their wire formats to these calls and
+//! the [`Error`]s back.
+
+mod accounts;
+mod auth;
+mod error;
+mod packages;
+pub mod records;
+mod workspaces;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use stowage_domain::Clock;
+use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
+
+pub use accounts::{IssuedToken, NewToken, NewUser};
+pub use auth::Credential;
+pub use error::{Error, Result};
+pub use packages::{NewPackage, OpenPackage, PackageDetails};
+pub use workspaces::{PipelineToken, RepositoryView, WorkspaceView};
+
+/// Settings that shape the service's behaviour, read once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long deleted workspaces, repositories and packages are kept before the purge.
+    pub retention: chrono::Duration,
+    /// How long a verified credential is trusted without reading it again. Revoking a token
+    /// takes effect on every instance within this time.
+    pub credential_cache_ttl: Duration,
+    /// How long a presigned download URL stays valid.
+    pub presign_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            retention: chrono::Duration::days(30),
+            credential_cache_ttl: Duration::from_secs(30),
+            presign_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Times a transaction is tried when it meets a concurrent one.
+const TRANSACTION_ATTEMPTS: u32 = 4;
+
+/// The service: the storage ports, a clock, the settings and the credential cache.
+pub struct Registry {
+    metadata: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    credentials: auth::CredentialCache,
+}
+
+impl Registry {
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        let credentials = auth::CredentialCache::new(settings.credential_cache_ttl);
+        Self {
+            metadata,
+            blobs,
+            clock,
+            settings,
+            credentials,
+        }
+    }
+
+    pub fn metadata(&self) -> &dyn MetadataStore {
+        self.metadata.as_ref()
+    }
+
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.blobs.as_ref()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs a transaction, trying again when it meets a concurrent one (DynamoDB cancels both
+    /// sides of a conflict; neither wrote anything).
+    pub async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
+        let mut attempt = 1;
+        loop {
+            match self.metadata.transact(writes.clone()).await {
+                Err(MetadataError::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}

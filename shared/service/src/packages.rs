@@ -1,0 +1,270 @@
+//! Packages: created by a repository admin and linked to that repository, whose roles they
+//! inherit. Protocols open a package through [`Registry::open_package`], which decides access
+//! in two batch reads.
+
+use std::collections::HashSet;
+
+use stowage_domain::{
+    Access, Grants, PackageName, PackageType, Principal, PrincipalKind, Role, Slug, package_access,
+};
+use stowage_storage::{Condition, Item, Key, MetadataError, Put, Query, Write};
+
+use crate::accounts::acting_user;
+use crate::records::{
+    PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
+};
+use crate::workspaces::{decode_versioned, path_slug, require};
+use crate::{Error, Registry, Result};
+
+const LIST_PAGE: usize = 500;
+const OPTIMISTIC_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct NewPackage {
+    pub kind: String,
+    pub name: String,
+    pub repository: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackageDetails {
+    pub package: PackageRecord,
+    pub versions: Vec<VersionRecord>,
+}
+
+/// A package the caller may act on, and the extra items read along with it.
+#[derive(Debug, Clone)]
+pub struct OpenPackage {
+    pub package: PackageRecord,
+    pub access: Access,
+    /// The items of the `extra` keys given to `open_package`, in order.
+    pub extra: Vec<Option<Item>>,
+}
+
+/// What a caller who may not see a package is told: that it does not exist, or, for a write,
+/// that an admin must create it. The two cases are deliberately indistinguishable.
+fn absent_package(workspace: &Slug, kind: PackageType, name: &PackageName, needed: Role) -> Error {
+    if needed >= Role::Write {
+        Error::forbidden(format!(
+            "there is no {kind} package {name} in workspace {workspace} that you can publish to: \
+             a repository admin must create the package and link it to a repository first"
+        ))
+    } else {
+        Error::NotFound("package")
+    }
+}
+
+impl Registry {
+    /// Creates a package linked to a repository (admin of that repository only).
+    pub async fn create_package(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        input: NewPackage,
+    ) -> Result<PackageRecord> {
+        let creator = acting_user(caller)?.to_string();
+        let workspace = path_slug(workspace, "workspace")?;
+        let kind = PackageType::parse("type", &input.kind)?;
+        let name = PackageName::parse(kind, "name", &input.name)?;
+        let repository = Slug::parse("repository", &input.repository)?;
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let access = self
+                .repository_access(caller, &workspace, &repository)
+                .await?;
+            require(access.access, Role::Admin, &access.repository)?;
+            let package = PackageRecord {
+                workspace: workspace.clone(),
+                kind,
+                name: name.clone(),
+                repository: repository.clone(),
+                created_by: creator.clone(),
+                created_at: self.now(),
+                deleted: None,
+            };
+            let writes = vec![
+                Write::Check {
+                    key: keys::workspace(&workspace),
+                    condition: Condition::Version(access.workspace_version),
+                },
+                Write::Check {
+                    key: keys::repository(&workspace, &repository),
+                    condition: Condition::Version(access.repository_version),
+                },
+                Write::Put(
+                    Put::new(keys::package(&workspace, kind, &name), encode(&package))
+                        .indexed(keys::package_index(&workspace, &repository, kind, &name))
+                        .when(Condition::Absent),
+                ),
+            ];
+            match self.transact(writes).await {
+                Ok(()) => return Ok(package),
+                Err(MetadataError::ConditionFailed { index: Some(0 | 1) }) => continue,
+                Err(MetadataError::ConditionFailed { .. }) => {
+                    return Err(Error::conflict(format!(
+                        "a {kind} package named {name} already exists in workspace {workspace}"
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    /// The packages of a workspace the caller can read.
+    pub async fn list_packages(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<Vec<PackageRecord>> {
+        let workspace = path_slug(workspace, "workspace")?;
+        let readable = self.readable_repositories(caller, &workspace).await?;
+        let mut packages = Vec::new();
+        let mut query = Query::prefix(
+            keys::workspace_partition(&workspace),
+            keys::PACKAGE_PREFIX,
+            LIST_PAGE,
+        );
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                let package: PackageRecord = decode(item)?;
+                if package.deleted.is_none() && readable.contains(&package.repository) {
+                    packages.push(package);
+                }
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        Ok(packages)
+    }
+
+    async fn readable_repositories(
+        &self,
+        caller: &Principal,
+        workspace: &Slug,
+    ) -> Result<HashSet<Slug>> {
+        if let PrincipalKind::Pipeline {
+            workspace: own,
+            repository,
+        } = &caller.kind
+        {
+            if own != workspace {
+                return Err(Error::NotFound("workspace"));
+            }
+            self.repository_access(caller, workspace, repository)
+                .await?;
+            return Ok(HashSet::from([repository.clone()]));
+        }
+        let views = self.list_repositories(caller, workspace.as_str()).await?;
+        Ok(views.into_iter().map(|view| view.repository.slug).collect())
+    }
+
+    /// One package and its versions (read access).
+    pub async fn get_package(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<PackageDetails> {
+        let workspace = path_slug(workspace, "package")?;
+        let kind = PackageType::parse("type", kind).map_err(|_| Error::NotFound("package"))?;
+        let name =
+            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound("package"))?;
+        let open = self
+            .open_package(caller, &workspace, kind, &name, Role::Read, &[])
+            .await?;
+        let mut versions = Vec::new();
+        let mut query = Query::prefix(open.package.partition(), keys::VERSION_PREFIX, LIST_PAGE);
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                versions.push(decode::<VersionRecord>(item)?);
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        Ok(PackageDetails {
+            package: open.package,
+            versions,
+        })
+    }
+
+    /// Opens a package for an operation that needs `needed`, reading `extra` items of the
+    /// caller's choice in the same round trip (a tag, a version, …).
+    ///
+    /// Two batch reads: the workspace, the package, the caller's workspace role and `extra`;
+    /// then the repository and the caller's role on it. A package the caller cannot read, or
+    /// whose workspace or repository is deleted, is reported exactly as one that does not
+    /// exist.
+    pub async fn open_package(
+        &self,
+        caller: &Principal,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        needed: Role,
+        extra: &[Key],
+    ) -> Result<OpenPackage> {
+        let absent = || absent_package(workspace, kind, name, needed);
+        let user = caller.user();
+        let mut first = vec![
+            keys::workspace(workspace),
+            keys::package(workspace, kind, name),
+        ];
+        if let Some(username) = user {
+            first.push(keys::role(username, workspace, None));
+        }
+        let fixed = first.len();
+        first.extend_from_slice(extra);
+        let mut items = self.metadata().get_many(&first).await?;
+        let extra_items = items.split_off(fixed);
+        let mut items = items.into_iter();
+        let workspace_record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
+        let package = decode_versioned::<PackageRecord>(items.next().flatten())?;
+        let workspace_admin = items.next().flatten().is_some();
+        if workspace_record.is_none_or(|(w, _)| w.deleted.is_some()) {
+            return Err(absent());
+        }
+        let Some((package, _)) = package.filter(|(p, _)| p.deleted.is_none()) else {
+            return Err(absent());
+        };
+
+        let mut second = vec![keys::repository(workspace, &package.repository)];
+        if let (Some(username), false) = (user, workspace_admin) {
+            second.push(keys::role(username, workspace, Some(&package.repository)));
+        }
+        let mut items = self.metadata().get_many(&second).await?.into_iter();
+        let repository = decode_versioned::<RepositoryRecord>(items.next().flatten())?;
+        if repository.is_none_or(|(r, _)| r.deleted.is_some()) {
+            return Err(absent());
+        }
+        let repository_role = match items.next().flatten() {
+            Some(item) => Some(decode::<crate::records::RoleRecord>(&item)?.role),
+            None => None,
+        };
+        let grants = Grants {
+            workspace_admin,
+            repository_role,
+        };
+        let access = package_access(caller, workspace, &package.repository, grants);
+        if !access.allows(Role::Read) {
+            return Err(absent());
+        }
+        if !access.allows(needed) {
+            return Err(Error::forbidden(format!(
+                "you need the {needed} role on repository {workspace}/{} to do that",
+                package.repository
+            )));
+        }
+        Ok(OpenPackage {
+            package,
+            access,
+            extra: extra_items,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! The data model: every key and every record Stowage keeps in the metadata store, in one
+//! place. Records are JSON in the item's data.
+//!
+//! ```text
+//! partition                      sort                         record
+//! USER#<user>                    PROFILE                      UserRecord
+//! USER#<user>                    TOKEN#<id>                   TokenRef (listing; points at the hash)
+//! USER#<user>                    ROLE#<ws>#<repo|*>           RoleRecord   index: MEMBERS#<ws> / <repo|*>#<user>
+//! EMAIL#<email>                  EMAIL                        EmailRecord (uniqueness of e-mails)
+//! TOKEN#<sha256 of secret>       TOKEN                        TokenRecord (the credential lookup)
+//! WS#<ws>                        WORKSPACE                    WorkspaceRecord
+//! WS#<ws>                        REPO#<repo>                  RepositoryRecord
+//! WS#<ws>                        PKG#<type>#<name>            PackageRecord  index: REPOPKGS#<ws>#<repo> / <type>#<name>
+//! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own items
+//! ```
+//!
+//! Names never contain `#` (slugs, package names, tags and versions exclude it), so keys
+//! cannot collide.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stowage_domain::{
+    Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, Username,
+};
+use stowage_storage::{Item, Key, MetadataStore};
+
+use crate::{Error, Result};
+
+pub mod keys {
+    use super::*;
+
+    pub fn user(username: &Username) -> Key {
+        Key::new(format!("USER#{username}"), "PROFILE")
+    }
+
+    pub fn email(email: &Email) -> Key {
+        Key::new(format!("EMAIL#{email}"), "EMAIL")
+    }
+
+    pub fn token(hash: &TokenHash) -> Key {
+        Key::new(format!("TOKEN#{}", hash.as_str()), "TOKEN")
+    }
+
+    pub fn user_token(username: &Username, id: &str) -> Key {
+        Key::new(format!("USER#{username}"), format!("TOKEN#{id}"))
+    }
+
+    pub fn user_tokens_partition(username: &Username) -> String {
+        format!("USER#{username}")
+    }
+
+    pub fn workspace(workspace: &Slug) -> Key {
+        Key::new(workspace_partition(workspace), "WORKSPACE")
+    }
+
+    pub fn workspace_partition(workspace: &Slug) -> String {
+        format!("WS#{workspace}")
+    }
+
+    pub fn repository(workspace: &Slug, repository: &Slug) -> Key {
+        Key::new(workspace_partition(workspace), format!("REPO#{repository}"))
+    }
+
+    pub const REPOSITORY_PREFIX: &str = "REPO#";
+    pub const PACKAGE_PREFIX: &str = "PKG#";
+
+    /// A user's role in a workspace: on one repository, or (`None`) as workspace admin.
+    pub fn role(username: &Username, workspace: &Slug, repository: Option<&Slug>) -> Key {
+        Key::new(
+            format!("USER#{username}"),
+            format!("ROLE#{workspace}#{}", repository.map_or("*", Slug::as_str)),
+        )
+    }
+
+    /// The sort-key prefix of all of a user's roles in one workspace.
+    pub fn roles_in_workspace_prefix(workspace: &Slug) -> String {
+        format!("ROLE#{workspace}#")
+    }
+
+    pub fn role_index(workspace: &Slug, repository: Option<&Slug>, username: &Username) -> Key {
+        Key::new(
+            format!("MEMBERS#{workspace}"),
+            format!("{}#{username}", repository.map_or("*", Slug::as_str)),
+        )
+    }
+
+    pub fn package(workspace: &Slug, kind: PackageType, name: &PackageName) -> Key {
+        Key::new(
+            workspace_partition(workspace),
+            format!("{PACKAGE_PREFIX}{kind}#{name}"),
+        )
+    }
+
+    pub fn package_index(
+        workspace: &Slug,
+        repository: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+    ) -> Key {
+        Key::new(
+            format!("REPOPKGS#{workspace}#{repository}"),
+            format!("{kind}#{name}"),
+        )
+    }
+
+    /// The partition holding everything published to one package.
+    pub fn package_partition(workspace: &Slug, kind: PackageType, name: &PackageName) -> String {
+        format!("PKG#{workspace}#{kind}#{name}")
+    }
+
+    pub const VERSION_PREFIX: &str = "VERSION#";
+
+    pub fn version(package_partition: &str, version: &str) -> Key {
+        Key::new(package_partition, format!("{VERSION_PREFIX}{version}"))
+    }
+}
+
+/// A soft deletion: hidden at once, purged after `purge_after` unless restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub at: DateTime<Utc>,
+    pub purge_after: DateTime<Utc>,
+    pub by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: Username,
+    pub email: Email,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailRecord {
+    pub username: Username,
+}
+
+/// Whom a token authenticates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TokenOwner {
+    User { username: Username, email: Email },
+    Pipeline { workspace: Slug, repository: Slug },
+}
+
+/// A token, stored under the hash of its secret (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub owner: TokenOwner,
+    pub scopes: Scopes,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's listing entry for one of their tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRef {
+    pub hash: TokenHash,
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceRecord {
+    pub slug: Slug,
+    pub plan: Plan,
+    pub created_by: Username,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryRecord {
+    pub workspace: Slug,
+    pub slug: Slug,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+/// A role granted to a user in a workspace: on one repository, or on all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub workspace: Slug,
+    /// `None`: workspace admin.
+    pub repository: Option<Slug>,
+    pub username: Username,
+    pub role: Role,
+    pub granted_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageRecord {
+    pub workspace: Slug,
+    #[serde(rename = "type")]
+    pub kind: PackageType,
+    pub name: PackageName,
+    pub repository: Slug,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deletion>,
+}
+
+impl PackageRecord {
+    pub fn partition(&self) -> String {
+        keys::package_partition(&self.workspace, self.kind, &self.name)
+    }
+}
+
+/// One published version of a package, whatever its protocol: what the management API lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: String,
+    pub published_at: DateTime<Utc>,
+    pub published_by: String,
+}
+
+/// Serialises a record for an item's data.
+pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records always serialise")
+}
+
+/// Reads a record from an item's data.
+pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T> {
+    serde_json::from_slice(&item.data).map_err(|error| {
+        Error::Corrupt(format!("{}/{}: {error}", item.key.partition, item.key.sort))
+    })
+}
+
+/// Reads one record and its version, or `None`.
+pub async fn load<T: DeserializeOwned>(
+    store: &dyn MetadataStore,
+    key: &Key,
+) -> Result<Option<(T, u64)>> {
+    match store.get(key).await? {
+        Some(item) => Ok(Some((decode(&item)?, item.version))),
+        None => Ok(None),
+    }
+}

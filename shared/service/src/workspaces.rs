@@ -1,0 +1,553 @@
+//! Workspaces, their repositories, the roles granted on them, and pipeline tokens.
+
+use chrono::{DateTime, Utc};
+use stowage_domain::{
+    Access, Grants, Invalid, Plan, Principal, PrincipalKind, Role, Scopes, Slug, TokenSecret,
+    Username, package_access, pipeline_username,
+};
+use stowage_storage::{Condition, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, Write};
+
+use crate::accounts::acting_user;
+use crate::records::{
+    Deletion, RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord,
+    decode, encode, keys,
+};
+use crate::{Error, Registry, Result};
+
+const PIPELINE_TOKEN_DEFAULT_SECONDS: i64 = 2 * 60 * 60;
+const PIPELINE_TOKEN_MAX_SECONDS: i64 = 24 * 60 * 60;
+const LIST_PAGE: usize = 200;
+/// Attempts at a write that must re-read what it depends on after losing a race.
+const OPTIMISTIC_ATTEMPTS: u32 = 5;
+
+/// A workspace as its member sees it.
+#[derive(Debug, Clone)]
+pub struct WorkspaceView {
+    pub workspace: WorkspaceRecord,
+    /// The caller is the workspace's admin.
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepositoryView {
+    pub repository: RepositoryRecord,
+    /// The caller's effective role on it.
+    pub role: Role,
+}
+
+/// A pipeline's credentials, as Bitbucket hands them to a build.
+#[derive(Debug)]
+pub struct PipelineToken {
+    pub username: String,
+    pub secret: TokenSecret,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A repository the caller can at least read, with the records it was decided on.
+pub(crate) struct RepositoryAccess {
+    pub workspace_version: u64,
+    pub repository: RepositoryRecord,
+    pub repository_version: u64,
+    pub access: Access,
+}
+
+/// A slug taken from a URL path: one that cannot be valid names nothing that exists.
+pub(crate) fn path_slug(value: &str, what: &'static str) -> Result<Slug> {
+    Slug::parse("slug", value).map_err(|_| Error::NotFound(what))
+}
+
+fn live<T>(record: Option<(T, u64)>, deleted: impl Fn(&T) -> bool) -> Option<(T, u64)> {
+    record.filter(|(record, _)| !deleted(record))
+}
+
+pub(crate) fn decode_versioned<T: serde::de::DeserializeOwned>(
+    item: Option<Item>,
+) -> Result<Option<(T, u64)>> {
+    item.map(|item| Ok((decode(&item)?, item.version)))
+        .transpose()
+}
+
+fn role_of(item: Option<Item>) -> Result<Option<Role>> {
+    Ok(decode_versioned::<RoleRecord>(item)?.map(|(record, _)| record.role))
+}
+
+pub(crate) fn require(access: Access, needed: Role, repository: &RepositoryRecord) -> Result<()> {
+    if access.allows(needed) {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!(
+            "you need the {needed} role on repository {}/{}",
+            repository.workspace, repository.slug
+        )))
+    }
+}
+
+fn deletion(by: &Username, now: DateTime<Utc>, retention: chrono::Duration) -> Deletion {
+    Deletion {
+        at: now,
+        purge_after: now + retention,
+        by: by.to_string(),
+    }
+}
+
+impl Registry {
+    /// Creates a workspace; its creator becomes its admin.
+    pub async fn create_workspace(
+        &self,
+        caller: &Principal,
+        slug: &str,
+        plan: &str,
+    ) -> Result<WorkspaceRecord> {
+        let creator = acting_user(caller)?;
+        let slug = Slug::parse("slug", slug)?;
+        let plan = Plan::parse("plan", plan)?;
+        let now = self.now();
+        let workspace = WorkspaceRecord {
+            slug: slug.clone(),
+            plan,
+            created_by: creator.clone(),
+            created_at: now,
+            deleted: None,
+        };
+        let admin = RoleRecord {
+            workspace: slug.clone(),
+            repository: None,
+            username: creator.clone(),
+            role: Role::Admin,
+            granted_at: now,
+        };
+        let writes = vec![
+            Write::Put(
+                Put::new(keys::workspace(&slug), encode(&workspace)).when(Condition::Absent),
+            ),
+            Write::Put(
+                Put::new(keys::role(creator, &slug, None), encode(&admin))
+                    .indexed(keys::role_index(&slug, None, creator)),
+            ),
+        ];
+        match self.transact(writes).await {
+            Ok(()) => Ok(workspace),
+            Err(MetadataError::ConditionFailed { .. }) => Err(Error::conflict(format!(
+                "the workspace slug {slug} is taken"
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The workspace and whether the caller administers it; `NotFound` unless the caller holds
+    /// a role in it.
+    pub async fn get_workspace(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<WorkspaceView> {
+        let (view, _) = self.workspace_for_member(caller, workspace).await?;
+        Ok(view)
+    }
+
+    async fn workspace_for_member(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<(WorkspaceView, u64)> {
+        let Some(username) = caller.user() else {
+            return Err(Error::forbidden(
+                "a pipeline token can only read and publish the packages of its repository",
+            ));
+        };
+        let slug = path_slug(workspace, "workspace")?;
+        let items = self
+            .metadata()
+            .get_many(&[keys::workspace(&slug), keys::role(username, &slug, None)])
+            .await?;
+        let mut items = items.into_iter();
+        let record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
+        let admin = role_of(items.next().flatten())?.is_some();
+        let (workspace, version) =
+            live(record, |w| w.deleted.is_some()).ok_or(Error::NotFound("workspace"))?;
+        if !admin && !self.holds_any_role(username, &slug).await? {
+            return Err(Error::NotFound("workspace"));
+        }
+        Ok((WorkspaceView { workspace, admin }, version))
+    }
+
+    async fn holds_any_role(&self, username: &Username, workspace: &Slug) -> Result<bool> {
+        let query = Query::prefix(
+            keys::role(username, workspace, None).partition,
+            keys::roles_in_workspace_prefix(workspace),
+            1,
+        );
+        Ok(!self.metadata().query(&query).await?.items.is_empty())
+    }
+
+    async fn workspace_for_admin(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<(WorkspaceRecord, u64)> {
+        acting_user(caller)?;
+        let (view, version) = self.workspace_for_member(caller, workspace).await?;
+        if !view.admin {
+            return Err(Error::forbidden(format!(
+                "you need to be an admin of workspace {}",
+                view.workspace.slug
+            )));
+        }
+        Ok((view.workspace, version))
+    }
+
+    /// Soft-deletes a workspace (its admin only): everything in it is hidden at once and
+    /// purged after the retention period.
+    pub async fn delete_workspace(&self, caller: &Principal, workspace: &str) -> Result<Deletion> {
+        let by = acting_user(caller)?.clone();
+        let (mut record, version) = self.workspace_for_admin(caller, workspace).await?;
+        let deleted = deletion(&by, self.now(), self.settings().retention);
+        record.deleted = Some(deleted.clone());
+        self.metadata()
+            .write(Write::Put(
+                Put::new(keys::workspace(&record.slug), encode(&record))
+                    .when(Condition::Version(version)),
+            ))
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::NotFound("workspace"),
+                other => other.into(),
+            })?;
+        Ok(deleted)
+    }
+
+    /// Creates a repository in a workspace (workspace admin only).
+    pub async fn create_repository(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        slug: &str,
+    ) -> Result<RepositoryRecord> {
+        let slug = Slug::parse("slug", slug)?;
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let (workspace, version) = self.workspace_for_admin(caller, workspace).await?;
+            let repository = RepositoryRecord {
+                workspace: workspace.slug.clone(),
+                slug: slug.clone(),
+                created_at: self.now(),
+                deleted: None,
+            };
+            let writes = vec![
+                Write::Check {
+                    key: keys::workspace(&workspace.slug),
+                    condition: Condition::Version(version),
+                },
+                Write::Put(
+                    Put::new(
+                        keys::repository(&workspace.slug, &slug),
+                        encode(&repository),
+                    )
+                    .when(Condition::Absent),
+                ),
+            ];
+            match self.transact(writes).await {
+                Ok(()) => return Ok(repository),
+                // The workspace changed under us (deleted, perhaps): look again.
+                Err(MetadataError::ConditionFailed { index: Some(0) }) => continue,
+                Err(MetadataError::ConditionFailed { .. }) => {
+                    return Err(Error::conflict(format!(
+                        "the repository slug {slug} is taken in workspace {}",
+                        workspace.slug
+                    )));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    /// The repositories of a workspace that the caller can read, with the caller's role.
+    pub async fn list_repositories(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<Vec<RepositoryView>> {
+        let (view, _) = self.workspace_for_member(caller, workspace).await?;
+        let slug = view.workspace.slug;
+        let mut repositories = Vec::new();
+        if view.admin {
+            let partition = keys::workspace_partition(&slug);
+            let mut query = Query::prefix(partition, keys::REPOSITORY_PREFIX, LIST_PAGE);
+            loop {
+                let page = self.metadata().query(&query).await?;
+                for item in &page.items {
+                    let repository: RepositoryRecord = decode(item)?;
+                    if repository.deleted.is_none() {
+                        repositories.push(RepositoryView {
+                            repository,
+                            role: Role::Admin,
+                        });
+                    }
+                }
+                match page.next {
+                    Some(cursor) => query = query.after(Some(cursor)),
+                    None => break,
+                }
+            }
+            return Ok(repositories);
+        }
+        let username = caller.user().ok_or(Error::NotFound("workspace"))?;
+        let roles = self.roles_in_workspace(username, &slug).await?;
+        let cap = caller.scopes.role_cap();
+        for chunk in roles.chunks(MAX_BATCH_KEYS) {
+            let keys: Vec<Key> = chunk
+                .iter()
+                .filter_map(|role| {
+                    role.repository
+                        .as_ref()
+                        .map(|repo| keys::repository(&slug, repo))
+                })
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let items = self.metadata().get_many(&keys).await?;
+            for (item, role) in items.into_iter().zip(chunk) {
+                if let Some((repository, _)) = decode_versioned::<RepositoryRecord>(item)? {
+                    if repository.deleted.is_none() {
+                        repositories.push(RepositoryView {
+                            repository,
+                            role: role.role.min(cap),
+                        });
+                    }
+                }
+            }
+        }
+        repositories.sort_by(|a, b| a.repository.slug.cmp(&b.repository.slug));
+        Ok(repositories)
+    }
+
+    /// A user's roles on the repositories of one workspace (not the workspace-admin role).
+    pub(crate) async fn roles_in_workspace(
+        &self,
+        username: &Username,
+        workspace: &Slug,
+    ) -> Result<Vec<RoleRecord>> {
+        let mut roles = Vec::new();
+        let mut query = Query::prefix(
+            keys::role(username, workspace, None).partition,
+            keys::roles_in_workspace_prefix(workspace),
+            LIST_PAGE,
+        );
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                let role: RoleRecord = decode(item)?;
+                if role.repository.is_some() {
+                    roles.push(role);
+                }
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        Ok(roles)
+    }
+
+    /// The caller's access to a repository, in one batch read. `NotFound` when the workspace
+    /// or repository is absent or deleted, or when the caller may not read it.
+    pub(crate) async fn repository_access(
+        &self,
+        caller: &Principal,
+        workspace: &Slug,
+        repository: &Slug,
+    ) -> Result<RepositoryAccess> {
+        let mut keys = vec![
+            keys::workspace(workspace),
+            keys::repository(workspace, repository),
+        ];
+        if let PrincipalKind::User { username } = &caller.kind {
+            keys.push(keys::role(username, workspace, None));
+            keys.push(keys::role(username, workspace, Some(repository)));
+        }
+        let mut items = self.metadata().get_many(&keys).await?.into_iter();
+        let workspace_record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
+        let repository_record = decode_versioned::<RepositoryRecord>(items.next().flatten())?;
+        let grants = Grants {
+            workspace_admin: role_of(items.next().flatten())?.is_some(),
+            repository_role: role_of(items.next().flatten())?,
+        };
+        let not_found = Error::NotFound("repository");
+        let (_, workspace_version) =
+            live(workspace_record, |w| w.deleted.is_some()).ok_or(not_found)?;
+        let (repository_record, repository_version) =
+            live(repository_record, |r| r.deleted.is_some())
+                .ok_or(Error::NotFound("repository"))?;
+        let access = package_access(caller, workspace, repository, grants);
+        if !access.allows(Role::Read) {
+            return Err(Error::NotFound("repository"));
+        }
+        Ok(RepositoryAccess {
+            workspace_version,
+            repository: repository_record,
+            repository_version,
+            access,
+        })
+    }
+
+    async fn repository_for_admin(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<RepositoryAccess> {
+        acting_user(caller)?;
+        let workspace = path_slug(workspace, "repository")?;
+        let repository = path_slug(repository, "repository")?;
+        let access = self
+            .repository_access(caller, &workspace, &repository)
+            .await?;
+        require(access.access, Role::Admin, &access.repository)?;
+        Ok(access)
+    }
+
+    /// Soft-deletes a repository (its admin only): its packages are hidden at once and purged
+    /// after the retention period.
+    pub async fn delete_repository(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<Deletion> {
+        let by = acting_user(caller)?.clone();
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let mut record = access.repository;
+        let deleted = deletion(&by, self.now(), self.settings().retention);
+        record.deleted = Some(deleted.clone());
+        self.metadata()
+            .write(Write::Put(
+                Put::new(
+                    keys::repository(&record.workspace, &record.slug),
+                    encode(&record),
+                )
+                .when(Condition::Version(access.repository_version)),
+            ))
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::NotFound("repository"),
+                other => other.into(),
+            })?;
+        Ok(deleted)
+    }
+
+    /// Grants `role` on a repository to a user (repository admin only). Returns whether the
+    /// grant is new (rather than a change of role).
+    pub async fn set_permission(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        username: &str,
+        role: &str,
+    ) -> Result<bool> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let role = Role::parse("role", role)?;
+        let username =
+            Username::parse("username", username).map_err(|_| Error::NotFound("user"))?;
+        let repo = &access.repository;
+        let key = keys::role(&username, &repo.workspace, Some(&repo.slug));
+        let items = self
+            .metadata()
+            .get_many(&[keys::user(&username), key.clone()])
+            .await?;
+        if decode_versioned::<UserRecord>(items[0].clone())?.is_none() {
+            return Err(Error::NotFound("user"));
+        }
+        let created = items[1].is_none();
+        let record = RoleRecord {
+            workspace: repo.workspace.clone(),
+            repository: Some(repo.slug.clone()),
+            username: username.clone(),
+            role,
+            granted_at: self.now(),
+        };
+        self.metadata()
+            .write(Write::Put(Put::new(key, encode(&record)).indexed(
+                keys::role_index(&repo.workspace, Some(&repo.slug), &username),
+            )))
+            .await?;
+        Ok(created)
+    }
+
+    /// Takes a user's role on a repository away (repository admin only).
+    pub async fn remove_permission(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        username: &str,
+    ) -> Result<()> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let username =
+            Username::parse("username", username).map_err(|_| Error::NotFound("user"))?;
+        let repo = &access.repository;
+        self.metadata()
+            .write(Write::Delete {
+                key: keys::role(&username, &repo.workspace, Some(&repo.slug)),
+                condition: Condition::Exists,
+            })
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::NotFound("permission"),
+                other => other.into(),
+            })
+    }
+
+    /// Mints a token for a repository's CI pipelines (repository admin only): write access to
+    /// that repository's packages and nothing else, for at most a day.
+    pub async fn create_pipeline_token(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        expires_in_seconds: Option<i64>,
+    ) -> Result<PipelineToken> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let seconds = expires_in_seconds.unwrap_or(PIPELINE_TOKEN_DEFAULT_SECONDS);
+        if !(1..=PIPELINE_TOKEN_MAX_SECONDS).contains(&seconds) {
+            return Err(Invalid::new(
+                "expires_in_seconds",
+                format!("must be 1 to {PIPELINE_TOKEN_MAX_SECONDS} seconds"),
+            )
+            .into());
+        }
+        let now = self.now();
+        let repo = access.repository;
+        let secret = TokenSecret::generate();
+        let record = TokenRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "pipeline".to_owned(),
+            owner: TokenOwner::Pipeline {
+                workspace: repo.workspace.clone(),
+                repository: repo.slug.clone(),
+            },
+            scopes: Scopes::WRITE,
+            expires_at: now + chrono::Duration::seconds(seconds),
+            created_at: now,
+        };
+        self.metadata()
+            .write(Write::Put(
+                Put::new(keys::token(&secret.hash()), encode(&record)).when(Condition::Absent),
+            ))
+            .await?;
+        Ok(PipelineToken {
+            username: pipeline_username(&repo.workspace, &repo.slug),
+            secret,
+            expires_at: record.expires_at,
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! A Stowage server in the test process, on a free loopback port, over fresh stores: the
+//! same `stowage-local` app, reached over real HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use http::StatusCode;
+use serde_json::Value;
+use stowage_domain::{ManualClock, TokenSecret};
+use stowage_http::{AppState, Limits};
+use stowage_local::SignedBlobs;
+use stowage_service::{Registry, Settings};
+use stowage_storage::{
+    BlobStore, CallCounts, CountingBlobStore, CountingMetadataStore, MetadataStore,
+};
+use stowage_storage_embedded::{FileBlobStore, UrlSigner};
+
+use crate::{Backend, Stores, TEST_SIGNING_KEY};
+
+/// The site admin's token in every test server.
+pub const ADMIN_TOKEN: &str = "stw_testAdminTokenForTheSuiteOnly0000000000";
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub registry: Arc<Registry>,
+    pub clock: Arc<ManualClock>,
+    /// Round trips to the metadata store since the last reset.
+    pub metadata_calls: Arc<CallCounts>,
+    /// Round trips to the blob store since the last reset.
+    pub blob_calls: Arc<CallCounts>,
+    pub stores: Stores,
+    pub client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    pub async fn start(stores: Stores) -> Self {
+        Self::start_with(stores, Settings::default(), Limits::local(64 * 1024 * 1024)).await
+    }
+
+    pub async fn start_with(mut stores: Stores, settings: Settings, limits: Limits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let public_url = url::Url::parse(&url).expect("url");
+        let signed = if stores.backend == Backend::Embedded {
+            // Sign blob URLs for the address just bound.
+            let signer = UrlSigner::new(public_url.clone(), TEST_SIGNING_KEY.to_vec());
+            let blobs: Arc<dyn BlobStore> = Arc::new(
+                FileBlobStore::open(&stores.dir.path().join("blobs"), signer.clone())
+                    .expect("open files"),
+            );
+            stores.blobs = Arc::clone(&blobs);
+            stores.signer = Some(signer.clone());
+            Some(SignedBlobs { signer, blobs })
+        } else {
+            None
+        };
+        let counted_metadata = CountingMetadataStore::new(Arc::clone(&stores.metadata));
+        let metadata_calls = Arc::clone(&counted_metadata.counts);
+        let counted_blobs = CountingBlobStore::new(Arc::clone(&stores.blobs));
+        let blob_calls = Arc::clone(&counted_blobs.counts);
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let metadata: Arc<dyn MetadataStore> = Arc::new(counted_metadata);
+        let blobs: Arc<dyn BlobStore> = Arc::new(counted_blobs);
+        let registry = Arc::new(Registry::new(metadata, blobs, clock.clone(), settings));
+        registry
+            .bootstrap_site_admin(Some(TokenSecret::from_presented(ADMIN_TOKEN.to_owned())))
+            .await
+            .expect("bootstrap");
+        let state = AppState {
+            registry: Arc::clone(&registry),
+            public_url: Some(public_url),
+            limits,
+        };
+        let app = stowage_local::app(state, signed);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        Self {
+            url,
+            registry,
+            clock,
+            metadata_calls,
+            blob_calls,
+            stores,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("client"),
+            task,
+        }
+    }
+
+    /// Sends a request and returns its status and JSON body (`Null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .request(method, path, auth, body.map(|b| b.to_string()))
+            .await;
+        let status = response.status();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<String>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        request = match auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic(user, token) => request.basic_auth(user, Some(token)),
+        };
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Creates a user (as the site admin) and a token for it, returning the token.
+    pub async fn user_with_token(&self, username: &str, scopes: &[&str]) -> String {
+        let (status, _) = self
+            .call(
+                "POST",
+                "/api/users",
+                Auth::Bearer(ADMIN_TOKEN),
+                Some(serde_json::json!({ "username": username, "email": format!("{username}@example.com") })),
+            )
+            .await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "create user: {status}"
+        );
+        self.token_for(username, scopes).await
+    }
+
+    /// Mints another token for an existing user (as the site admin).
+    pub async fn token_for(&self, username: &str, scopes: &[&str]) -> String {
+        let expires = (self.clock_now() + chrono::Duration::days(30)).to_rfc3339();
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/users/{username}/tokens"),
+                Auth::Bearer(ADMIN_TOKEN),
+                Some(
+                    serde_json::json!({ "name": "test", "scopes": scopes, "expires_at": expires }),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create token: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub fn clock_now(&self) -> chrono::DateTime<Utc> {
+        use stowage_domain::Clock;
+        self.clock.now()
+    }
+
+    /// Creates a workspace, a repository and a package in it, as `token`'s owner.
+    pub async fn package(
+        &self,
+        token: &str,
+        workspace: &str,
+        repository: &str,
+        kind: &str,
+        name: &str,
+    ) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/workspaces",
+                Auth::Bearer(token),
+                Some(serde_json::json!({"slug": workspace, "plan": "standard"})),
+            )
+            .await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/workspaces/{workspace}/repositories"),
+                Auth::Bearer(token),
+                Some(serde_json::json!({"slug": repository})),
+            )
+            .await;
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+        let (status, body) = self
+            .call(
+                "POST",
+                &format!("/api/workspaces/{workspace}/packages"),
+                Auth::Bearer(token),
+                Some(serde_json::json!({"type": kind, "name": name, "repository": repository})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+}
