@@ -3,4 +3,6 @@
 
 mod admin_api;
 mod blob_contract;
+mod credentials;
 mod metadata_contract;
+mod permissions;

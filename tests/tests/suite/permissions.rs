@@ -1,0 +1,350 @@
+//! The permission rules as a table: role × token scope × pipeline token × operation, on both
+//! storage pairs. Expectations are written out, not computed.
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use serde_json::json;
+use stowage_domain::{PackageName, PackageType, Role, Slug};
+use stowage_service::Error;
+use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+
+on_both_backends!(permission_table);
+
+/// Who calls: a user's token (with both scopes, or read-only), or a pipeline's.
+struct Caller {
+    name: String,
+    auth: (String, String),
+}
+
+/// One row: the caller, its access (R, W, A or -) to the package in `api` and to the one in
+/// `web`, then the HTTP statuses of management operations.
+struct Row {
+    caller: &'static str,
+    api_package: &'static str,
+    web_package: &'static str,
+    create_package_in_api: u16,
+    pipeline_token_for_api: u16,
+    get_workspace: u16,
+    create_workspace: u16,
+    /// Packages listed, or the status when listing is refused.
+    list_packages: Result<usize, u16>,
+}
+
+const TABLE: &[Row] = &[
+    Row {
+        caller: "alice/rw",
+        api_package: "RWA",
+        web_package: "RWA",
+        create_package_in_api: 201,
+        pipeline_token_for_api: 201,
+        get_workspace: 200,
+        create_workspace: 201,
+        list_packages: Ok(2),
+    },
+    Row {
+        caller: "alice/r",
+        api_package: "R--",
+        web_package: "R--",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 403,
+        list_packages: Ok(2),
+    },
+    Row {
+        caller: "bob/rw",
+        api_package: "R--",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 201,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "bob/r",
+        api_package: "R--",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 403,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "carol/rw",
+        api_package: "RW-",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 201,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "carol/r",
+        api_package: "R--",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 403,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "dave/rw",
+        api_package: "RWA",
+        web_package: "---",
+        create_package_in_api: 201,
+        pipeline_token_for_api: 201,
+        get_workspace: 200,
+        create_workspace: 201,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "dave/r",
+        api_package: "R--",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 200,
+        create_workspace: 403,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "erin/rw",
+        api_package: "---",
+        web_package: "---",
+        create_package_in_api: 404,
+        pipeline_token_for_api: 404,
+        get_workspace: 404,
+        create_workspace: 201,
+        list_packages: Err(404),
+    },
+    Row {
+        caller: "pipeline/api",
+        api_package: "RW-",
+        web_package: "---",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 403,
+        create_workspace: 403,
+        list_packages: Ok(1),
+    },
+    Row {
+        caller: "pipeline/web",
+        api_package: "---",
+        web_package: "RW-",
+        create_package_in_api: 403,
+        pipeline_token_for_api: 403,
+        get_workspace: 403,
+        create_workspace: 403,
+        list_packages: Ok(1),
+    },
+];
+
+async fn set_up(server: &TestServer) -> HashMap<String, Caller> {
+    let alice_rw = server
+        .user_with_token("alice", &["read:package", "write:package"])
+        .await;
+    server
+        .package(&alice_rw, "acme", "api", "container", "api/server")
+        .await;
+    server
+        .package(&alice_rw, "acme", "web", "container", "web/site")
+        .await;
+    let mut callers = HashMap::new();
+    for (user, role) in [
+        ("alice", None),
+        ("bob", Some("read")),
+        ("carol", Some("write")),
+        ("dave", Some("admin")),
+        ("erin", None),
+    ] {
+        let rw = if user == "alice" {
+            alice_rw.clone()
+        } else {
+            server
+                .user_with_token(user, &["read:package", "write:package"])
+                .await
+        };
+        let r = server.token_for(user, &["read:package"]).await;
+        if let Some(role) = role {
+            let (status, _) = server
+                .call(
+                    "PUT",
+                    &format!("/api/workspaces/acme/repositories/api/permissions/{user}"),
+                    Auth::Bearer(&alice_rw),
+                    Some(json!({ "role": role })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        for (name, token) in [(format!("{user}/rw"), rw), (format!("{user}/r"), r)] {
+            callers.insert(
+                name.clone(),
+                Caller {
+                    name,
+                    auth: (user.to_owned(), token),
+                },
+            );
+        }
+    }
+    for repository in ["api", "web"] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &format!("/api/workspaces/acme/repositories/{repository}/pipeline-tokens"),
+                Auth::Bearer(&alice_rw),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let name = format!("pipeline/{repository}");
+        let auth = (
+            body["username"].as_str().expect("username").to_owned(),
+            body["token"].as_str().expect("token").to_owned(),
+        );
+        callers.insert(name.clone(), Caller { name, auth });
+    }
+    callers
+}
+
+/// What `open_package` allowed, as the table writes it.
+async fn package_access(server: &TestServer, caller: &Caller, path: &str) -> String {
+    let principal = server
+        .registry
+        .authenticate(&stowage_service::Credential::Basic {
+            username: caller.auth.0.clone(),
+            secret: stowage_domain::TokenSecret::from_presented(caller.auth.1.clone()),
+        })
+        .await
+        .expect("authenticate");
+    let workspace = Slug::parse("ws", "acme").expect("slug");
+    let name = PackageName::parse(PackageType::Container, "name", path).expect("name");
+    let mut letters = String::new();
+    for (role, letter) in [(Role::Read, 'R'), (Role::Write, 'W'), (Role::Admin, 'A')] {
+        let outcome = server
+            .registry
+            .open_package(
+                &principal,
+                &workspace,
+                PackageType::Container,
+                &name,
+                role,
+                &[],
+            )
+            .await;
+        letters.push(match outcome {
+            Ok(_) => letter,
+            // Unreadable packages look absent: 404 to readers, "an admin must create it" to writers.
+            Err(Error::NotFound(_)) => {
+                assert_eq!(
+                    role,
+                    Role::Read,
+                    "{}: only reads are told 'not found'",
+                    caller.name
+                );
+                '-'
+            }
+            Err(Error::Forbidden(message)) => {
+                assert_ne!(role, Role::Read, "{}", caller.name);
+                assert!(
+                    message.contains("must create") || message.contains("role"),
+                    "{message}"
+                );
+                '-'
+            }
+            Err(other) => panic!("{}: unexpected {other:?}", caller.name),
+        });
+    }
+    letters
+}
+
+async fn permission_table(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let callers = set_up(&server).await;
+    for (i, row) in TABLE.iter().enumerate() {
+        let caller = &callers[row.caller];
+        let auth = Auth::Basic(&caller.auth.0, &caller.auth.1);
+        assert_eq!(
+            package_access(&server, caller, "api/server").await,
+            row.api_package,
+            "{} on api/server",
+            row.caller
+        );
+        assert_eq!(
+            package_access(&server, caller, "web/site").await,
+            row.web_package,
+            "{} on web/site",
+            row.caller
+        );
+
+        let (status, body) = server
+            .call(
+                "POST",
+                "/api/workspaces/acme/packages",
+                auth,
+                Some(json!({"type": "npm", "name": format!("made-by-{i}"), "repository": "api"})),
+            )
+            .await;
+        assert_eq!(
+            status.as_u16(),
+            row.create_package_in_api,
+            "{} creates a package: {body}",
+            row.caller
+        );
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/workspaces/acme/repositories/api/pipeline-tokens",
+                auth,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            status.as_u16(),
+            row.pipeline_token_for_api,
+            "{} mints a pipeline token",
+            row.caller
+        );
+        let (status, _) = server.call("GET", "/api/workspaces/acme", auth, None).await;
+        assert_eq!(
+            status.as_u16(),
+            row.get_workspace,
+            "{} reads the workspace",
+            row.caller
+        );
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/workspaces",
+                auth,
+                Some(json!({"slug": format!("ws-{i}"), "plan": "standard"})),
+            )
+            .await;
+        assert_eq!(
+            status.as_u16(),
+            row.create_workspace,
+            "{} creates a workspace",
+            row.caller
+        );
+        let (status, body) = server
+            .call("GET", "/api/workspaces/acme/packages", auth, None)
+            .await;
+        let listed = body["values"]
+            .as_array()
+            .map(|values| values.iter().filter(|p| p["type"] == "container").count());
+        let outcome = if status == StatusCode::OK {
+            Ok(listed.expect("list"))
+        } else {
+            Err(status.as_u16())
+        };
+        assert_eq!(
+            outcome, row.list_packages,
+            "{} lists container packages",
+            row.caller
+        );
+    }
+}
