@@ -10,7 +10,7 @@ use serde_json::Value;
 use stowage_domain::{ManualClock, TokenSecret};
 use stowage_http::{AppState, Limits};
 use stowage_local::SignedBlobs;
-use stowage_service::{Registry, Settings};
+use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_storage::{
     BlobStore, CallCounts, CountingBlobStore, CountingMetadataStore, MetadataStore,
 };
@@ -81,7 +81,9 @@ impl TestServer {
         let blobs: Arc<dyn BlobStore> = Arc::new(counted_blobs);
         let registry = Arc::new(Registry::new(metadata, blobs, clock.clone(), settings));
         registry
-            .bootstrap_site_admin(Some(TokenSecret::from_presented(ADMIN_TOKEN.to_owned())))
+            .bootstrap_site_admin(BootstrapToken::Secret(TokenSecret::from_presented(
+                ADMIN_TOKEN.to_owned(),
+            )))
             .await
             .expect("bootstrap");
         let state = AppState {

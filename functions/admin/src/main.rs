@@ -4,6 +4,6 @@
 async fn main() -> Result<(), lambda_http::Error> {
     stowage_runtime::init_tracing();
     let state = stowage_runtime::lambda_state().await?;
-    stowage_runtime::bootstrap_site_admin(&state.registry).await?;
+    stowage_runtime::bootstrap_site_admin(&state.registry, false).await?;
     lambda_http::run(stowage_admin::router(state)).await
 }

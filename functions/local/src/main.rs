@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
 use stowage_http::{AppState, Limits};
@@ -53,23 +54,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         None => default_public_url(bound)?,
     };
     let settings = stowage_runtime::settings_from_env()?;
-    let (metadata, blobs, signed) = match cli.backend {
-        Backend::Embedded => {
-            let (metadata, blobs, signer) =
-                stowage_runtime::embedded_stores(&cli.data_dir, &public_url)?;
-            let signed = SignedBlobs {
-                signer,
-                blobs: blobs.clone(),
-            };
-            (metadata, blobs, Some(signed))
-        }
-        Backend::Aws => {
-            let (metadata, blobs) = stowage_runtime::aws_stores().await?;
-            (metadata, blobs, None)
-        }
+    let stores = match cli.backend {
+        Backend::Embedded => stowage_runtime::embedded_stores(&cli.data_dir, &public_url)?,
+        Backend::Aws => stowage_runtime::aws_stores().await?,
     };
-    let registry = stowage_runtime::registry(metadata, blobs, settings);
-    if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry).await? {
+    let signed = stores.signer.map(|signer| SignedBlobs {
+        signer,
+        blobs: Arc::clone(&stores.blobs),
+    });
+    let registry = stowage_runtime::registry(stores.metadata, stores.blobs, settings);
+    if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry, true).await? {
         // Shown once, on standard output, and never logged.
         println!(
             "Created the site admin 'admin'. Its token, shown only this once:\n\n    {}\n",

@@ -53,6 +53,19 @@ impl fmt::Debug for TokenSecret {
 pub struct TokenHash(String);
 
 impl TokenHash {
+    /// A hash given in configuration: 64 hexadecimal digits.
+    pub fn parse_hex(field: &'static str, value: &str) -> Result<Self, crate::Invalid> {
+        let value = value.trim().to_ascii_lowercase();
+        if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(value))
+        } else {
+            Err(crate::Invalid::new(
+                field,
+                "must be a SHA-256 in hexadecimal (64 digits)",
+            ))
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

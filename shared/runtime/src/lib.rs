@@ -7,16 +7,17 @@
 //! - `STOWAGE_PUBLIC_URL`: the URL clients use; by default taken from each request.
 //! - `STOWAGE_RETENTION_DAYS` (30), `STOWAGE_PRESIGN_SECONDS` (300),
 //!   `STOWAGE_CREDENTIAL_CACHE_SECONDS` (30, at most 60).
-//! - `STOWAGE_BOOTSTRAP_TOKEN`: the site admin's token on an empty store.
+//! - `STOWAGE_BOOTSTRAP_TOKEN`, or `STOWAGE_BOOTSTRAP_TOKEN_SHA256`: the site admin's token on
+//!   an empty store.
 //! - `STOWAGE_LOG_FORMAT=json`, `STOWAGE_LOG` or `RUST_LOG` (a tracing filter, default `info`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stowage_domain::{Clock, SystemClock, TokenSecret};
+use stowage_domain::{Clock, SystemClock, TokenHash, TokenSecret};
 use stowage_http::{AppState, Limits};
-use stowage_service::{Registry, Settings};
+use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_storage::{BlobStore, MetadataStore};
 use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
 use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner, load_or_create_key};
@@ -92,8 +93,17 @@ pub fn parse_public_url(value: &str) -> Result<Url, StartupError> {
     })
 }
 
+/// A pair of storage adapters.
+pub struct Stores {
+    pub metadata: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// The signer of blob URLs, when the blob store's URLs are served by this process
+    /// (embedded storage); S3 serves its own.
+    pub signer: Option<UrlSigner>,
+}
+
 /// The AWS adapters, on the table and bucket named by `STOWAGE_TABLE` and `STOWAGE_BUCKET`.
-pub async fn aws_stores() -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>), StartupError> {
+pub async fn aws_stores() -> Result<Stores, StartupError> {
     let table = var("STOWAGE_TABLE").ok_or(StartupError::Missing {
         name: "STOWAGE_TABLE",
     })?;
@@ -101,18 +111,16 @@ pub async fn aws_stores() -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>)
         name: "STOWAGE_BUCKET",
     })?;
     let clients = AwsClients::from_env().await;
-    Ok((
-        Arc::new(DynamoMetadataStore::new(clients.dynamodb, table)),
-        Arc::new(S3BlobStore::new(clients.s3, bucket)),
-    ))
+    Ok(Stores {
+        metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, table)),
+        blobs: Arc::new(S3BlobStore::new(clients.s3, bucket)),
+        signer: None,
+    })
 }
 
 /// The embedded adapters in `data_dir` (created if needed), signing blob URLs for
 /// `public_url`.
-pub fn embedded_stores(
-    data_dir: &Path,
-    public_url: &Url,
-) -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>, UrlSigner), StartupError> {
+pub fn embedded_stores(data_dir: &Path, public_url: &Url) -> Result<Stores, StartupError> {
     let folder_error =
         |source: Box<dyn std::error::Error + Send + Sync>| StartupError::DataFolder {
             path: data_dir.display().to_string(),
@@ -126,7 +134,11 @@ pub fn embedded_stores(
         .map_err(|e| folder_error(Box::new(e)))?;
     let blobs = FileBlobStore::open(&data_dir.join("blobs"), signer.clone())
         .map_err(|e| folder_error(Box::new(e)))?;
-    Ok((Arc::new(metadata), Arc::new(blobs), signer))
+    Ok(Stores {
+        metadata: Arc::new(metadata),
+        blobs: Arc::new(blobs),
+        signer: Some(signer),
+    })
 }
 
 /// The service over the given stores, on the system clock.
@@ -141,22 +153,40 @@ pub fn registry(
 
 /// The state of a Lambda function: AWS adapters, the platform's request limits.
 pub async fn lambda_state() -> Result<AppState, StartupError> {
-    let (metadata, blobs) = aws_stores().await?;
+    let stores = aws_stores().await?;
     Ok(AppState {
-        registry: registry(metadata, blobs, settings_from_env()?),
+        registry: registry(stores.metadata, stores.blobs, settings_from_env()?),
         public_url: public_url_from_env()?,
         limits: Limits::LAMBDA,
     })
 }
 
-/// Creates the site admin on an empty store: with `STOWAGE_BOOTSTRAP_TOKEN` as its token if
-/// set, else with a new token that is returned so the caller can show it once.
+/// Creates the site admin on an empty store, with the token configured by
+/// `STOWAGE_BOOTSTRAP_TOKEN` or, so that the secret never reaches the server,
+/// `STOWAGE_BOOTSTRAP_TOKEN_SHA256`. With neither, a token is generated and returned (to be
+/// shown once) when `may_generate`, else nothing is created.
 pub async fn bootstrap_site_admin(
     registry: &Registry,
+    may_generate: bool,
 ) -> Result<Option<TokenSecret>, StartupError> {
-    let configured = var("STOWAGE_BOOTSTRAP_TOKEN").map(TokenSecret::from_presented);
+    let bootstrap = if let Some(secret) = var("STOWAGE_BOOTSTRAP_TOKEN") {
+        BootstrapToken::Secret(TokenSecret::from_presented(secret))
+    } else if let Some(hash) = var("STOWAGE_BOOTSTRAP_TOKEN_SHA256") {
+        let hash =
+            TokenHash::parse_hex("STOWAGE_BOOTSTRAP_TOKEN_SHA256", &hash).map_err(|invalid| {
+                StartupError::Invalid {
+                    name: "STOWAGE_BOOTSTRAP_TOKEN_SHA256",
+                    message: invalid.message,
+                }
+            })?;
+        BootstrapToken::Sha256(hash)
+    } else if may_generate {
+        BootstrapToken::Generate
+    } else {
+        return Ok(None);
+    };
     registry
-        .bootstrap_site_admin(configured)
+        .bootstrap_site_admin(bootstrap)
         .await
         .map_err(StartupError::Bootstrap)
 }

@@ -1,7 +1,7 @@
 //! Users and their API tokens.
 
 use chrono::{DateTime, Months, Utc};
-use stowage_domain::{Email, Invalid, Principal, Scopes, TokenSecret, Username};
+use stowage_domain::{Email, Invalid, Principal, Scopes, TokenHash, TokenSecret, Username};
 use stowage_storage::{Condition, MetadataError, Put, Query, Write};
 
 use crate::records::{
@@ -33,6 +33,17 @@ pub struct NewToken {
 pub struct IssuedToken {
     pub token: TokenRef,
     pub secret: TokenSecret,
+}
+
+/// The site admin's first token, as configuration gives it.
+#[derive(Debug)]
+pub enum BootstrapToken {
+    /// Mint one and return it, to be shown once.
+    Generate,
+    /// Exactly this secret.
+    Secret(TokenSecret),
+    /// The secret whose SHA-256 this is; the secret itself never reaches the server.
+    Sha256(TokenHash),
 }
 
 /// The user behind a caller allowed to change things: a user's token with `write:package`.
@@ -226,11 +237,11 @@ impl Registry {
     }
 
     /// On an empty store, creates the site admin `admin` with a read+write token valid for a
-    /// year: `secret` if given, else a new one, which is returned so it can be shown once.
-    /// Does nothing (and returns `None`) when the site admin exists.
+    /// year, as `bootstrap` says. Returns the secret when it was generated here, so that it
+    /// can be shown once. Does nothing (and returns `None`) when the site admin exists.
     pub async fn bootstrap_site_admin(
         &self,
-        secret: Option<TokenSecret>,
+        bootstrap: BootstrapToken,
     ) -> Result<Option<TokenSecret>> {
         let username = Username::site_admin();
         if self.metadata().get(&keys::user(&username)).await?.is_some() {
@@ -242,25 +253,16 @@ impl Registry {
             email: Email::parse("email", "admin@stowage.invalid")?,
             created_at: now,
         };
-        let generated = secret.is_none();
-        let IssuedToken { token, secret } = match secret {
-            Some(secret) => IssuedToken {
-                token: token_ref(
-                    &secret,
-                    "bootstrap".into(),
-                    Scopes::WRITE,
-                    now + TOKEN_MAX_LIFETIME,
-                    now,
-                ),
-                secret,
-            },
-            None => mint(
-                "bootstrap".into(),
-                Scopes::WRITE,
-                now + TOKEN_MAX_LIFETIME,
-                now,
-            ),
+        let expires_at = now + TOKEN_MAX_LIFETIME;
+        let (hash, generated) = match bootstrap {
+            BootstrapToken::Generate => {
+                let secret = TokenSecret::generate();
+                (secret.hash(), Some(secret))
+            }
+            BootstrapToken::Secret(secret) => (secret.hash(), None),
+            BootstrapToken::Sha256(hash) => (hash, None),
         };
+        let token = token_ref(hash, "bootstrap".into(), Scopes::WRITE, expires_at, now);
         let writes = vec![
             Write::Put(
                 Put::new(
@@ -275,7 +277,7 @@ impl Registry {
             )),
         ];
         match self.insert_user(&user, writes).await {
-            Ok(()) => Ok(generated.then_some(secret)),
+            Ok(()) => Ok(generated),
             // Another instance bootstrapped at the same moment.
             Err(Error::Conflict(_)) => Ok(None),
             Err(other) => Err(other),
@@ -292,20 +294,20 @@ fn mint(
 ) -> IssuedToken {
     let secret = TokenSecret::generate();
     IssuedToken {
-        token: token_ref(&secret, name, scopes, expires_at, now),
+        token: token_ref(secret.hash(), name, scopes, expires_at, now),
         secret,
     }
 }
 
 fn token_ref(
-    secret: &TokenSecret,
+    hash: TokenHash,
     name: String,
     scopes: Scopes,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> TokenRef {
     TokenRef {
-        hash: secret.hash(),
+        hash,
         id: uuid::Uuid::new_v4().to_string(),
         name,
         scopes,

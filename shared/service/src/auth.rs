@@ -63,10 +63,10 @@ impl Registry {
         if token.expires_at <= self.now() {
             return Err(Error::Unauthenticated);
         }
-        if let Some(username) = username {
-            if !presented_name_matches(&token.owner, username) {
-                return Err(Error::Unauthenticated);
-            }
+        if let Some(username) = username
+            && !presented_name_matches(&token.owner, username)
+        {
+            return Err(Error::Unauthenticated);
         }
         Ok(principal_of(&token))
     }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use stowage_domain::Clock;
 use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
-pub use accounts::{IssuedToken, NewToken, NewUser};
+pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
 pub use error::{Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};

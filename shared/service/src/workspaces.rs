@@ -294,27 +294,23 @@ impl Registry {
         let username = caller.user().ok_or(Error::NotFound("workspace"))?;
         let roles = self.roles_in_workspace(username, &slug).await?;
         let cap = caller.scopes.role_cap();
-        for chunk in roles.chunks(MAX_BATCH_KEYS) {
+        let granted: Vec<(Slug, Role)> = roles
+            .into_iter()
+            .filter_map(|role| Some((role.repository?, role.role)))
+            .collect();
+        for chunk in granted.chunks(MAX_BATCH_KEYS) {
             let keys: Vec<Key> = chunk
                 .iter()
-                .filter_map(|role| {
-                    role.repository
-                        .as_ref()
-                        .map(|repo| keys::repository(&slug, repo))
-                })
+                .map(|(repo, _)| keys::repository(&slug, repo))
                 .collect();
-            if keys.is_empty() {
-                continue;
-            }
             let items = self.metadata().get_many(&keys).await?;
-            for (item, role) in items.into_iter().zip(chunk) {
-                if let Some((repository, _)) = decode_versioned::<RepositoryRecord>(item)? {
-                    if repository.deleted.is_none() {
-                        repositories.push(RepositoryView {
-                            repository,
-                            role: role.role.min(cap),
-                        });
-                    }
+            for (item, (_, role)) in items.into_iter().zip(chunk) {
+                let record = decode_versioned::<RepositoryRecord>(item)?;
+                if let Some((repository, _)) = record.filter(|(r, _)| r.deleted.is_none()) {
+                    repositories.push(RepositoryView {
+                        repository,
+                        role: (*role).min(cap),
+                    });
                 }
             }
         }

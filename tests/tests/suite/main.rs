@@ -4,5 +4,6 @@
 mod admin_api;
 mod blob_contract;
 mod credentials;
+mod events;
 mod metadata_contract;
 mod permissions;

@@ -1,0 +1,124 @@
+//! Every sample event in `events/` goes through the Lambda entry path: lambda_http's own
+//! conversion of an API Gateway event into a request, then the function's router, then back
+//! into the Lambda response, as `lambda_http::run` does it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::Service as _;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use stowage_domain::{ManualClock, TokenSecret};
+use stowage_http::{AppState, Limits};
+use stowage_service::{BootstrapToken, NewPackage, Registry, Settings};
+use stowage_tests::Stores;
+
+/// The token the sample events carry (a fixture, never a real secret).
+const EVENTS_TOKEN: &str = "stw_exampleTokenForSampleEventsOnly00000000";
+
+/// Each event's expected status. A new event must be listed here, or the test fails.
+const EXPECTED: &[(&str, u16)] = &[
+    ("admin-current-user.json", 200),
+    ("admin-create-workspace.json", 201),
+    ("admin-create-package-base64-body.json", 201),
+    ("admin-get-package.json", 200),
+    ("admin-unauthenticated.json", 401),
+    ("admin-invalid-slug.json", 400),
+];
+
+/// A fresh registry holding workspace `acme`, repository `api` and package `api/server`,
+/// administered by the site admin whose token the events carry.
+async fn fixture() -> (AppState, Stores) {
+    let stores = Stores::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"));
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let registry = Arc::new(Registry::new(
+        Arc::clone(&stores.metadata),
+        Arc::clone(&stores.blobs),
+        clock,
+        Settings::default(),
+    ));
+    let secret = TokenSecret::from_presented(EVENTS_TOKEN.to_owned());
+    registry
+        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
+        .await
+        .expect("bootstrap");
+    let admin = registry
+        .authenticate(&stowage_service::Credential::Bearer(secret))
+        .await
+        .expect("admin");
+    registry
+        .create_workspace(&admin, "acme", "standard")
+        .await
+        .expect("workspace");
+    registry
+        .create_repository(&admin, "acme", "api")
+        .await
+        .expect("repository");
+    let package = NewPackage {
+        kind: "container".into(),
+        name: "api/server".into(),
+        repository: "api".into(),
+    };
+    registry
+        .create_package(&admin, "acme", package)
+        .await
+        .expect("package");
+    let state = AppState {
+        registry,
+        public_url: None,
+        limits: Limits::LAMBDA,
+    };
+    (state, stores)
+}
+
+fn router_for(event: &str, state: AppState) -> axum::Router {
+    match event.split('-').next() {
+        Some("admin") => stowage_admin::router(state),
+        other => panic!("no function serves events named {other:?}"),
+    }
+}
+
+async fn run_event(name: &str, text: &str) -> Value {
+    let (state, _stores) = fixture().await;
+    let payload: LambdaRequest = serde_json::from_str(text).expect("an API Gateway event");
+    let mut entry = lambda_http::Adapter::from(router_for(name, state));
+    let response = entry
+        .call(LambdaEvent::new(payload, Context::default()))
+        .await
+        .expect("the function answers");
+    serde_json::to_value(&response).expect("a Lambda response")
+}
+
+#[tokio::test]
+async fn every_event_runs_through_the_lambda_entry_path() {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .expect("events folder")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let expected = EXPECTED
+            .iter()
+            .find(|(event, _)| *event == name)
+            .unwrap_or_else(|| panic!("{name} has no expected status in events.rs"))
+            .1;
+        let text = std::fs::read_to_string(folder.join(&name)).expect("read event");
+        let response = run_event(&name, &text).await;
+        assert_eq!(response["statusCode"], expected, "{name}: {response}");
+        let body = response["body"].as_str().unwrap_or_default();
+        if expected >= 400 {
+            let error: Value = serde_json::from_str(body).expect("errors are JSON");
+            assert!(error["error"]["code"].is_string(), "{name}: {body}");
+        }
+    }
+}
