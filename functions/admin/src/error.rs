@@ -24,7 +24,11 @@ impl From<stowage_domain::Invalid> for ApiError {
 
 fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     match error {
-        Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
+            (StatusCode::BAD_REQUEST, "invalid")
+        }
+        Error::UploadUnknown => (StatusCode::NOT_FOUND, "not_found"),
+        Error::UploadOutOfOrder { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "out_of_order"),
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

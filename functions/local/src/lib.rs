@@ -21,7 +21,9 @@ pub struct SignedBlobs {
 
 /// Every function's router in one.
 pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
-    let app = Router::new().merge(stowage_admin::router(state));
+    let app = Router::new()
+        .merge(stowage_admin::router(state.clone()))
+        .merge(stowage_oci::router(state));
     match signed_blobs {
         Some(signed) => app.merge(signed_blob_router(signed)),
         None => app,

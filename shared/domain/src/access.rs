@@ -74,6 +74,11 @@ pub struct Access(Option<Role>);
 impl Access {
     pub const NONE: Access = Access(None);
 
+    /// An access decided earlier by these rules and carried in a signed token.
+    pub fn granted(role: Role) -> Self {
+        Access(Some(role))
+    }
+
     pub fn role(self) -> Option<Role> {
         self.0
     }

@@ -3,6 +3,7 @@
 
 mod access;
 mod clock;
+mod digest;
 mod error;
 mod names;
 mod role;
@@ -10,6 +11,7 @@ mod token;
 
 pub use access::{Access, Grants, Principal, PrincipalKind, package_access, pipeline_username};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{Digest, DigestAlgorithm};
 pub use error::Invalid;
 pub use names::{Email, PackageName, PackageType, Plan, Slug, Username};
 pub use role::{Role, Scope, Scopes};

@@ -2,11 +2,13 @@
 //! the public base URL, request limits and request logging. No protocol logic lives here.
 
 mod auth;
+mod body;
 mod range;
 mod state;
 mod trace;
 
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
+pub use body::body_stream;
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};
 pub use trace::request_logging;

@@ -21,6 +21,18 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The content does not match the digest it was sent with. Nothing was kept.
+    #[error("the content's digest is {actual}, not {expected}")]
+    DigestMismatch { expected: String, actual: String },
+    /// An upload session that does not exist (finished, cancelled, expired or never started).
+    #[error("upload not found")]
+    UploadUnknown,
+    /// A chunk that does not start where the upload stands.
+    #[error("the upload stands at byte {offset}; a chunk must start there")]
+    UploadOutOfOrder { offset: u64 },
+    /// A length that does not match the content.
+    #[error("{0}")]
+    SizeMismatch(String),
     /// Storage stayed busy through every retry; the client may try again.
     #[error("storage is busy, try again")]
     Busy,

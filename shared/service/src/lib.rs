@@ -7,9 +7,12 @@
 
 mod accounts;
 mod auth;
+mod blobs;
 mod error;
 mod packages;
 pub mod records;
+mod signing;
+mod uploads;
 mod workspaces;
 
 use std::sync::Arc;
@@ -21,8 +24,10 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
+pub use blobs::PART_SIZE;
 pub use error::{Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
+pub use uploads::UploadRecord;
 pub use workspaces::{PipelineToken, RepositoryView, WorkspaceView};
 
 /// Settings that shape the service's behaviour, read once at start-up.
@@ -57,6 +62,7 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     settings: Settings,
     credentials: auth::CredentialCache,
+    signing_master: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl Registry {
@@ -73,6 +79,7 @@ impl Registry {
             clock,
             settings,
             credentials,
+            signing_master: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -267,4 +267,48 @@ impl Registry {
             extra: extra_items,
         })
     }
+
+    /// Opens a package on the strength of a role granted earlier (by a signed token naming
+    /// its repository): one batch read of the workspace, repository, package and `extra`,
+    /// to see that they still exist. `None` when the package is no longer linked to that
+    /// repository, so the caller decides afresh with [`Registry::open_package`].
+    pub async fn open_package_granted(
+        &self,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        repository: &Slug,
+        granted: Role,
+        extra: &[Key],
+    ) -> Result<Option<OpenPackage>> {
+        let mut keys = vec![
+            keys::workspace(workspace),
+            keys::repository(workspace, repository),
+            keys::package(workspace, kind, name),
+        ];
+        keys.extend_from_slice(extra);
+        let mut items = self.metadata().get_many(&keys).await?;
+        let extra_items = items.split_off(3);
+        let mut items = items.into_iter();
+        let workspace_live = decode_versioned::<WorkspaceRecord>(items.next().flatten())?
+            .is_some_and(|(w, _)| w.deleted.is_none());
+        let repository_live = decode_versioned::<RepositoryRecord>(items.next().flatten())?
+            .is_some_and(|(r, _)| r.deleted.is_none());
+        let package = decode_versioned::<PackageRecord>(items.next().flatten())?;
+        match package {
+            Some((package, _))
+                if workspace_live
+                    && repository_live
+                    && package.deleted.is_none()
+                    && &package.repository == repository =>
+            {
+                Ok(Some(OpenPackage {
+                    package,
+                    access: Access::granted(granted),
+                    extra: extra_items,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
 }

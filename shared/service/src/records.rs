@@ -12,7 +12,13 @@
 //! WS#<ws>                        REPO#<repo>                  RepositoryRecord
 //! WS#<ws>                        PKG#<type>#<name>            PackageRecord  index: REPOPKGS#<ws>#<repo> / <type>#<name>
 //! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own items
+//! PKG#<ws>#<type>#<name>         BLOB#<digest>                BlobLink (the package uses this blob)
+//! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
+//! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)
+//! CONFIG                         SIGNING_KEY                  the key of short-lived tokens
 //! ```
+//!
+//! Blob objects live under `ws/<ws>/blobs/<uuid>`: an upload stays where it was written.
 //!
 //! Names never contain `#` (slugs, package names, tags and versions exclude it), so keys
 //! cannot collide.
@@ -21,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stowage_domain::{
-    Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, Username,
+    Digest, Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, Username,
 };
 use stowage_storage::{Item, Key, MetadataStore};
 
@@ -110,6 +116,34 @@ pub mod keys {
     }
 
     pub const VERSION_PREFIX: &str = "VERSION#";
+
+    /// The workspace's record of a blob, by digest.
+    pub fn blob(workspace: &Slug, digest: &Digest) -> Key {
+        Key::new(blobs_partition(workspace), digest.as_str())
+    }
+
+    pub fn blobs_partition(workspace: &Slug) -> String {
+        format!("BLOBS#{workspace}")
+    }
+
+    /// A package's link to a blob of its workspace.
+    pub fn blob_link(package_partition: &str, digest: &Digest) -> Key {
+        Key::new(package_partition, format!("BLOB#{digest}"))
+    }
+
+    /// A new, unique object key in the workspace's area of the blob store.
+    pub fn new_object(workspace: &Slug) -> String {
+        format!("ws/{workspace}/blobs/{}", uuid::Uuid::new_v4())
+    }
+
+    pub fn upload(id: &str) -> Key {
+        Key::new(format!("UPLOAD#{id}"), "UPLOAD")
+    }
+
+    /// Where an upload keeps the bytes it carries from one request to the next.
+    pub fn upload_remainder(workspace: &Slug, id: &str) -> String {
+        format!("ws/{workspace}/uploads/{id}")
+    }
 
     pub fn version(package_partition: &str, version: &str) -> Key {
         Key::new(package_partition, format!("{VERSION_PREFIX}{version}"))
@@ -222,6 +256,19 @@ pub struct VersionRecord {
     pub published_at: DateTime<Utc>,
     pub published_by: String,
 }
+
+/// A blob of a workspace: where its bytes are, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub object_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A package's reference to a blob of its workspace: a copy of the blob's record, so that a
+/// download costs one read.
+pub type BlobLink = BlobRecord;
 
 /// Serialises a record for an item's data.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {

@@ -1,7 +1,8 @@
 //! The blob port on a folder of files. Writes go to a temporary file and are renamed into
 //! place, so a reader sees a whole object or none.
 //!
-//! A multipart upload appends its parts, in order, to one file and keeps a list of part sizes
+//! A multipart upload appends its parts, in order (a part sent again replaces it and those
+//! after it), to one file and keeps a list of part sizes
 //! beside it; completing it checks the sizes against S3's rule and renames the file into place,
 //! so finishing a large upload costs no copy.
 
@@ -207,10 +208,9 @@ impl BlobStore for FileBlobStore {
         let (data, parts) = self.multipart_paths(upload_id)?;
         let mut sizes = read_part_sizes(&parts).await?;
         let number_index = number as usize;
-        // The next part, or the last one again (a retry after a failure replaces it).
-        let is_next = number_index == sizes.len() + 1;
-        let is_retry = number_index >= 1 && number_index == sizes.len();
-        if !is_next && !is_retry {
+        // The next part, or an earlier one again: a retry replaces it and drops those after it,
+        // as a resumed upload rewrites from there.
+        if number_index == 0 || number_index > sizes.len() + 1 {
             return Err(BlobError::InvalidMultipart(format!(
                 "part {number} arrived after {} parts; parts go in order",
                 sizes.len()

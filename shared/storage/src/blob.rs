@@ -112,7 +112,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Starts a multipart upload to `key`; returns its id.
     async fn start_multipart(&self, key: &str) -> Result<String, BlobError>;
 
-    /// Uploads part `number` (1-based, in order) of a multipart upload.
+    /// Uploads part `number` of a multipart upload. Parts are numbered from 1 and sent in
+    /// order; sending part `n` again replaces it (and, on the embedded store, drops the parts
+    /// after it), which is how an interrupted chunk is retried.
     async fn put_part(
         &self,
         key: &str,

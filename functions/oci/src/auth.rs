@@ -1,0 +1,258 @@
+//! Who is calling, for the registry: HTTP Basic or an API token, or a short-lived *registry
+//! token* from the Docker token flow.
+//!
+//! The token endpoint (`GET /v2/token`) checks the credential once, decides for each
+//! requested image what the caller may do (by the same rules as every other request), and
+//! signs that into a token valid for [`REGISTRY_TOKEN_SECONDS`]. Requests that carry it need
+//! no credential lookup, and an image it grants can be opened in one batch read.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use http::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use stowage_domain::{PackageType, Principal, Role, Slug, TOKEN_PREFIX};
+use stowage_http::{AppState, credential_from_headers};
+use stowage_service::{Error, OpenPackage, Registry};
+use stowage_storage::Key;
+
+use crate::error::{OciError, OciResult};
+use crate::route::ImageName;
+
+/// How long a registry token lives: the Docker token spec's floor, and the most a revoked
+/// credential or role may go on working.
+pub const REGISTRY_TOKEN_SECONDS: i64 = 60;
+const TOKEN_PURPOSE: &str = "oci-registry-token";
+
+/// What a registry token grants on one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub name: String,
+    /// The repository the package is linked to when the token was issued.
+    pub repository: Slug,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    principal: Principal,
+    grants: Vec<Grant>,
+    /// Unix seconds.
+    expires: i64,
+}
+
+/// The authenticated caller of a registry request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// Set when the caller came with a registry token.
+    pub grants: Vec<Grant>,
+}
+
+fn sign(key: &[u8], payload: &str) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any size");
+    mac.update(payload.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Issues a registry token for `principal` with `grants`.
+pub async fn issue(
+    registry: &Registry,
+    principal: Principal,
+    grants: Vec<Grant>,
+) -> OciResult<String> {
+    let key = registry.signing_key(TOKEN_PURPOSE).await?;
+    let claims = Claims {
+        principal,
+        grants,
+        expires: registry.now().timestamp() + REGISTRY_TOKEN_SECONDS,
+    };
+    let payload =
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|_| OciError::unauthorized())?);
+    let signature = URL_SAFE_NO_PAD.encode(sign(&key, &payload));
+    Ok(format!("{payload}.{signature}"))
+}
+
+async fn verify(registry: &Registry, token: &str) -> OciResult<Caller> {
+    let (payload, signature) = token.split_once('.').ok_or_else(OciError::unauthorized)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| OciError::unauthorized())?;
+    let key = registry.signing_key(TOKEN_PURPOSE).await?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any size");
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&signature)
+        .map_err(|_| OciError::unauthorized())?;
+    let claims: Claims = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(OciError::unauthorized)?;
+    if claims.expires <= registry.now().timestamp() {
+        return Err(OciError::unauthorized());
+    }
+    Ok(Caller {
+        principal: claims.principal,
+        grants: claims.grants,
+    })
+}
+
+/// The caller of a request, or `None` when it carries no credential.
+pub async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<Option<Caller>> {
+    if let Some(token) = registry_token(headers) {
+        return verify(&state.registry, token).await.map(Some);
+    }
+    match credential_from_headers(headers)? {
+        Some(credential) => {
+            let principal = state.registry.authenticate(&credential).await?;
+            Ok(Some(Caller {
+                principal,
+                grants: Vec::new(),
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A bearer credential that is not an API token is a registry token.
+fn registry_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.starts_with(TOKEN_PREFIX)).then_some(token)
+}
+
+impl Caller {
+    /// Opens the image's package for an operation that needs `needed`, reading `extra` items
+    /// in the same round trip. A registry token's grant saves the role lookups: one batch read.
+    pub async fn open(
+        &self,
+        registry: &Registry,
+        name: &ImageName,
+        needed: Role,
+        extra: &[Key],
+    ) -> Result<OpenPackage, Error> {
+        let full = name.full();
+        if let Some(grant) = self
+            .grants
+            .iter()
+            .find(|g| g.name == full && g.role >= needed)
+        {
+            let granted = registry
+                .open_package_granted(
+                    &name.workspace,
+                    PackageType::Container,
+                    &name.path,
+                    &grant.repository,
+                    grant.role,
+                    extra,
+                )
+                .await?;
+            if let Some(open) = granted {
+                return Ok(open);
+            }
+        }
+        registry
+            .open_package(
+                &self.principal,
+                &name.workspace,
+                PackageType::Container,
+                &name.path,
+                needed,
+                extra,
+            )
+            .await
+    }
+}
+
+/// The actions of the Docker token flow that a role allows.
+fn allowed_actions(role: Option<Role>) -> &'static [&'static str] {
+    match role {
+        Some(Role::Write | Role::Admin) => &["pull", "push", "delete"],
+        Some(Role::Read) => &["pull"],
+        None => &[],
+    }
+}
+
+/// `repository:<name>:<actions>` → the name and its actions.
+fn parse_scope(scope: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = scope.strip_prefix("repository:")?;
+    let (name, actions) = rest.rsplit_once(':')?;
+    Some((name, actions.split(',').filter(|a| !a.is_empty()).collect()))
+}
+
+/// `GET /v2/token?service=…&scope=…`: a registry token for what the caller may do with the
+/// images it names. Images the caller may not read are simply not granted.
+pub async fn token_endpoint(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> OciResult<serde_json::Value> {
+    let credential = credential_from_headers(headers)?.ok_or_else(OciError::unauthorized)?;
+    let principal = state.registry.authenticate(&credential).await?;
+    let scopes: Vec<String> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(key, _)| key == "scope")
+        .flat_map(|(_, value)| value.split(' ').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let caller = Caller {
+        principal: principal.clone(),
+        grants: Vec::new(),
+    };
+    let mut grants = Vec::new();
+    let mut access = Vec::new();
+    for scope in &scopes {
+        let Some((name, actions)) = parse_scope(scope) else {
+            continue;
+        };
+        let Ok(image) = ImageName::parse(name) else {
+            continue;
+        };
+        let granted = match caller.open(&state.registry, &image, Role::Read, &[]).await {
+            Ok(open) => {
+                let role = open.access.role().filter(|role| *role >= Role::Read);
+                if let Some(role) = role {
+                    grants.push(Grant {
+                        name: image.full(),
+                        repository: open.package.repository.clone(),
+                        role,
+                    });
+                }
+                role
+            }
+            Err(Error::NotFound(_) | Error::Forbidden(_)) => None,
+            Err(other) => return Err(other.into()),
+        };
+        let allowed = allowed_actions(granted);
+        let given: Vec<&str> = if actions.contains(&"*") {
+            allowed.to_vec()
+        } else {
+            actions
+                .iter()
+                .copied()
+                .filter(|a| allowed.contains(a))
+                .collect()
+        };
+        access.push(serde_json::json!({ "type": "repository", "name": name, "actions": given }));
+    }
+    let token = issue(&state.registry, principal, grants).await?;
+    Ok(serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": REGISTRY_TOKEN_SECONDS,
+        "issued_at": state.registry.now().to_rfc3339(),
+        "access": access,
+    }))
+}
+
+/// The `WWW-Authenticate` challenge of a 401: where to get a token, and for what.
+pub fn challenge(base_url: &str, name: Option<&ImageName>, push: bool) -> HeaderValue {
+    let service = base_url.split("://").nth(1).unwrap_or(base_url);
+    let mut value = format!("Bearer realm=\"{base_url}/v2/token\",service=\"{service}\"");
+    if let Some(name) = name {
+        let actions = if push { "pull,push" } else { "pull" };
+        value.push_str(&format!(",scope=\"repository:{}:{actions}\"", name.full()));
+    }
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"/v2/token\""))
+}

@@ -1,0 +1,238 @@
+//! OCI errors: `{"errors": [{"code", "message", "detail"}]}`. Every code and its HTTP status
+//! live in one table, and service errors become OCI errors here and nowhere else.
+
+use axum::response::{IntoResponse, Response};
+use http::header::{CONTENT_TYPE, RANGE};
+use http::{HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use stowage_service::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    /// A failure of the registry itself.
+    Unknown,
+}
+
+impl Code {
+    /// The code's name on the wire and its usual status.
+    fn entry(self) -> (&'static str, StatusCode) {
+        match self {
+            Code::BlobUnknown => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+            Code::BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST),
+            Code::BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", StatusCode::NOT_FOUND),
+            Code::DigestInvalid => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
+            Code::ManifestBlobUnknown => ("MANIFEST_BLOB_UNKNOWN", StatusCode::BAD_REQUEST),
+            Code::ManifestInvalid => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST),
+            Code::ManifestUnknown => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
+            Code::NameInvalid => ("NAME_INVALID", StatusCode::BAD_REQUEST),
+            Code::NameUnknown => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
+            Code::SizeInvalid => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
+            Code::TagInvalid => ("TAG_INVALID", StatusCode::BAD_REQUEST),
+            Code::Unauthorized => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
+            Code::Denied => ("DENIED", StatusCode::FORBIDDEN),
+            Code::Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            Code::TooManyRequests => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+            Code::Unknown => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.entry().0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OciError {
+    pub code: Code,
+    pub status: StatusCode,
+    pub message: String,
+    pub detail: Option<Value>,
+    /// For 416 on an upload: the offset it stands at, sent back as `Range`.
+    pub upload_offset: Option<u64>,
+    /// For 401: the `WWW-Authenticate` challenge, added where the request is known.
+    pub challenge: Option<HeaderValue>,
+}
+
+impl OciError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status: code.entry().1,
+            message: message.into(),
+            detail: None,
+            upload_offset: None,
+            challenge: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn name_invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::NameInvalid, message)
+    }
+
+    pub fn name_unknown() -> Self {
+        Self::new(Code::NameUnknown, "repository name not known to registry")
+    }
+
+    pub fn tag_invalid(tag: &str) -> Self {
+        Self::new(
+            Code::TagInvalid,
+            "a tag is [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+        )
+        .with_detail(json!({ "tag": tag }))
+    }
+
+    pub fn digest_invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::DigestInvalid, message)
+    }
+
+    pub fn manifest_unknown(reference: &str) -> Self {
+        Self::new(Code::ManifestUnknown, "manifest unknown")
+            .with_detail(json!({ "reference": reference }))
+    }
+
+    pub fn manifest_invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::ManifestInvalid, message)
+    }
+
+    pub fn manifest_blob_unknown(digest: &str) -> Self {
+        Self::new(
+            Code::ManifestBlobUnknown,
+            "the manifest refers to content that is not in this repository",
+        )
+        .with_detail(json!({ "digest": digest }))
+    }
+
+    pub fn blob_unknown(digest: &str) -> Self {
+        Self::new(Code::BlobUnknown, "blob unknown to registry")
+            .with_detail(json!({ "digest": digest }))
+    }
+
+    pub fn upload_unknown() -> Self {
+        Self::new(Code::BlobUploadUnknown, "blob upload unknown to registry")
+    }
+
+    pub fn upload_invalid(message: impl Into<String>) -> Self {
+        Self::new(Code::BlobUploadInvalid, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(Code::Unauthorized, "authentication required")
+    }
+
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(Code::Denied, message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(Code::Unsupported, message)
+    }
+
+    pub fn not_found_route() -> Self {
+        Self::new(Code::Unsupported, "no such endpoint").with_status(StatusCode::NOT_FOUND)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(Code::SizeInvalid, message).with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    }
+}
+
+impl From<Error> for OciError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Unauthenticated => OciError::unauthorized(),
+            Error::Forbidden(message) => OciError::denied(message),
+            Error::NotFound("blob") => OciError::new(Code::BlobUnknown, "blob unknown to registry"),
+            Error::NotFound(_) => OciError::name_unknown(),
+            Error::Invalid(invalid) => match &*invalid.field {
+                "digest" | "reference" => OciError::digest_invalid(invalid.message),
+                "tag" => OciError::new(Code::TagInvalid, invalid.message),
+                "name" => OciError::name_invalid(invalid.message),
+                _ => OciError::manifest_invalid(invalid.to_string()),
+            },
+            Error::Conflict(message) => OciError::denied(message),
+            Error::TooLarge(message) => OciError::too_large(message),
+            Error::Busy => OciError::new(Code::TooManyRequests, "the registry is busy; try again"),
+            Error::DigestMismatch { expected, actual } => {
+                OciError::digest_invalid("the content does not match its digest")
+                    .with_detail(json!({ "expected": expected, "actual": actual }))
+            }
+            Error::UploadUnknown => OciError::upload_unknown(),
+            Error::UploadOutOfOrder { offset } => {
+                let mut error = OciError::upload_invalid(format!(
+                    "chunks must arrive in order: the upload stands at byte {offset}"
+                ))
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE);
+                error.upload_offset = Some(offset);
+                error
+            }
+            Error::SizeMismatch(message) => OciError::new(Code::SizeInvalid, message),
+            internal @ (Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)) => {
+                tracing::error!(error = ?internal, "registry request failed");
+                OciError::new(Code::Unknown, "internal error")
+            }
+        }
+    }
+}
+
+impl From<stowage_storage::MetadataError> for OciError {
+    fn from(error: stowage_storage::MetadataError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl From<stowage_storage::BlobError> for OciError {
+    fn from(error: stowage_storage::BlobError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code.as_str(), "message": self.message });
+        if let Some(detail) = self.detail {
+            error["detail"] = detail;
+        }
+        let body = json!({ "errors": [error] }).to_string();
+        let mut response =
+            (self.status, [(CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(offset) = self.upload_offset {
+            let range = format!("0-{}", offset.saturating_sub(1));
+            if let Ok(value) = HeaderValue::from_str(&range) {
+                response.headers_mut().insert(RANGE, value);
+            }
+        }
+        if let Some(challenge) = self.challenge {
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+pub type OciResult<T> = Result<T, OciError>;

@@ -1,0 +1,148 @@
+//! The container registry: the OCI Distribution Spec v1.1 under `/v2`, with the Docker token
+//! flow. Paths are taken apart in [`route`]; each endpoint's handler is in its own module.
+
+mod auth;
+mod blobs;
+mod error;
+mod listings;
+mod manifests;
+mod records;
+mod route;
+mod uploads;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue, Method, Uri};
+use stowage_http::{AppState, base_url};
+
+use crate::error::{Code, OciError, OciResult};
+use crate::route::Endpoint;
+
+pub use auth::REGISTRY_TOKEN_SECONDS;
+pub use manifests::MANIFEST_MAX;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*tail}", any(dispatch))
+        .with_state(state);
+    stowage_http::request_logging(routes)
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let tail = uri
+        .path()
+        .strip_prefix("/v2")
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let endpoint = Endpoint::parse(tail);
+    let push = !matches!(method, Method::GET | Method::HEAD);
+    let name = endpoint.as_ref().ok().and_then(Endpoint::name).cloned();
+    let mut response = match endpoint {
+        Ok(endpoint) => handle(&state, &method, endpoint, uri.query(), &headers, body).await,
+        Err(error) => Err(error),
+    }
+    .unwrap_or_else(|mut error| {
+        if error.code == Code::Unauthorized && error.challenge.is_none() {
+            error.challenge = Some(auth::challenge(
+                &base_url(&state, &headers),
+                name.as_ref(),
+                push,
+            ));
+        }
+        error.into_response()
+    });
+    response.headers_mut().insert(
+        "Docker-Distribution-API-Version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+fn method_not_allowed() -> OciError {
+    OciError::unsupported("method not allowed on this endpoint")
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    endpoint: Endpoint,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> OciResult<Response> {
+    if endpoint == Endpoint::Token {
+        return if *method == Method::GET {
+            let token =
+                auth::token_endpoint(state, headers, query)
+                    .await
+                    .map_err(|mut error| {
+                        if error.code == Code::Unauthorized {
+                            error.challenge =
+                                Some(HeaderValue::from_static("Basic realm=\"Stowage registry\""));
+                        }
+                        error
+                    })?;
+            Ok(([(CONTENT_TYPE, "application/json")], token.to_string()).into_response())
+        } else {
+            Err(method_not_allowed())
+        };
+    }
+    let caller = auth::caller(state, headers)
+        .await?
+        .ok_or_else(OciError::unauthorized)?;
+    let registry = &state.registry;
+    match (endpoint, method.clone()) {
+        (Endpoint::Ping, Method::GET | Method::HEAD) => {
+            Ok(([(CONTENT_TYPE, "application/json")], "{}").into_response())
+        }
+        (Endpoint::Manifest { name, reference }, Method::GET | Method::HEAD) => {
+            manifests::get(registry, &caller, &name, &reference, method).await
+        }
+        (Endpoint::Manifest { name, reference }, Method::PUT) => {
+            manifests::put(registry, &caller, &name, &reference, headers, body).await
+        }
+        (Endpoint::Manifest { name, reference }, Method::DELETE) => {
+            manifests::delete(registry, &caller, &name, &reference).await
+        }
+        (Endpoint::Blob { name, digest }, Method::GET | Method::HEAD) => {
+            blobs::get(registry, &caller, &name, &digest, method).await
+        }
+        (Endpoint::Blob { name, digest }, Method::DELETE) => {
+            blobs::delete(registry, &caller, &name, &digest).await
+        }
+        (Endpoint::Uploads { name }, Method::POST) => {
+            uploads::start(state, &caller, &name, query, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, Method::PATCH) => {
+            uploads::patch(state, &caller, &name, &id, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, Method::PUT) => {
+            uploads::finish(state, &caller, &name, &id, query, headers, body).await
+        }
+        (Endpoint::Upload { name, id }, Method::GET) => {
+            uploads::status(state, &caller, &name, &id).await
+        }
+        (Endpoint::Upload { name, id }, Method::DELETE) => {
+            uploads::cancel(state, &caller, &name, &id).await
+        }
+        (Endpoint::Tags { name }, Method::GET) => {
+            listings::tags(registry, &caller, &name, query).await
+        }
+        (Endpoint::Referrers { name, digest }, Method::GET) => {
+            listings::referrers(registry, &caller, &name, &digest, query).await
+        }
+        _ => Err(method_not_allowed()),
+    }
+}

@@ -1,0 +1,149 @@
+//! Content discovery: the tags of an image, and the referrers of a manifest.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::StatusCode;
+use http::header::{CONTENT_TYPE, LINK};
+use serde_json::{Value, json};
+use stowage_domain::{Digest, Role};
+use stowage_service::Registry;
+use stowage_storage::{Cursor, Key, Query};
+
+use crate::auth::Caller;
+use crate::error::{OciError, OciResult};
+use crate::manifests::OCI_INDEX;
+use crate::records;
+use crate::route::{ImageName, parse_tag};
+
+/// The most tags one response lists; a `Link` header leads to the rest.
+const TAGS_PAGE_MAX: usize = 10_000;
+const REFERRERS_PAGE: usize = 500;
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn json_response(content_type: &str, body: &Value) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, content_type)
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// `GET /v2/<name>/tags/list?n=&last=`: tags in lexical order, `n` at a time after `last`.
+pub async fn tags(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    query: Option<&str>,
+) -> OciResult<Response> {
+    let open = caller.open(registry, name, Role::Read, &[]).await?;
+    let requested = match query_param(query, "n") {
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            OciError::unsupported("n must be a whole number").with_status(StatusCode::BAD_REQUEST)
+        })?),
+        None => None,
+    };
+    let limit = requested.unwrap_or(TAGS_PAGE_MAX).min(TAGS_PAGE_MAX);
+    let partition = open.package.partition();
+    let mut tags = Vec::new();
+    let mut more = false;
+    if limit > 0 {
+        let after = match query_param(query, "last") {
+            Some(last) => {
+                let last = parse_tag(&last)?;
+                Some(Cursor {
+                    key: Key::new(&partition, format!("{}{last}", records::TAG_PREFIX)),
+                    index: None,
+                })
+            }
+            None => None,
+        };
+        let mut page_query = Query::prefix(&partition, records::TAG_PREFIX, limit).after(after);
+        while tags.len() < limit {
+            page_query.limit = limit - tags.len();
+            let page = registry.metadata().query(&page_query).await?;
+            tags.extend(
+                page.items
+                    .iter()
+                    .map(|item| item.key.sort[records::TAG_PREFIX.len()..].to_owned()),
+            );
+            match page.next {
+                Some(cursor) => page_query = page_query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        if tags.len() == limit
+            && let Some(last) = tags.last()
+        {
+            let probe = Query::prefix(&partition, records::TAG_PREFIX, 1).after(Some(Cursor {
+                key: Key::new(&partition, format!("{}{last}", records::TAG_PREFIX)),
+                index: None,
+            }));
+            more = !registry.metadata().query(&probe).await?.items.is_empty();
+        }
+    }
+    let mut response = json_response(
+        "application/json",
+        &json!({ "name": name.full(), "tags": tags }),
+    );
+    if more && let Some(last) = tags.last() {
+        let link = format!(
+            "</v2/{}/tags/list?n={limit}&last={last}>; rel=\"next\"",
+            name.full()
+        );
+        if let Ok(value) = link.parse() {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /v2/<name>/referrers/<digest>?artifactType=`: an image index of the manifests whose
+/// subject is `digest`.
+pub async fn referrers(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    subject: &Digest,
+    query: Option<&str>,
+) -> OciResult<Response> {
+    let open = caller.open(registry, name, Role::Read, &[]).await?;
+    let wanted = query_param(query, "artifactType");
+    let mut manifests = Vec::new();
+    let mut page_query = Query::prefix(
+        open.package.partition(),
+        records::referrers_prefix(subject),
+        REFERRERS_PAGE,
+    );
+    loop {
+        let page = registry.metadata().query(&page_query).await?;
+        for item in &page.items {
+            let descriptor: Value = serde_json::from_slice(&item.data).map_err(|_| {
+                stowage_service::Error::Corrupt(format!("referrer {}", item.key.sort))
+            })?;
+            let matches = wanted
+                .as_deref()
+                .is_none_or(|w| descriptor["artifactType"].as_str() == Some(w));
+            if matches {
+                manifests.push(descriptor);
+            }
+        }
+        match page.next {
+            Some(cursor) => page_query = page_query.after(Some(cursor)),
+            None => break,
+        }
+    }
+    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let mut response = json_response(OCI_INDEX, &index);
+    if wanted.is_some() {
+        response.headers_mut().insert(
+            "OCI-Filters-Applied",
+            http::HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(response)
+}

@@ -1,0 +1,466 @@
+//! Manifests: GET/HEAD/PUT/DELETE by tag or digest. Bytes and content type come back exactly
+//! as pushed; every blob and child manifest a manifest refers to must be in the repository.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256, Sha512};
+use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
+use stowage_service::Registry;
+use stowage_service::records::{VersionRecord, encode, keys as service_keys};
+use stowage_storage::{Condition, Key, MAX_BATCH_KEYS, Put, Query, Write};
+
+use crate::auth::Caller;
+use crate::error::{OciError, OciResult};
+use crate::records::{self, ManifestRecord, Stored, TagRecord, decode_manifest, encode_manifest};
+use crate::route::{ImageName, Reference};
+
+/// The largest manifest taken; larger ones get 413.
+pub const MANIFEST_MAX: usize = 4 * 1024 * 1024;
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Layers that registries do not hold (they are fetched from their `urls`).
+const FOREIGN_LAYERS: [&str; 3] = [
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+];
+
+fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// What the registry needs to know of a manifest.
+#[derive(Debug)]
+struct Parsed {
+    media_type: String,
+    blobs: Vec<Digest>,
+    manifests: Vec<Digest>,
+    subject: Option<Digest>,
+    artifact_type: Option<String>,
+    annotations: Option<serde_json::Map<String, Value>>,
+}
+
+fn descriptor_digest(descriptor: &oci_spec::image::Descriptor) -> OciResult<Digest> {
+    Digest::parse("digest", descriptor.digest().as_ref()).map_err(|invalid| {
+        OciError::manifest_invalid(format!("a descriptor's digest {}", invalid.message))
+    })
+}
+
+/// Checks a manifest's shape and collects what it refers to.
+fn parse(content_type: Option<&str>, body: &[u8]) -> OciResult<Parsed> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        OciError::manifest_invalid(format!("the manifest is not valid JSON: {error}"))
+    })?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| OciError::manifest_invalid("a manifest is a JSON object"))?;
+    match object.get("schemaVersion").and_then(Value::as_u64) {
+        Some(2) => {}
+        Some(1) => {
+            return Err(OciError::manifest_invalid(
+                "Docker schema 1 manifests are not supported",
+            ));
+        }
+        _ => return Err(OciError::manifest_invalid("schemaVersion must be 2")),
+    }
+    let declared = object.get("mediaType").and_then(Value::as_str);
+    let content_type = content_type.map(|ct| ct.split(';').next().unwrap_or(ct).trim());
+    let media_type = match (declared, content_type) {
+        (Some(declared), Some(sent)) if declared != sent => {
+            return Err(OciError::manifest_invalid(format!(
+                "the manifest's mediaType {declared} differs from its Content-Type {sent}"
+            )));
+        }
+        (Some(declared), _) => declared.to_owned(),
+        (None, Some(sent)) if sent == OCI_MANIFEST || sent == OCI_INDEX => sent.to_owned(),
+        (None, _) if object.contains_key("manifests") => OCI_INDEX.to_owned(),
+        (None, _) if object.contains_key("config") => OCI_MANIFEST.to_owned(),
+        (None, sent) => {
+            return Err(OciError::manifest_invalid(format!(
+                "unknown manifest type {}",
+                sent.unwrap_or("(none)")
+            )));
+        }
+    };
+    if ![OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].contains(&media_type.as_str()) {
+        return Err(OciError::manifest_invalid(format!(
+            "unsupported manifest media type {media_type}"
+        )));
+    }
+    let mut parsed = Parsed {
+        media_type: media_type.clone(),
+        blobs: Vec::new(),
+        manifests: Vec::new(),
+        subject: None,
+        artifact_type: object
+            .get("artifactType")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        annotations: object
+            .get("annotations")
+            .and_then(Value::as_object)
+            .cloned(),
+    };
+    let invalid = |error: serde_json::Error| {
+        OciError::manifest_invalid(format!("the manifest is malformed: {error}"))
+    };
+    let subject = if is_index(&media_type) {
+        let index: oci_spec::image::ImageIndex =
+            serde_json::from_value(value.clone()).map_err(invalid)?;
+        for child in index.manifests() {
+            parsed.manifests.push(descriptor_digest(child)?);
+        }
+        index.subject().clone()
+    } else {
+        let manifest: oci_spec::image::ImageManifest =
+            serde_json::from_value(value.clone()).map_err(invalid)?;
+        parsed.blobs.push(descriptor_digest(manifest.config())?);
+        if parsed.artifact_type.is_none() {
+            parsed.artifact_type = Some(manifest.config().media_type().to_string());
+        }
+        for layer in manifest.layers() {
+            let foreign = FOREIGN_LAYERS.contains(&layer.media_type().to_string().as_str());
+            let digest = descriptor_digest(layer)?;
+            if !foreign {
+                parsed.blobs.push(digest);
+            }
+        }
+        manifest.subject().clone()
+    };
+    parsed.subject = subject.as_ref().map(descriptor_digest).transpose()?;
+    Ok(parsed)
+}
+
+fn digest_of(body: &[u8], algorithm: DigestAlgorithm) -> Digest {
+    let hex = match algorithm {
+        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(body)),
+        DigestAlgorithm::Sha512 => hex::encode(Sha512::digest(body)),
+    };
+    Digest::from_hex(algorithm, &hex)
+}
+
+fn manifest_response(method: &Method, record: &ManifestRecord, bytes: Bytes) -> Response {
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, &record.media_type)
+        .header(CONTENT_LENGTH, record.size)
+        .header("Docker-Content-Digest", record.digest.as_str())
+        .header(ETAG, format!("\"{}\"", record.digest));
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    builder.body(body).unwrap_or_default()
+}
+
+/// GET or HEAD a manifest. By digest: one batch read. By tag: one batch read, then the
+/// manifest (from its record; from the blob store only when it is too large for one).
+pub async fn get(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    reference: &Reference,
+    method: &Method,
+) -> OciResult<Response> {
+    let partition =
+        service_keys::package_partition(&name.workspace, PackageType::Container, &name.path);
+    let first = match reference {
+        Reference::Tag(tag) => records::tag(&partition, tag),
+        Reference::Digest(digest) => records::manifest(&partition, digest),
+    };
+    let open = caller.open(registry, name, Role::Read, &[first]).await?;
+    let not_found = || OciError::manifest_unknown(&reference.to_string());
+    let item = match reference {
+        Reference::Digest(_) => open.extra[0].clone(),
+        Reference::Tag(_) => {
+            let Some(tag_item) = &open.extra[0] else {
+                return Err(not_found());
+            };
+            let tag: TagRecord = stowage_service::records::decode(tag_item)?;
+            registry
+                .metadata()
+                .get(&records::manifest(&partition, &tag.digest))
+                .await?
+        }
+    };
+    let item = item.ok_or_else(not_found)?;
+    let (record, inline) = decode_manifest(&item)?;
+    let bytes = match &record.stored {
+        Stored::Inline => Bytes::copy_from_slice(inline),
+        Stored::Object { key } => {
+            let read = registry
+                .blobs()
+                .get(key, None)
+                .await
+                .map_err(stowage_service::Error::from)?;
+            let mut all = Vec::with_capacity(record.size as usize);
+            let mut body = read.body;
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                all.extend_from_slice(&chunk.map_err(|_| not_found())?);
+            }
+            Bytes::from(all)
+        }
+    };
+    Ok(manifest_response(method, &record, bytes))
+}
+
+/// Checks that every blob and child manifest is in the package, in batch reads.
+async fn check_references(registry: &Registry, partition: &str, parsed: &Parsed) -> OciResult<()> {
+    let mut wanted: Vec<(Key, &Digest)> = Vec::new();
+    for digest in &parsed.blobs {
+        wanted.push((service_keys::blob_link(partition, digest), digest));
+    }
+    for digest in &parsed.manifests {
+        wanted.push((records::manifest(partition, digest), digest));
+    }
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    wanted.dedup_by(|a, b| a.0 == b.0);
+    for chunk in wanted.chunks(MAX_BATCH_KEYS) {
+        let keys: Vec<Key> = chunk.iter().map(|(key, _)| key.clone()).collect();
+        let items = registry.metadata().get_many(&keys).await?;
+        if let Some(((_, digest), _)) = chunk.iter().zip(&items).find(|(_, item)| item.is_none()) {
+            return Err(OciError::manifest_blob_unknown(digest.as_str()));
+        }
+    }
+    Ok(())
+}
+
+/// PUT a manifest under a tag or its digest.
+pub async fn put(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> OciResult<Response> {
+    let too_large = || OciError::too_large(format!("a manifest is at most {MANIFEST_MAX} bytes"));
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MANIFEST_MAX) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, MANIFEST_MAX)
+        .await
+        .map_err(|_| too_large())?;
+    let open = caller.open(registry, name, Role::Write, &[]).await?;
+    let package = &open.package;
+    let digest = match reference {
+        Reference::Digest(expected) => {
+            let actual = digest_of(&bytes, expected.algorithm());
+            if &actual != expected {
+                return Err(OciError::digest_invalid(
+                    "the manifest does not match the digest it was pushed under",
+                )
+                .with_detail(
+                    serde_json::json!({ "expected": expected.as_str(), "actual": actual.as_str() }),
+                ));
+            }
+            actual
+        }
+        Reference::Tag(_) => digest_of(&bytes, DigestAlgorithm::Sha256),
+    };
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let parsed = parse(content_type, &bytes)?;
+    let partition = package.partition();
+    check_references(registry, &partition, &parsed).await?;
+
+    let now = registry.now();
+    let inline = bytes.len() <= records::INLINE_MANIFEST_MAX;
+    let stored = if inline {
+        Stored::Inline
+    } else {
+        let key = records::manifest_object(&package.workspace, &digest);
+        registry
+            .blobs()
+            .put(&key, bytes.clone())
+            .await
+            .map_err(stowage_service::Error::from)?;
+        Stored::Object { key }
+    };
+    let record = ManifestRecord {
+        digest: digest.clone(),
+        media_type: parsed.media_type.clone(),
+        size: bytes.len() as u64,
+        artifact_type: parsed.artifact_type.clone(),
+        subject: parsed.subject.clone(),
+        annotations: parsed.annotations.clone(),
+        references: parsed
+            .blobs
+            .iter()
+            .chain(&parsed.manifests)
+            .cloned()
+            .collect(),
+        stored,
+        created_at: now,
+    };
+    let mut writes = vec![Write::Put(Put::new(
+        records::manifest(&partition, &digest),
+        encode_manifest(&record, inline.then_some(&bytes[..])),
+    ))];
+    if let Reference::Tag(tag) = reference {
+        let tag_record = TagRecord {
+            digest: digest.clone(),
+            media_type: record.media_type.clone(),
+            updated_at: now,
+        };
+        writes.push(Write::Put(Put::new(
+            records::tag(&partition, tag),
+            encode(&tag_record),
+        )));
+        let version = VersionRecord {
+            version: tag.clone(),
+            published_at: now,
+            published_by: caller.principal.display_name(),
+        };
+        writes.push(Write::Put(Put::new(
+            service_keys::version(&partition, tag),
+            encode(&version),
+        )));
+    }
+    if let Some(subject) = &parsed.subject {
+        writes.push(Write::Put(Put::new(
+            records::referrer(&partition, subject, &digest),
+            serde_json::to_vec(&referrer_descriptor(&record)).unwrap_or_default(),
+        )));
+    }
+    registry
+        .transact(writes)
+        .await
+        .map_err(stowage_service::Error::from)?;
+
+    let mut response = Response::builder()
+        .status(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{}/manifests/{digest}", name.full()))
+        .header("Docker-Content-Digest", digest.as_str());
+    if let Some(subject) = &parsed.subject {
+        response = response.header("OCI-Subject", subject.as_str());
+    }
+    Ok(response.body(Body::empty()).unwrap_or_default())
+}
+
+/// The descriptor listed by the referrers API for a manifest.
+pub fn referrer_descriptor(record: &ManifestRecord) -> Value {
+    let mut descriptor = serde_json::json!({
+        "mediaType": record.media_type,
+        "digest": record.digest.as_str(),
+        "size": record.size,
+    });
+    if let Some(artifact_type) = &record.artifact_type {
+        descriptor["artifactType"] = Value::String(artifact_type.clone());
+    }
+    if let Some(annotations) = &record.annotations {
+        descriptor["annotations"] = Value::Object(annotations.clone());
+    }
+    descriptor
+}
+
+/// DELETE by tag removes the tag; by digest, the manifest and every tag pointing at it.
+pub async fn delete(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    reference: &Reference,
+) -> OciResult<Response> {
+    let open = caller.open(registry, name, Role::Write, &[]).await?;
+    let partition = open.package.partition();
+    match reference {
+        Reference::Tag(tag) => {
+            registry
+                .transact(vec![
+                    Write::Delete {
+                        key: records::tag(&partition, tag),
+                        condition: Condition::Exists,
+                    },
+                    Write::Delete {
+                        key: service_keys::version(&partition, tag),
+                        condition: Condition::None,
+                    },
+                ])
+                .await
+                .map_err(|_| OciError::manifest_unknown(tag))?;
+        }
+        Reference::Digest(digest) => {
+            let key = records::manifest(&partition, digest);
+            let item = registry
+                .metadata()
+                .get(&key)
+                .await?
+                .ok_or_else(|| OciError::manifest_unknown(digest.as_str()))?;
+            let (record, _) = decode_manifest(&item)?;
+            let mut writes = vec![Write::Delete {
+                key,
+                condition: Condition::Version(item.version),
+            }];
+            if let Some(subject) = &record.subject {
+                writes.push(Write::Delete {
+                    key: records::referrer(&partition, subject, digest),
+                    condition: Condition::None,
+                });
+            }
+            registry
+                .transact(writes)
+                .await
+                .map_err(|_| OciError::manifest_unknown(digest.as_str()))?;
+            if let Stored::Object { key } = &record.stored {
+                registry
+                    .blobs()
+                    .delete(key)
+                    .await
+                    .map_err(stowage_service::Error::from)?;
+            }
+            untag(registry, &partition, digest).await?;
+        }
+    }
+    Ok(Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+/// Removes every tag pointing at a deleted manifest, a page of tags at a time.
+async fn untag(registry: &Registry, partition: &str, digest: &Digest) -> OciResult<()> {
+    let mut query = Query::prefix(partition, records::TAG_PREFIX, 100);
+    loop {
+        let page = registry.metadata().query(&query).await?;
+        for item in &page.items {
+            let tag: TagRecord = stowage_service::records::decode(item)?;
+            if &tag.digest != digest {
+                continue;
+            }
+            let name = &item.key.sort[records::TAG_PREFIX.len()..];
+            let writes = vec![
+                Write::Delete {
+                    key: item.key.clone(),
+                    condition: Condition::Version(item.version),
+                },
+                Write::Delete {
+                    key: service_keys::version(partition, name),
+                    condition: Condition::None,
+                },
+            ];
+            // A tag re-pointed meanwhile fails its condition and is kept, as it should be.
+            if let Err(error) = registry.transact(writes).await {
+                tracing::info!(
+                    ?error,
+                    tag = name,
+                    "a tag changed while its manifest was deleted"
+                );
+            }
+        }
+        match page.next {
+            Some(cursor) => query = query.after(Some(cursor)),
+            None => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! What the registry keeps in a container package's partition (`PKG#<ws>#container#<path>`):
+//!
+//! ```text
+//! TAG#<tag>                          TagRecord: the manifest a tag points at
+//! MANIFEST#<digest>                  ManifestRecord, with the manifest's bytes when small
+//! REFERRER#<subject>#<digest>        the descriptor of a manifest whose subject is <subject>
+//! VERSION#<tag>                      VersionRecord (the management API's list)
+//! BLOB#<digest>                      BlobLink (the service's)
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stowage_domain::{Digest, Slug};
+use stowage_service::Error;
+use stowage_storage::{Item, Key};
+
+/// Manifests up to this size are kept in their record (DynamoDB items stop at 400 KB); larger
+/// ones go to the blob store.
+pub const INLINE_MANIFEST_MAX: usize = 300 * 1024;
+
+pub const TAG_PREFIX: &str = "TAG#";
+
+pub fn tag(partition: &str, tag: &str) -> Key {
+    Key::new(partition, format!("{TAG_PREFIX}{tag}"))
+}
+
+pub fn manifest(partition: &str, digest: &Digest) -> Key {
+    Key::new(partition, format!("MANIFEST#{digest}"))
+}
+
+pub fn referrers_prefix(subject: &Digest) -> String {
+    format!("REFERRER#{subject}#")
+}
+
+pub fn referrer(partition: &str, subject: &Digest, digest: &Digest) -> Key {
+    Key::new(partition, format!("{}{digest}", referrers_prefix(subject)))
+}
+
+/// Where a manifest too large for its record is kept.
+pub fn manifest_object(workspace: &Slug, digest: &Digest) -> String {
+    format!("ws/{workspace}/manifests/{digest}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a manifest's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum Stored {
+    /// After the record's header, in the same item.
+    Inline,
+    Object {
+        key: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Every blob and child manifest it refers to.
+    pub references: Vec<Digest>,
+    pub stored: Stored,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A manifest item's data: a length-prefixed JSON header, then the manifest's bytes when they
+/// are kept inline (no base64, so more fits in an item).
+pub fn encode_manifest(record: &ManifestRecord, inline: Option<&[u8]>) -> Vec<u8> {
+    let header = serde_json::to_vec(record).expect("records always serialise");
+    let mut data = Vec::with_capacity(4 + header.len() + inline.map_or(0, <[u8]>::len));
+    data.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    data.extend_from_slice(&header);
+    if let Some(bytes) = inline {
+        data.extend_from_slice(bytes);
+    }
+    data
+}
+
+/// The record of a manifest item, and its inline bytes.
+pub fn decode_manifest(item: &Item) -> Result<(ManifestRecord, &[u8]), Error> {
+    let corrupt = || Error::Corrupt(format!("manifest item {}", item.key.sort));
+    let length = item.data.get(..4).ok_or_else(corrupt)?;
+    let length = u32::from_be_bytes(length.try_into().map_err(|_| corrupt())?) as usize;
+    let header = item.data.get(4..4 + length).ok_or_else(corrupt)?;
+    let record = serde_json::from_slice(header).map_err(|_| corrupt())?;
+    Ok((record, &item.data[4 + length..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_items_round_trip() {
+        let digest = Digest::parse("d", &format!("sha256:{}", "b".repeat(64))).expect("digest");
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 3,
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            references: vec![digest],
+            stored: Stored::Inline,
+            created_at: Utc::now(),
+        };
+        let item = Item {
+            key: Key::new("p", "s"),
+            data: encode_manifest(&record, Some(b"{}\n")),
+            version: 1,
+            count: 0,
+            index: None,
+        };
+        let (decoded, bytes) = decode_manifest(&item).expect("decode");
+        assert_eq!((decoded, bytes), (record, &b"{}\n"[..]));
+        let truncated = Item {
+            data: item.data[..10].to_vec(),
+            ..item
+        };
+        assert!(decode_manifest(&truncated).is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! Blob content: written once per workspace under a random key, found by its digest.
+//!
+//! A blob is streamed to the blob store as it arrives (in multipart parts of [`PART_SIZE`], so
+//! memory stays flat whatever its size), hashed on the way, then *committed*: a workspace
+//! record maps its digest to the object, and a link makes it part of one package. A second
+//! upload of the same digest keeps the first object and drops its own: content is stored once
+//! per workspace however many packages refer to it.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256, Sha512};
+use stowage_domain::{Digest, DigestAlgorithm};
+use stowage_storage::{
+    BlobError, ByteStream, CompletedPart, Condition, MIN_MULTIPART_PART, MetadataError, Put, Write,
+};
+
+use crate::records::{BlobLink, BlobRecord, PackageRecord, decode, encode, keys};
+use crate::{Error, Registry, Result};
+
+/// Parts written while streaming. Larger than S3's 5 MiB floor, so that a request's last
+/// bytes can still make a valid part; the most an upload holds in memory.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// What was learnt of a blob while writing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Streams bytes into one object: a plain PUT when they fit in one part, else a multipart
+/// upload started on the first full part.
+pub(crate) struct ObjectWriter<'a> {
+    registry: &'a Registry,
+    pub key: String,
+    pub multipart: Option<String>,
+    pub parts: Vec<CompletedPart>,
+    pub buffer: BytesMut,
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+impl<'a> ObjectWriter<'a> {
+    pub fn new(registry: &'a Registry, key: String) -> Self {
+        Self {
+            registry,
+            key,
+            multipart: None,
+            parts: Vec::new(),
+            buffer: BytesMut::new(),
+            size: 0,
+            sha256: Sha256::new(),
+        }
+    }
+
+    /// Takes a request body, up to `limit` bytes in all (the request's share).
+    pub async fn push_stream(&mut self, mut body: ByteStream, limit: Option<u64>) -> Result<u64> {
+        let mut received = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|error| {
+                Error::SizeMismatch(format!("the request body broke off: {error}"))
+            })?;
+            received += chunk.len() as u64;
+            if let Some(limit) = limit
+                && received > limit
+            {
+                return Err(Error::TooLarge(format!(
+                    "a request body may hold at most {limit} bytes"
+                )));
+            }
+            self.push(&chunk).await?;
+        }
+        Ok(received)
+    }
+
+    /// Appends bytes that are already counted in `size` and hashed (a carried remainder).
+    pub fn restore_remainder(&mut self, bytes: &[u8]) {
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    pub async fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.sha256.update(bytes);
+        self.size += bytes.len() as u64;
+        self.buffer.extend_from_slice(bytes);
+        while self.buffer.len() >= PART_SIZE {
+            let part = self.buffer.split_to(PART_SIZE).freeze();
+            self.write_part(part).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn write_part(&mut self, part: Bytes) -> Result<()> {
+        let blobs = self.registry.blobs();
+        let upload_id = match &self.multipart {
+            Some(id) => id.clone(),
+            None => {
+                let id = blobs.start_multipart(&self.key).await?;
+                self.multipart = Some(id.clone());
+                id
+            }
+        };
+        let number = self.parts.len() as u32 + 1;
+        let completed = blobs.put_part(&self.key, &upload_id, number, part).await?;
+        self.parts.push(completed);
+        Ok(())
+    }
+
+    /// Writes what is buffered and makes the object whole.
+    pub async fn finish(mut self) -> Result<Written> {
+        let blobs = self.registry.blobs();
+        let rest = std::mem::take(&mut self.buffer).freeze();
+        match self.multipart.clone() {
+            None => blobs.put(&self.key, rest).await?,
+            Some(upload_id) => {
+                if !rest.is_empty() {
+                    self.write_part(rest).await?;
+                }
+                blobs
+                    .complete_multipart(&self.key, &upload_id, &self.parts)
+                    .await?;
+            }
+        }
+        Ok(Written {
+            size: self.size,
+            sha256: hex::encode(self.sha256.clone().finalize()),
+        })
+    }
+
+    /// Frees whatever was written; for a failed or refused upload.
+    pub async fn discard(self) {
+        discard_object(self.registry, &self.key, self.multipart.as_deref()).await;
+    }
+}
+
+/// Deletes an object, or abandons its multipart upload; failures are logged, as the purge
+/// collects what is left behind.
+pub(crate) async fn discard_object(registry: &Registry, key: &str, multipart: Option<&str>) {
+    let result = match multipart {
+        Some(upload_id) => registry.blobs().abort_multipart(key, upload_id).await,
+        None => registry.blobs().delete(key).await,
+    };
+    if let Err(error) = result {
+        tracing::warn!(?error, key, "could not discard an unused object");
+    }
+}
+
+/// Whether an object of `size` bytes with `sha256` matches `expected`. A sha512 digest is
+/// checked by reading the object back: clients nearly always use sha256, and hashing both on
+/// every upload would slow every push for a case that almost never comes.
+pub(crate) async fn verify(
+    registry: &Registry,
+    key: &str,
+    written: &Written,
+    expected: &Digest,
+) -> Result<()> {
+    let actual = match expected.algorithm() {
+        DigestAlgorithm::Sha256 => written.sha256.clone(),
+        DigestAlgorithm::Sha512 => {
+            let mut read = registry.blobs().get(key, None).await?;
+            let mut hasher = Sha512::new();
+            while let Some(chunk) = read.body.next().await {
+                hasher.update(&chunk.map_err(|e| BlobError::backend("read back", e))?);
+            }
+            hex::encode(hasher.finalize())
+        }
+    };
+    if actual == expected.hex() {
+        Ok(())
+    } else {
+        Err(Error::DigestMismatch {
+            expected: expected.to_string(),
+            actual: Digest::from_hex(expected.algorithm(), &actual).to_string(),
+        })
+    }
+}
+
+impl Registry {
+    /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
+    /// checking it against `expected` if given (else it is named by its sha256). At most
+    /// `limit` bytes are taken. Nothing is kept if anything fails.
+    pub async fn store_blob(
+        &self,
+        package: &PackageRecord,
+        body: ByteStream,
+        expected: Option<&Digest>,
+        limit: Option<u64>,
+    ) -> Result<BlobLink> {
+        let mut writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
+        if let Err(error) = writer.push_stream(body, limit).await {
+            writer.discard().await;
+            return Err(error);
+        }
+        let key = writer.key.clone();
+        let written = writer.finish().await?;
+        let digest = match expected {
+            Some(expected) => expected.clone(),
+            None => Digest::from_hex(DigestAlgorithm::Sha256, &written.sha256),
+        };
+        if let Err(error) = verify(self, &key, &written, &digest).await {
+            discard_object(self, &key, None).await;
+            return Err(error);
+        }
+        self.commit_blob(package, digest, written.size, key, Vec::new())
+            .await
+    }
+
+    /// Records a written object as the workspace's blob `digest` (or, if the workspace has it
+    /// already, drops the object and uses the one it has), links it to `package`, and applies
+    /// `extra` writes in the same transaction.
+    pub(crate) async fn commit_blob(
+        &self,
+        package: &PackageRecord,
+        digest: Digest,
+        size: u64,
+        object_key: String,
+        extra: Vec<Write>,
+    ) -> Result<BlobLink> {
+        let record = BlobRecord {
+            digest: digest.clone(),
+            size,
+            object_key,
+            created_at: self.now(),
+        };
+        let link_key = keys::blob_link(&package.partition(), &digest);
+        let mut writes = vec![
+            Write::Put(
+                Put::new(keys::blob(&package.workspace, &digest), encode(&record))
+                    .when(Condition::Absent),
+            ),
+            Write::Put(Put::new(link_key.clone(), encode(&record))),
+        ];
+        writes.extend(extra.iter().cloned());
+        match self.transact(writes).await {
+            Ok(()) => return Ok(record),
+            Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
+            Err(other) => {
+                discard_object(self, &record.object_key, None).await;
+                return Err(other.into());
+            }
+        }
+        // The workspace has this content already: keep that copy, drop ours.
+        discard_object(self, &record.object_key, None).await;
+        let existing: BlobRecord = match self
+            .metadata()
+            .get(&keys::blob(&package.workspace, &digest))
+            .await?
+        {
+            Some(item) => decode(&item)?,
+            None => return Err(Error::Busy),
+        };
+        let mut writes = vec![Write::Put(Put::new(link_key, encode(&existing)))];
+        writes.extend(extra);
+        self.transact(writes).await?;
+        Ok(existing)
+    }
+
+    /// Links a blob the workspace already holds to `package` (a cross-repository mount; the
+    /// caller has checked read access on the source).
+    pub async fn link_blob(&self, package: &PackageRecord, link: &BlobLink) -> Result<()> {
+        self.metadata()
+            .write(Write::Put(Put::new(
+                keys::blob_link(&package.partition(), &link.digest),
+                encode(link),
+            )))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a package's link to a blob; `NotFound` if it had none.
+    pub async fn unlink_blob(&self, package: &PackageRecord, digest: &Digest) -> Result<()> {
+        self.metadata()
+            .write(Write::Delete {
+                key: keys::blob_link(&package.partition(), digest),
+                condition: Condition::Exists,
+            })
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::NotFound("blob"),
+                other => other.into(),
+            })
+    }
+}
+
+/// The smallest carried remainder that is worth sending as a part of its own.
+pub(crate) const MIN_PART: usize = MIN_MULTIPART_PART as usize;

@@ -1,0 +1,338 @@
+//! Resumable uploads: a blob pushed over several requests (OCI's chunked push), with all state
+//! kept in storage between them, so any instance (any Lambda) can take the next request.
+//!
+//! Each request streams its bytes into the upload's multipart object in parts of
+//! [`PART_SIZE`]; what is left at its end (under S3's 5 MiB floor for a part) is carried to the
+//! next request as a small object. The running sha256 is saved with the session, so the last
+//! request checks the digest without reading the blob back.
+//!
+//! Two requests on one upload must not interleave their parts: each request first *claims*
+//! the session with a conditional write, and a request that finds it claimed is refused as out
+//! of order. A claim left by a crashed request lapses after [`CLAIM_TTL`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use digest::common::hazmat::{SerializableState, SerializedState};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use stowage_domain::{Digest, PackageName, PackageType, Slug};
+use stowage_storage::{
+    BlobError, ByteStream, CompletedPart, Condition, Key, MetadataError, Put, Write,
+};
+
+use crate::blobs::{MIN_PART, ObjectWriter, discard_object, verify};
+use crate::records::{BlobLink, PackageRecord, decode, encode, keys};
+use crate::{Error, Registry, Result};
+
+/// How long a request may hold an upload; longer than any request can run on Lambda, and
+/// long enough for a large streamed chunk on the local server.
+const CLAIM_TTL: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The index entry of every upload session, by start time, for the purge of abandoned ones.
+pub(crate) fn uploads_index(started_at: DateTime<Utc>, id: &str) -> Key {
+    Key::new("UPLOADS", format!("{}#{id}", started_at.to_rfc3339()))
+}
+
+/// A resumable upload's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub workspace: Slug,
+    pub kind: PackageType,
+    pub package: PackageName,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_until: Option<DateTime<Utc>>,
+    /// Bytes received so far.
+    pub offset: u64,
+    /// The sha256 of those bytes, as the hasher's serialised state.
+    pub sha256_state: String,
+    pub object_key: String,
+    pub multipart: Option<String>,
+    pub parts: Vec<CompletedPart>,
+    /// Bytes received but not yet in a part, kept as an object of their own.
+    pub remainder: u64,
+}
+
+impl UploadRecord {
+    fn belongs_to(&self, package: &PackageRecord) -> bool {
+        self.workspace == package.workspace
+            && self.kind == package.kind
+            && self.package == package.name
+    }
+}
+
+fn save_hasher(hasher: &Sha256) -> String {
+    STANDARD.encode(hasher.serialize().as_slice())
+}
+
+fn load_hasher(state: &str) -> Result<Sha256> {
+    let corrupt = || Error::Corrupt("an upload's hash state".into());
+    let bytes = STANDARD.decode(state).map_err(|_| corrupt())?;
+    let serialized = SerializedState::<Sha256>::try_from(&bytes[..]).map_err(|_| corrupt())?;
+    Sha256::deserialize(&serialized).map_err(|_| corrupt())
+}
+
+impl Registry {
+    /// Starts a resumable upload to `package`.
+    pub async fn start_upload(&self, package: &PackageRecord) -> Result<UploadRecord> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let record = UploadRecord {
+            id: id.clone(),
+            workspace: package.workspace.clone(),
+            kind: package.kind,
+            package: package.name.clone(),
+            started_at: self.now(),
+            claimed_until: None,
+            offset: 0,
+            sha256_state: save_hasher(&Sha256::default()),
+            object_key: keys::new_object(&package.workspace),
+            multipart: None,
+            parts: Vec::new(),
+            remainder: 0,
+        };
+        self.metadata()
+            .write(Write::Put(
+                Put::new(keys::upload(&id), encode(&record))
+                    .indexed(uploads_index(record.started_at, &id))
+                    .when(Condition::Absent),
+            ))
+            .await?;
+        Ok(record)
+    }
+
+    /// An upload of `package`, or `UploadUnknown` (also for an id of another package).
+    pub async fn upload_status(&self, package: &PackageRecord, id: &str) -> Result<UploadRecord> {
+        Ok(self.load_upload(package, id).await?.0)
+    }
+
+    async fn load_upload(&self, package: &PackageRecord, id: &str) -> Result<(UploadRecord, u64)> {
+        let item = self
+            .metadata()
+            .get(&keys::upload(id))
+            .await?
+            .ok_or(Error::UploadUnknown)?;
+        let record: UploadRecord = decode(&item)?;
+        if !record.belongs_to(package) {
+            return Err(Error::UploadUnknown);
+        }
+        Ok((record, item.version))
+    }
+
+    /// Takes the upload for this request: refused as out of order while another request holds
+    /// it, or when `start` is not where the upload stands.
+    async fn claim_upload(
+        &self,
+        package: &PackageRecord,
+        id: &str,
+        start: Option<u64>,
+    ) -> Result<(UploadRecord, u64)> {
+        let (mut record, version) = self.load_upload(package, id).await?;
+        let now = self.now();
+        let out_of_order = Error::UploadOutOfOrder {
+            offset: record.offset,
+        };
+        if record.claimed_until.is_some_and(|until| until > now)
+            || start.is_some_and(|s| s != record.offset)
+        {
+            return Err(out_of_order);
+        }
+        record.claimed_until = Some(now + CLAIM_TTL);
+        self.metadata()
+            .write(Write::Put(
+                Put::new(keys::upload(id), encode(&record))
+                    .indexed(uploads_index(record.started_at, id))
+                    .when(Condition::Version(version)),
+            ))
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::UploadOutOfOrder {
+                    offset: record.offset,
+                },
+                other => other.into(),
+            })?;
+        Ok((record, version + 1))
+    }
+
+    /// Rebuilds the writer of a claimed upload, with its carried bytes.
+    async fn resume_writer(&self, record: &UploadRecord) -> Result<ObjectWriter<'_>> {
+        let mut writer = ObjectWriter::new(self, record.object_key.clone());
+        writer.multipart = record.multipart.clone();
+        writer.parts = record.parts.clone();
+        writer.size = record.offset - record.remainder;
+        writer.sha256 = load_hasher(&record.sha256_state)?;
+        if record.remainder > 0 {
+            let key = keys::upload_remainder(&record.workspace, &record.id);
+            let read = self.blobs().get(&key, None).await?;
+            let mut carried = Vec::with_capacity(record.remainder as usize);
+            let mut body = read.body;
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                carried.extend_from_slice(
+                    &chunk.map_err(|e| BlobError::backend("read remainder", e))?,
+                );
+            }
+            if carried.len() as u64 != record.remainder {
+                return Err(Error::Corrupt(format!(
+                    "upload {}: its carried bytes are missing",
+                    record.id
+                )));
+            }
+            writer.restore_remainder(&carried);
+            writer.size += record.remainder;
+        }
+        Ok(writer)
+    }
+
+    /// Saves a claimed upload and releases the claim.
+    async fn save_upload(&self, record: &UploadRecord, claimed_version: u64) -> Result<()> {
+        self.metadata()
+            .write(Write::Put(
+                Put::new(keys::upload(&record.id), encode(record))
+                    .indexed(uploads_index(record.started_at, &record.id))
+                    .when(Condition::Version(claimed_version)),
+            ))
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::UploadOutOfOrder {
+                    offset: record.offset,
+                },
+                other => other.into(),
+            })
+    }
+
+    /// Appends a chunk that must start at `start` (when the client says where) to an upload.
+    /// At most `limit` bytes are taken.
+    pub async fn append_upload(
+        &self,
+        package: &PackageRecord,
+        id: &str,
+        start: Option<u64>,
+        body: ByteStream,
+        limit: Option<u64>,
+    ) -> Result<UploadRecord> {
+        let (mut record, claimed) = self.claim_upload(package, id, start).await?;
+        let outcome = self.append_claimed(&mut record, body, limit).await;
+        if outcome.is_err() {
+            // Give the upload back as it was, so the client can send the chunk again.
+            let (unchanged, _) = self.load_upload(package, id).await?;
+            let mut released = unchanged;
+            released.claimed_until = None;
+            self.save_upload(&released, claimed).await?;
+        } else {
+            record.claimed_until = None;
+            self.save_upload(&record, claimed).await?;
+        }
+        outcome.map(|()| record)
+    }
+
+    async fn append_claimed(
+        &self,
+        record: &mut UploadRecord,
+        body: ByteStream,
+        limit: Option<u64>,
+    ) -> Result<()> {
+        let mut writer = self.resume_writer(record).await?;
+        writer.push_stream(body, limit).await?;
+        if writer.buffer.len() >= MIN_PART {
+            let part = std::mem::take(&mut writer.buffer).freeze();
+            writer.write_part(part).await?;
+        }
+        let remainder_key = keys::upload_remainder(&record.workspace, &record.id);
+        if !writer.buffer.is_empty() {
+            self.blobs()
+                .put(&remainder_key, writer.buffer.clone().freeze())
+                .await?;
+        } else if record.remainder > 0 {
+            self.blobs().delete(&remainder_key).await?;
+        }
+        record.offset = writer.size;
+        record.remainder = writer.buffer.len() as u64;
+        record.sha256_state = save_hasher(&writer.sha256);
+        record.multipart = writer.multipart.clone();
+        record.parts = writer.parts.clone();
+        Ok(())
+    }
+
+    /// Ends an upload with its last chunk (possibly empty), checks the whole against
+    /// `expected`, and commits it as a blob of `package`. On a digest mismatch nothing of the
+    /// upload is kept.
+    pub async fn finish_upload(
+        &self,
+        package: &PackageRecord,
+        id: &str,
+        start: Option<u64>,
+        body: ByteStream,
+        expected: &Digest,
+        limit: Option<u64>,
+    ) -> Result<BlobLink> {
+        let (record, claimed) = self.claim_upload(package, id, start).await?;
+        let mut writer = self.resume_writer(&record).await?;
+        if let Err(error) = writer.push_stream(body, limit).await {
+            let mut released = record.clone();
+            released.claimed_until = None;
+            self.save_upload(&released, claimed).await?;
+            return Err(error);
+        }
+        let remainder_key = keys::upload_remainder(&record.workspace, &record.id);
+        let key = writer.key.clone();
+        let multipart = writer.multipart.clone();
+        let written = match writer.finish().await {
+            Ok(written) => written,
+            Err(error) => {
+                self.drop_upload(&record, claimed, multipart.as_deref())
+                    .await;
+                return Err(error);
+            }
+        };
+        if record.remainder > 0 {
+            self.blobs().delete(&remainder_key).await?;
+        }
+        if let Err(error) = verify(self, &key, &written, expected).await {
+            self.drop_upload(&record, claimed, None).await;
+            return Err(error);
+        }
+        let finished = Write::Delete {
+            key: keys::upload(id),
+            condition: Condition::Version(claimed),
+        };
+        self.commit_blob(package, expected.clone(), written.size, key, vec![finished])
+            .await
+    }
+
+    /// Cancels an upload and frees what it wrote.
+    pub async fn cancel_upload(&self, package: &PackageRecord, id: &str) -> Result<()> {
+        let (record, version) = self.load_upload(package, id).await?;
+        self.drop_upload(&record, version, record.multipart.as_deref())
+            .await;
+        Ok(())
+    }
+
+    /// Deletes an upload's record, carried bytes and object (or multipart upload).
+    pub(crate) async fn drop_upload(
+        &self,
+        record: &UploadRecord,
+        version: u64,
+        multipart: Option<&str>,
+    ) {
+        if record.remainder > 0
+            && let Err(error) = self
+                .blobs()
+                .delete(&keys::upload_remainder(&record.workspace, &record.id))
+                .await
+        {
+            tracing::warn!(?error, upload = %record.id, "could not delete carried bytes");
+        }
+        discard_object(self, &record.object_key, multipart).await;
+        let deleted = self
+            .metadata()
+            .write(Write::Delete {
+                key: keys::upload(&record.id),
+                condition: Condition::Version(version),
+            })
+            .await;
+        if let Err(error) = deleted {
+            tracing::warn!(?error, upload = %record.id, "could not delete an upload's record");
+        }
+    }
+}
