@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL`; without that variable the AWS variants of the tests are skipped with a
 //! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
 
+pub mod oci;
 mod server;
 
 use std::sync::Arc;
@@ -30,8 +31,8 @@ pub struct Stores {
     /// For the embedded pair: the signer of its URLs, and its folder.
     pub signer: Option<UrlSigner>,
     pub dir: tempfile::TempDir,
-    /// For the AWS pair: the table (and bucket) name, and the DynamoDB client.
-    pub aws: Option<(String, aws_sdk_dynamodb::Client)>,
+    /// For the AWS pair: the table and bucket, and the clients to look into them.
+    pub aws: Option<AwsResources>,
 }
 
 /// The key the embedded stores of tests sign with.
@@ -87,13 +88,60 @@ impl Stores {
             .expect("create bucket on moto");
         Some(Self {
             backend: Backend::Aws,
-            aws: Some((name.clone(), clients.dynamodb.clone())),
+            aws: Some(AwsResources {
+                name: name.clone(),
+                dynamodb: clients.dynamodb.clone(),
+                s3: clients.s3.clone(),
+            }),
             metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, &name)),
             blobs: Arc::new(S3BlobStore::new(clients.s3, &name)),
             signer: None,
             dir: tempfile::tempdir().expect("temporary folder"),
         })
     }
+}
+
+/// The table and bucket (same name) of an AWS test store, and clients to inspect them.
+pub struct AwsResources {
+    pub name: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Stores {
+    /// How many objects (and unfinished multipart uploads) the blob store holds.
+    pub async fn object_count(&self) -> usize {
+        match &self.aws {
+            None => count_files(&self.dir.path().join("blobs")),
+            Some(aws) => {
+                let objects = aws
+                    .s3
+                    .list_objects_v2()
+                    .bucket(&aws.name)
+                    .send()
+                    .await
+                    .expect("list objects");
+                let uploads = aws
+                    .s3
+                    .list_multipart_uploads()
+                    .bucket(&aws.name)
+                    .send()
+                    .await
+                    .expect("list uploads");
+                objects.contents().len() + uploads.uploads().len()
+            }
+        }
+    }
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|entry| entry.expect("entry").path())
+        .map(|path| if path.is_dir() { count_files(&path) } else { 1 })
+        .sum()
 }
 
 /// Runs an async test body once per backend, each on fresh stores.

@@ -242,17 +242,9 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> OciResult<Response> {
-    let too_large = || OciError::too_large(format!("a manifest is at most {MANIFEST_MAX} bytes"));
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MANIFEST_MAX) {
-        return Err(too_large());
-    }
-    let bytes = axum::body::to_bytes(body, MANIFEST_MAX)
+    let bytes = stowage_http::read_limited(body, MANIFEST_MAX)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|_| OciError::too_large(format!("a manifest is at most {MANIFEST_MAX} bytes")))?;
     let open = caller.open(registry, name, Role::Write, &[]).await?;
     let package = &open.package;
     let digest = match reference {

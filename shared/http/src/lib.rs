@@ -8,7 +8,7 @@ mod state;
 mod trace;
 
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
-pub use body::body_stream;
+pub use body::{body_stream, read_limited};
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};
 pub use trace::request_logging;

@@ -131,10 +131,11 @@ async fn stored_bytes(stores: &Stores) -> String {
             String::from_utf8_lossy(&all).into_owned()
         }
         Backend::Aws => {
-            let (table, client) = stores.aws.as_ref().expect("aws table");
-            let output = client
+            let aws = stores.aws.as_ref().expect("aws table");
+            let output = aws
+                .dynamodb
                 .scan()
-                .table_name(table)
+                .table_name(&aws.name)
                 .send()
                 .await
                 .expect("scan (test only)");

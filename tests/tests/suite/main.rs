@@ -6,4 +6,5 @@ mod blob_contract;
 mod credentials;
 mod events;
 mod metadata_contract;
+mod oci_protocol;
 mod permissions;
