@@ -1,0 +1,133 @@
+//! Requests through the Lambda entry path: each request becomes an API Gateway HTTP API
+//! (payload 2.0) event, as API Gateway would send it, and goes through lambda_http's own
+//! conversion into the function's router, as `lambda_http::run` does in a deployed function.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::Service as _;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+/// Lambda's limit on an invocation's payload: larger events never reach the function.
+pub const LAMBDA_EVENT_MAX: usize = 6 * 1024 * 1024;
+
+pub struct LambdaReply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl LambdaReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One function, as deployed: its router behind the Lambda adapter.
+pub struct LambdaFunction {
+    router: axum::Router,
+    route_key: &'static str,
+}
+
+impl LambdaFunction {
+    pub fn new(router: axum::Router, route_key: &'static str) -> Self {
+        Self { router, route_key }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> LambdaReply {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut header_map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.to_ascii_lowercase(),
+                    Value::String((*value).to_owned()),
+                )
+            })
+            .collect();
+        header_map.insert(
+            "host".into(),
+            json!("abcdef1234.execute-api.eu-west-1.amazonaws.com"),
+        );
+        header_map.insert("x-forwarded-proto".into(), json!("https"));
+        header_map.insert("content-length".into(), json!(body.len().to_string()));
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": self.route_key,
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": header_map,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abcdef1234",
+                "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
+                "domainPrefix": "abcdef1234",
+                "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "test" },
+                "requestId": "test-request",
+                "routeKey": self.route_key,
+                "stage": "$default",
+                "time": "27/Nov/2026:01:00:00 +0000",
+                "timeEpoch": 1795741200000u64,
+            },
+            "isBase64Encoded": !body.is_empty(),
+        });
+        if !body.is_empty() {
+            event["body"] = json!(STANDARD.encode(body));
+        }
+        let text = event.to_string();
+        if text.len() > LAMBDA_EVENT_MAX {
+            // What API Gateway answers when the function cannot take the request.
+            return LambdaReply {
+                status: 413,
+                headers: HashMap::new(),
+                body: b"Request Entity Too Large".to_vec(),
+            };
+        }
+        let payload: LambdaRequest = serde_json::from_str(&text).expect("an API Gateway event");
+        let mut entry = lambda_http::Adapter::from(self.router.clone());
+        let response = entry
+            .call(LambdaEvent::new(payload, Context::default()))
+            .await
+            .expect("the function answers");
+        let response = serde_json::to_value(&response).expect("a Lambda response");
+        let headers = response["headers"]
+            .as_object()
+            .map(|h| {
+                h.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_ascii_lowercase(),
+                            v.as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let raw = response["body"].as_str().unwrap_or_default();
+        let body = if response["isBase64Encoded"].as_bool() == Some(true) {
+            STANDARD.decode(raw).expect("base64 body")
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        LambdaReply {
+            status: response["statusCode"].as_u64().unwrap_or(0) as u16,
+            headers,
+            body,
+        }
+    }
+}
