@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL`; without that variable the AWS variants of the tests are skipped with a
 //! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
 
+pub mod clients;
 pub mod lambda;
 pub mod oci;
 mod server;
