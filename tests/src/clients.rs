@@ -65,3 +65,105 @@ pub async fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// A real `stowage-local` process on embedded storage in a temporary folder, killed on drop.
+/// The binary is the workspace's debug build (`cargo build --bins`, which tests/run does).
+pub struct LocalServer {
+    pub url: String,
+    pub admin_token: String,
+    pub data: tempfile::TempDir,
+    child: tokio::process::Child,
+}
+
+impl LocalServer {
+    /// The path of the `stowage-local` binary of this workspace's debug build.
+    pub fn binary() -> std::path::PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug/stowage-local")
+    }
+
+    /// Starts the server with extra arguments; `None` (a skip) when the binary is not built,
+    /// unless clients are required.
+    pub async fn start(args: &[&str]) -> Option<Self> {
+        let binary = Self::binary();
+        if !binary.exists() {
+            assert!(
+                std::env::var("STOWAGE_REQUIRE_CLIENTS").as_deref() != Ok("1"),
+                "{} is missing: run `cargo build --bins` (tests/run does)",
+                binary.display()
+            );
+            eprintln!("note: {} is not built; skipping", binary.display());
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let data = tempfile::tempdir().expect("data folder");
+        let admin_token = crate::ADMIN_TOKEN.to_owned();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .args(["--listen", &listen, "--data-dir"])
+            .arg(data.path())
+            .args(args)
+            .env("STOWAGE_BOOTSTRAP_TOKEN", &admin_token)
+            .env("STOWAGE_LOG", "warn")
+            .kill_on_drop(true);
+        let child = command.spawn().expect("start stowage-local");
+        let url = format!("http://{listen}");
+        for _ in 0..200 {
+            if reqwest::get(format!("{url}/v2/")).await.is_ok() {
+                return Some(Self {
+                    url,
+                    admin_token,
+                    data,
+                    child,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("stowage-local did not start");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Creates (as the site admin) a workspace, repository and package.
+    pub async fn create_package(&self, workspace: &str, repository: &str, kind: &str, name: &str) {
+        let client = reqwest::Client::new();
+        let api = format!("{}/api", self.url);
+        let calls = [
+            (
+                format!("{api}/workspaces"),
+                serde_json::json!({"slug": workspace, "plan": "standard"}),
+            ),
+            (
+                format!("{api}/workspaces/{workspace}/repositories"),
+                serde_json::json!({"slug": repository}),
+            ),
+            (
+                format!("{api}/workspaces/{workspace}/packages"),
+                serde_json::json!({"type": kind, "name": name, "repository": repository}),
+            ),
+        ];
+        for (url, body) in calls {
+            let response = client
+                .post(&url)
+                .bearer_auth(&self.admin_token)
+                .json(&body)
+                .send()
+                .await
+                .expect("admin call");
+            assert!(
+                response.status().is_success() || response.status() == 409,
+                "{url}: {}",
+                response.status()
+            );
+        }
+    }
+}

@@ -25,6 +25,15 @@ const EXPECTED: &[(&str, u16)] = &[
     ("admin-get-package.json", 200),
     ("admin-unauthenticated.json", 401),
     ("admin-invalid-slug.json", 400),
+    ("oci-ping-unauthenticated.json", 401),
+    ("oci-ping.json", 200),
+    ("oci-ping-without-slash.json", 200),
+    ("oci-token.json", 200),
+    ("oci-tags-list.json", 200),
+    ("oci-manifest-unknown.json", 404),
+    ("oci-start-upload.json", 202),
+    ("oci-monolithic-upload.json", 201),
+    ("oci-invalid-name.json", 400),
 ];
 
 /// A fresh registry holding workspace `acme`, repository `api` and package `api/server`,
@@ -75,6 +84,7 @@ async fn fixture() -> (AppState, Stores) {
 fn router_for(event: &str, state: AppState) -> axum::Router {
     match event.split('-').next() {
         Some("admin") => stowage_admin::router(state),
+        Some("oci") => stowage_oci::router(state),
         other => panic!("no function serves events named {other:?}"),
     }
 }
@@ -118,7 +128,13 @@ async fn every_event_runs_through_the_lambda_entry_path() {
         let body = response["body"].as_str().unwrap_or_default();
         if expected >= 400 {
             let error: Value = serde_json::from_str(body).expect("errors are JSON");
-            assert!(error["error"]["code"].is_string(), "{name}: {body}");
+            // Each protocol's own error shape.
+            let code = if name.starts_with("oci") {
+                &error["errors"][0]["code"]
+            } else {
+                &error["error"]["code"]
+            };
+            assert!(code.is_string(), "{name}: {body}");
         }
     }
 }

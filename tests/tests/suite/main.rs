@@ -8,5 +8,6 @@ mod events;
 mod metadata_contract;
 mod oci_clients;
 mod oci_lambda;
+mod oci_memory;
 mod oci_protocol;
 mod permissions;
