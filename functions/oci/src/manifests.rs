@@ -286,7 +286,6 @@ pub async fn put(
         size: bytes.len() as u64,
         artifact_type: parsed.artifact_type.clone(),
         subject: parsed.subject.clone(),
-        annotations: parsed.annotations.clone(),
         references: parsed
             .blobs
             .iter()
@@ -323,7 +322,8 @@ pub async fn put(
     if let Some(subject) = &parsed.subject {
         writes.push(Write::Put(Put::new(
             records::referrer(&partition, subject, &digest),
-            serde_json::to_vec(&referrer_descriptor(&record)).unwrap_or_default(),
+            serde_json::to_vec(&referrer_descriptor(&record, parsed.annotations.as_ref()))
+                .unwrap_or_default(),
         )));
     }
     registry
@@ -341,8 +341,15 @@ pub async fn put(
     Ok(response.body(Body::empty()).unwrap_or_default())
 }
 
+/// Annotations larger than this are left out of a referrer's descriptor, which must fit in
+/// a metadata item.
+const REFERRER_ANNOTATIONS_MAX: usize = 16 * 1024;
+
 /// The descriptor listed by the referrers API for a manifest.
-pub fn referrer_descriptor(record: &ManifestRecord) -> Value {
+fn referrer_descriptor(
+    record: &ManifestRecord,
+    annotations: Option<&serde_json::Map<String, Value>>,
+) -> Value {
     let mut descriptor = serde_json::json!({
         "mediaType": record.media_type,
         "digest": record.digest.as_str(),
@@ -351,8 +358,11 @@ pub fn referrer_descriptor(record: &ManifestRecord) -> Value {
     if let Some(artifact_type) = &record.artifact_type {
         descriptor["artifactType"] = Value::String(artifact_type.clone());
     }
-    if let Some(annotations) = &record.annotations {
-        descriptor["annotations"] = Value::Object(annotations.clone());
+    if let Some(annotations) = annotations {
+        let annotations = Value::Object(annotations.clone());
+        if annotations.to_string().len() <= REFERRER_ANNOTATIONS_MAX {
+            descriptor["annotations"] = annotations;
+        }
     }
     descriptor
 }

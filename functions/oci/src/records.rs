@@ -68,8 +68,6 @@ pub struct ManifestRecord {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Digest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
     /// Every blob and child manifest it refers to.
     pub references: Vec<Digest>,
     pub stored: Stored,
@@ -112,7 +110,6 @@ mod tests {
             size: 3,
             artifact_type: None,
             subject: None,
-            annotations: None,
             references: vec![digest],
             stored: Stored::Inline,
             created_at: Utc::now(),

@@ -22,6 +22,7 @@ on_both_backends!(
     basic_auth_token_flow_and_pipelines,
     storage_call_budgets,
     deleting_a_repository_hides_its_images_at_once,
+    a_manifest_of_four_mib_round_trips,
 );
 
 /// A server with workspace `acme`: repositories `api` (package `api/server`) and `web`
@@ -1306,4 +1307,54 @@ async fn deleting_a_repository_hides_its_images_at_once(stores: Stores) {
             "{auth}"
         );
     }
+}
+
+async fn a_manifest_of_four_mib_round_trips(stores: Stores) {
+    let (_server, _, client) = fixture(stores).await;
+    let img = image(&[10], "amd64", OCI_MANIFEST);
+    for blob in img.blobs() {
+        client.push_blob("acme/api/server", blob).await;
+    }
+    // Too big for a metadata record: kept in the blob store, and served exactly all the same.
+    let mut value: Value = serde_json::from_slice(&img.manifest).expect("json");
+    let filler = "x".repeat(4 * 1024 * 1024 - img.manifest.len() - 64);
+    value["annotations"] = json!({ "org.example.filler": filler });
+    let big = value.to_string().into_bytes();
+    assert!(big.len() <= 4 * 1024 * 1024 && big.len() > 4_000_000);
+    let pushed = client
+        .push_manifest("acme/api/server", "big", OCI_MANIFEST, &big)
+        .await;
+    assert_eq!(pushed.status(), 201);
+    let pulled = client.get("/v2/acme/api/server/manifests/big").await;
+    assert_eq!(pulled.status(), 200);
+    assert_eq!(pulled.bytes().await.expect("body").as_ref(), &big[..]);
+    let deleted = client
+        .request(
+            "DELETE",
+            &format!("/v2/acme/api/server/manifests/{}", sha256(&big)),
+        )
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 202);
+    assert_eq!(
+        client
+            .get("/v2/acme/api/server/manifests/big")
+            .await
+            .status(),
+        404
+    );
+    // A method an endpoint does not take.
+    let response = client
+        .request("POST", "/v2/acme/api/server/manifests/big")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        (
+            response.status().as_u16(),
+            error_code(response).await.as_str()
+        ),
+        (405, "UNSUPPORTED")
+    );
 }
