@@ -23,7 +23,8 @@ pub struct SignedBlobs {
 pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
     let app = Router::new()
         .merge(stowage_admin::router(state.clone()))
-        .merge(stowage_oci::router(state));
+        .merge(stowage_oci::router(state.clone()))
+        .merge(stowage_npm::router(state));
     match signed_blobs {
         Some(signed) => app.merge(signed_blob_router(signed)),
         None => app,

@@ -139,6 +139,7 @@ pub async fn start(
                 body_stream(body),
                 Some(&digest),
                 request_limit(state),
+                Vec::new(),
             )
             .await?;
         return Ok(created(name, &digest));

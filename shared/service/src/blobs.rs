@@ -177,13 +177,16 @@ pub(crate) async fn verify(
 impl Registry {
     /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
     /// checking it against `expected` if given (else it is named by its sha256). At most
-    /// `limit` bytes are taken. Nothing is kept if anything fails.
+    /// `limit` bytes are taken. `extra` writes are applied in the same transaction as the
+    /// link (a version record, say): if one of their conditions fails, `Conflict`. Nothing is
+    /// kept if anything fails.
     pub async fn store_blob(
         &self,
         package: &PackageRecord,
         body: ByteStream,
         expected: Option<&Digest>,
         limit: Option<u64>,
+        extra: Vec<Write>,
     ) -> Result<BlobLink> {
         let mut writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
         if let Err(error) = writer.push_stream(body, limit).await {
@@ -200,7 +203,7 @@ impl Registry {
             discard_object(self, &key, None).await;
             return Err(error);
         }
-        self.commit_blob(package, digest, written.size, key, Vec::new())
+        self.commit_blob(package, digest, written.size, key, extra)
             .await
     }
 
@@ -235,7 +238,7 @@ impl Registry {
             Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
             Err(other) => {
                 discard_object(self, &record.object_key, None).await;
-                return Err(other.into());
+                return Err(lost_race(other));
             }
         }
         // The workspace has this content already: keep that copy, drop ours.
@@ -250,7 +253,7 @@ impl Registry {
         };
         let mut writes = vec![Write::Put(Put::new(link_key, encode(&existing)))];
         writes.extend(extra);
-        self.transact(writes).await?;
+        self.transact(writes).await.map_err(lost_race)?;
         Ok(existing)
     }
 
@@ -278,6 +281,17 @@ impl Registry {
                 MetadataError::ConditionFailed { .. } => Error::NotFound("blob"),
                 other => other.into(),
             })
+    }
+}
+
+/// A failed condition of the caller's own writes means another request changed what this
+/// one depended on.
+fn lost_race(error: MetadataError) -> Error {
+    match error {
+        MetadataError::ConditionFailed { .. } => {
+            Error::conflict("another request changed this at the same time; nothing was stored")
+        }
+        other => other.into(),
     }
 }
 

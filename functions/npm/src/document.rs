@@ -1,0 +1,215 @@
+//! Package documents, full and abbreviated ("corgi"), built from the package's items in one
+//! paged query.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+use stowage_domain::PackageName;
+use stowage_service::Registry;
+use stowage_service::records::decode;
+use stowage_storage::Query;
+
+use crate::error::NpmResult;
+use crate::records::{self, DIST_TAG_PREFIX, DistTag, NpmVersion};
+use crate::route::tarball_file;
+
+const PAGE: usize = 1000;
+
+/// The fields of a version that installs need: the abbreviated document keeps only these.
+const INSTALL_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bin",
+    "directories",
+    "dist",
+    "engines",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+    "cpu",
+    "os",
+    "libc",
+    "funding",
+    "license",
+    "acceptDependencies",
+];
+
+/// Everything published to a package: its versions (with their item versions, for
+/// conditional updates) and dist-tags.
+#[derive(Debug, Default)]
+pub struct PackageState {
+    pub versions: BTreeMap<String, (NpmVersion, u64)>,
+    pub tags: BTreeMap<String, DistTag>,
+}
+
+impl PackageState {
+    /// Reads a package's versions and tags: one query, paged.
+    pub async fn load(registry: &Registry, partition: &str) -> NpmResult<Self> {
+        let mut state = PackageState::default();
+        let mut query = Query {
+            range: records::document_range(),
+            ..Query::prefix(partition, "", PAGE)
+        };
+        loop {
+            let page = registry.metadata().query(&query).await?;
+            for item in &page.items {
+                if let Some(tag) = item.key.sort.strip_prefix(DIST_TAG_PREFIX) {
+                    state.tags.insert(tag.to_owned(), decode(item)?);
+                } else {
+                    let version: NpmVersion = decode(item)?;
+                    state
+                        .versions
+                        .insert(version.version.clone(), (version, item.version));
+                }
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => return Ok(state),
+            }
+        }
+    }
+
+    /// A stable revision of what the document holds, for clients that send it back.
+    pub fn revision(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (version, (record, item_version)) in &self.versions {
+            hasher.update(format!("{version}:{item_version}:{};", record.published_at));
+        }
+        for (tag, target) in &self.tags {
+            hasher.update(format!("{tag}={};", target.version));
+        }
+        let hash = hex::encode(hasher.finalize());
+        format!("{}-{}", self.versions.len() + self.tags.len(), &hash[..32])
+    }
+
+    fn times(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let published = self.versions.values().map(|(v, _)| v.published_at);
+        let tagged = self.tags.values().map(|t| t.updated_at);
+        (published.clone().min(), published.chain(tagged).max())
+    }
+
+    fn dist_tags(&self) -> Map<String, Value> {
+        self.tags
+            .iter()
+            .map(|(tag, target)| (tag.clone(), json!(target.version)))
+            .collect()
+    }
+
+    fn latest(&self) -> Option<&NpmVersion> {
+        let latest = self.tags.get("latest").map(|t| t.version.as_str());
+        latest.and_then(|v| self.versions.get(v)).map(|(v, _)| v)
+    }
+}
+
+/// Where a version's tarball is downloaded from.
+pub fn tarball_url(base: &str, workspace: &str, name: &PackageName, version: &str) -> String {
+    format!(
+        "{base}/npm/{workspace}/{name}/-/{}",
+        tarball_file(name, version)
+    )
+}
+
+/// A version's manifest as served: as published, with the registry's own `dist`.
+pub fn version_manifest(
+    name: &PackageName,
+    version: &NpmVersion,
+    tarball: String,
+) -> Map<String, Value> {
+    let mut manifest = version.manifest.clone();
+    manifest.insert("_id".into(), json!(format!("{name}@{}", version.version)));
+    manifest.insert("name".into(), json!(name.as_str()));
+    manifest.insert("version".into(), json!(version.version));
+    let mut dist = manifest
+        .get("dist")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    dist.insert("tarball".into(), json!(tarball));
+    dist.insert("shasum".into(), json!(version.tarball.shasum));
+    dist.insert("integrity".into(), json!(version.tarball.integrity));
+    manifest.insert("dist".into(), Value::Object(dist));
+    manifest
+}
+
+/// The full document, as `npm view` and `npm install` (npm 11) ask for it.
+pub fn full(name: &PackageName, state: &PackageState, tarball: impl Fn(&str) -> String) -> Value {
+    let (created, modified) = state.times();
+    let mut time = Map::new();
+    if let (Some(created), Some(modified)) = (created, modified) {
+        time.insert("created".into(), json!(created));
+        time.insert("modified".into(), json!(modified));
+    }
+    let mut versions = Map::new();
+    for (version, (record, _)) in &state.versions {
+        time.insert(version.clone(), json!(record.published_at));
+        versions.insert(
+            version.clone(),
+            Value::Object(version_manifest(name, record, tarball(version))),
+        );
+    }
+    let latest = state.latest();
+    let mut document = json!({
+        "_id": name.as_str(),
+        "_rev": state.revision(),
+        "name": name.as_str(),
+        "dist-tags": state.dist_tags(),
+        "versions": versions,
+        "time": time,
+    });
+    if let Some(latest) = latest {
+        for field in [
+            "description",
+            "keywords",
+            "license",
+            "homepage",
+            "repository",
+            "author",
+        ] {
+            if let Some(value) = latest.manifest.get(field) {
+                document[field] = value.clone();
+            }
+        }
+        document["maintainers"] = json!([{ "name": latest.published_by }]);
+    }
+    document
+}
+
+/// The abbreviated document (`Accept: application/vnd.npm.install-v1+json`): only what an
+/// install needs.
+pub fn abbreviated(
+    name: &PackageName,
+    state: &PackageState,
+    tarball: impl Fn(&str) -> String,
+) -> Value {
+    let (_, modified) = state.times();
+    let mut versions = Map::new();
+    for (version, (record, _)) in &state.versions {
+        let manifest = version_manifest(name, record, tarball(version));
+        let kept: Map<String, Value> = manifest
+            .into_iter()
+            .filter(|(field, _)| INSTALL_FIELDS.contains(&field.as_str()))
+            .collect();
+        versions.insert(version.clone(), Value::Object(kept));
+    }
+    let mut time = Map::new();
+    for (version, (record, _)) in &state.versions {
+        time.insert(version.clone(), json!(record.published_at));
+    }
+    json!({
+        "name": name.as_str(),
+        "modified": modified,
+        "dist-tags": state.dist_tags(),
+        "versions": versions,
+        // yarn 4 judges a version's age from `time`.
+        "time": time,
+    })
+}

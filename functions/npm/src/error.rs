@@ -1,0 +1,96 @@
+//! npm errors: `{"error": "<message>"}` with the status npm clients act on. Service errors are
+//! mapped here and nowhere else.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::WWW_AUTHENTICATE;
+use serde_json::json;
+use stowage_service::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpmError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl NpmError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not found")
+    }
+
+    pub fn not_found_with(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+}
+
+impl From<Error> for NpmError {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
+                tracing::error!(?error, "npm request failed");
+                return NpmError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            }
+        };
+        let message = match &error {
+            Error::NotFound(_) => "not found".to_owned(),
+            Error::Unauthenticated => {
+                "authentication required: set _authToken for this registry in .npmrc".to_owned()
+            }
+            other => other.to_string(),
+        };
+        NpmError::new(status, message)
+    }
+}
+
+impl From<stowage_storage::MetadataError> for NpmError {
+    fn from(error: stowage_storage::MetadataError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl From<stowage_storage::BlobError> for NpmError {
+    fn from(error: stowage_storage::BlobError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl IntoResponse for NpmError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"Stowage npm\""),
+            );
+        }
+        response
+    }
+}
+
+pub type NpmResult<T> = Result<T, NpmError>;

@@ -1,0 +1,164 @@
+//! The rest of what npm asks of a registry: search, whoami, ping, audits and login.
+
+use serde_json::{Value, json};
+use stowage_domain::{PackageType, Principal, Slug, TokenSecret};
+use stowage_service::records::decode;
+use stowage_service::{Credential, Registry};
+use stowage_storage::{Key, MAX_BATCH_KEYS};
+
+use crate::error::{NpmError, NpmResult};
+use crate::records::{self, DistTag, NpmVersion};
+
+const SEARCH_SIZE_MAX: usize = 250;
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Reads many items, a batch at a time, in order.
+async fn get_all(
+    registry: &Registry,
+    keys: &[Key],
+) -> NpmResult<Vec<Option<stowage_storage::Item>>> {
+    let mut items = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(MAX_BATCH_KEYS) {
+        items.extend(registry.metadata().get_many(chunk).await?);
+    }
+    Ok(items)
+}
+
+/// `GET /-/v1/search?text=&size=&from=`: the npm packages of the workspace the caller can
+/// read whose name contains the text, with their latest version.
+pub async fn search(
+    registry: &Registry,
+    caller: &Principal,
+    workspace: &Slug,
+    query: Option<&str>,
+) -> NpmResult<Value> {
+    let text = query_param(query, "text")
+        .unwrap_or_default()
+        .to_lowercase();
+    let size = query_param(query, "size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20usize)
+        .min(SEARCH_SIZE_MAX);
+    let from = query_param(query, "from")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0usize);
+    let mut packages: Vec<_> = registry
+        .list_packages(caller, workspace.as_str())
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == PackageType::Npm && p.name.as_str().contains(text.as_str()))
+        .collect();
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let total = packages.len();
+    let page: Vec<_> = packages.into_iter().skip(from).take(size).collect();
+    let tag_keys: Vec<Key> = page
+        .iter()
+        .map(|p| records::dist_tag(&p.partition(), "latest"))
+        .collect();
+    let latest: Vec<Option<DistTag>> = get_all(registry, &tag_keys)
+        .await?
+        .iter()
+        .map(|item| item.as_ref().map(decode).transpose())
+        .collect::<Result<_, _>>()?;
+    let version_keys: Vec<Key> = page
+        .iter()
+        .zip(&latest)
+        .filter_map(|(p, tag)| {
+            tag.as_ref()
+                .map(|t| records::version(&p.partition(), &t.version))
+        })
+        .collect();
+    let mut versions = get_all(registry, &version_keys).await?.into_iter();
+    let mut objects = Vec::new();
+    for (package, tag) in page.iter().zip(&latest) {
+        let record: Option<NpmVersion> = match tag {
+            Some(_) => versions.next().flatten().as_ref().map(decode).transpose()?,
+            None => None,
+        };
+        let Some(record) = record else { continue };
+        let field = |name: &str| record.manifest.get(name).cloned().unwrap_or(Value::Null);
+        objects.push(json!({
+            "package": {
+                "name": package.name.as_str(),
+                "scope": package.name.as_str().strip_prefix('@').and_then(|s| s.split('/').next()).unwrap_or("unscoped"),
+                "version": record.version,
+                "description": field("description"),
+                "keywords": field("keywords"),
+                "date": record.published_at,
+                "links": {},
+                "publisher": { "username": record.published_by },
+                "maintainers": [{ "username": record.published_by }],
+            },
+            "score": { "final": 1.0, "detail": { "quality": 1.0, "popularity": 1.0, "maintenance": 1.0 } },
+            "searchScore": 1.0,
+        }));
+    }
+    Ok(json!({ "objects": objects, "total": total, "time": registry.now().to_rfc3339() }))
+}
+
+pub fn whoami(caller: &Principal) -> Value {
+    json!({ "username": caller.display_name() })
+}
+
+/// The audit endpoints: no advisories are known, so there is nothing to report.
+pub fn audit(quick: bool) -> Value {
+    if !quick {
+        return json!({});
+    }
+    json!({
+        "actions": [],
+        "advisories": {},
+        "muted": [],
+        "metadata": {
+            "vulnerabilities": { "info": 0, "low": 0, "moderate": 0, "high": 0, "critical": 0 },
+            "dependencies": 0, "devDependencies": 0, "optionalDependencies": 0, "totalDependencies": 0,
+        },
+    })
+}
+
+/// `PUT /-/user/org.couchdb.user:<name>` (`npm login --auth-type=legacy`): succeeds when the
+/// password is one of the user's API tokens, and hands that token back for npm to keep.
+/// Stowage never takes account passwords.
+pub async fn login(
+    registry: &Registry,
+    username: &str,
+    body: &[u8],
+    basic: Option<Credential>,
+) -> NpmResult<Value> {
+    let refusal = || {
+        NpmError::new(
+            http::StatusCode::UNAUTHORIZED,
+            "log in with your Stowage username (or e-mail) and an API token as the password",
+        )
+    };
+    let credential = match basic {
+        Some(credential) => credential,
+        None => {
+            let body: Value = serde_json::from_slice(body)
+                .map_err(|_| NpmError::bad_request("the login body is not JSON"))?;
+            let password = body
+                .get("password")
+                .and_then(Value::as_str)
+                .ok_or_else(refusal)?;
+            Credential::Basic {
+                username: username.to_owned(),
+                secret: TokenSecret::from_presented(password.to_owned()),
+            }
+        }
+    };
+    let token = match &credential {
+        Credential::Basic { secret, .. } | Credential::Bearer(secret) => secret.expose().to_owned(),
+    };
+    registry
+        .authenticate(&credential)
+        .await
+        .map_err(|_| refusal())?;
+    Ok(
+        json!({ "ok": true, "id": format!("org.couchdb.user:{username}"), "rev": "1-0", "token": token }),
+    )
+}

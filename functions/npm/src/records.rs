@@ -1,0 +1,64 @@
+//! What the npm registry keeps in a package's partition (`PKG#<ws>#npm#<name>`):
+//!
+//! ```text
+//! VERSION#<version>     NpmVersion: the version's manifest and its tarball (one item per version)
+//! DISTTAG#<tag>         DistTag: the version a dist-tag points at
+//! BLOB#<digest>         BlobLink (the service's): the tarball's bytes
+//! ```
+//!
+//! The package document is built from these on every read: no item grows with the package.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use stowage_domain::Digest;
+use stowage_storage::{Key, SortRange};
+
+pub const VERSION_PREFIX: &str = stowage_service::records::keys::VERSION_PREFIX;
+pub const DIST_TAG_PREFIX: &str = "DISTTAG#";
+
+pub fn version(partition: &str, version: &str) -> Key {
+    stowage_service::records::keys::version(partition, version)
+}
+
+pub fn dist_tag(partition: &str, tag: &str) -> Key {
+    Key::new(partition, format!("{DIST_TAG_PREFIX}{tag}"))
+}
+
+/// The sort keys of the document's items (`DISTTAG#…` to `VERSION#…`), read in one query.
+pub fn document_range() -> SortRange {
+    SortRange::Between {
+        start: DIST_TAG_PREFIX.to_owned(),
+        end: format!("{VERSION_PREFIX}\u{10FFFF}"),
+    }
+}
+
+/// A version's tarball: its bytes are the package's blob of this digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tarball {
+    pub digest: Digest,
+    pub size: u64,
+    /// sha1 in hex, npm's `dist.shasum`.
+    pub shasum: String,
+    /// `sha512-<base64>`, npm's `dist.integrity`.
+    pub integrity: String,
+}
+
+/// A published version. Its first three fields are the service's `VersionRecord`, so the
+/// management API lists npm versions like any other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NpmVersion {
+    pub version: String,
+    pub published_at: DateTime<Utc>,
+    pub published_by: String,
+    /// The version's manifest as published (its package.json and npm's additions), without
+    /// the readme.
+    pub manifest: Map<String, Value>,
+    pub tarball: Tarball,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistTag {
+    pub version: String,
+    pub updated_at: DateTime<Utc>,
+}
