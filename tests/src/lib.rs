@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod lambda;
+pub mod npm;
 pub mod oci;
 mod server;
 

@@ -6,6 +6,7 @@ mod blob_contract;
 mod credentials;
 mod events;
 mod metadata_contract;
+mod npm_protocol;
 mod oci_clients;
 mod oci_lambda;
 mod oci_memory;
