@@ -79,8 +79,9 @@ async fn hand_over(
     body: String,
 ) -> NpmResult<Response> {
     let registry = &state.registry;
+    // Outside `ws/`: a lifecycle rule expires these copies after a day.
     let key = format!(
-        "ws/{workspace}/npm-documents/{}",
+        "npm-documents/{workspace}/{}",
         hex::encode(Sha256::digest(body.as_bytes()))
     );
     if registry.blobs().size(&key).await?.is_none() {

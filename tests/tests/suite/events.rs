@@ -34,9 +34,16 @@ const EXPECTED: &[(&str, u16)] = &[
     ("oci-start-upload.json", 202),
     ("oci-monolithic-upload.json", 201),
     ("oci-invalid-name.json", 400),
+    ("npm-publish.json", 201),
+    ("npm-document-not-published.json", 404),
+    ("npm-whoami.json", 200),
+    ("npm-ping.json", 200),
+    ("npm-search.json", 200),
+    ("npm-invalid-name.json", 400),
 ];
 
-/// A fresh registry holding workspace `acme`, repository `api` and package `api/server`,
+/// A fresh registry holding workspace `acme`, repository `api` and packages `api/server`
+/// (container) and `left-pad` (npm),
 /// administered by the site admin whose token the events carry.
 async fn fixture() -> (AppState, Stores) {
     let stores = Stores::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"));
@@ -64,15 +71,18 @@ async fn fixture() -> (AppState, Stores) {
         .create_repository(&admin, "acme", "api")
         .await
         .expect("repository");
-    let package = NewPackage {
-        kind: "container".into(),
-        name: "api/server".into(),
-        repository: "api".into(),
-    };
-    registry
-        .create_package(&admin, "acme", package)
-        .await
-        .expect("package");
+    // `@acme/ui` is left for the event that creates it.
+    for (kind, name) in [("container", "api/server"), ("npm", "left-pad")] {
+        let package = NewPackage {
+            kind: kind.into(),
+            name: name.into(),
+            repository: "api".into(),
+        };
+        registry
+            .create_package(&admin, "acme", package)
+            .await
+            .expect("package");
+    }
     let state = AppState {
         registry,
         public_url: None,
@@ -85,6 +95,7 @@ fn router_for(event: &str, state: AppState) -> axum::Router {
     match event.split('-').next() {
         Some("admin") => stowage_admin::router(state),
         Some("oci") => stowage_oci::router(state),
+        Some("npm") => stowage_npm::router(state),
         other => panic!("no function serves events named {other:?}"),
     }
 }
@@ -129,10 +140,10 @@ async fn every_event_runs_through_the_lambda_entry_path() {
         if expected >= 400 {
             let error: Value = serde_json::from_str(body).expect("errors are JSON");
             // Each protocol's own error shape.
-            let code = if name.starts_with("oci") {
-                &error["errors"][0]["code"]
-            } else {
-                &error["error"]["code"]
+            let code = match name.split('-').next() {
+                Some("oci") => &error["errors"][0]["code"],
+                Some("npm") => &error["error"],
+                _ => &error["error"]["code"],
             };
             assert!(code.is_string(), "{name}: {body}");
         }

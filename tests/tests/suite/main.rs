@@ -6,6 +6,8 @@ mod blob_contract;
 mod credentials;
 mod events;
 mod metadata_contract;
+mod npm_clients;
+mod npm_lambda;
 mod npm_protocol;
 mod oci_clients;
 mod oci_lambda;
