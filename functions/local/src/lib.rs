@@ -24,7 +24,8 @@ pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
     let app = Router::new()
         .merge(stowage_admin::router(state.clone()))
         .merge(stowage_oci::router(state.clone()))
-        .merge(stowage_npm::router(state));
+        .merge(stowage_npm::router(state.clone()))
+        .merge(stowage_maven::router(state));
     match signed_blobs {
         Some(signed) => app.merge(signed_blob_router(signed)),
         None => app,

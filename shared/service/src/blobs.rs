@@ -26,6 +26,40 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 pub struct Written {
     pub size: u64,
     pub sha256: String,
+    /// The other checksums, when they were asked for (hexadecimal).
+    pub checksums: Option<Checksums>,
+}
+
+/// The checksums Maven repositories serve beside every file, besides sha256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checksums {
+    pub md5: String,
+    pub sha1: String,
+    pub sha512: String,
+}
+
+/// The hashers of [`Checksums`], fed as the bytes stream past.
+#[derive(Clone, Default)]
+struct ChecksumHashers {
+    md5: md5::Md5,
+    sha1: sha1::Sha1,
+    sha512: Sha512,
+}
+
+impl ChecksumHashers {
+    fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.sha1.update(bytes);
+        self.sha512.update(bytes);
+    }
+
+    fn finish(self) -> Checksums {
+        Checksums {
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha512: hex::encode(self.sha512.finalize()),
+        }
+    }
 }
 
 /// Streams bytes into one object: a plain PUT when they fit in one part, else a multipart
@@ -38,6 +72,7 @@ pub(crate) struct ObjectWriter<'a> {
     pub buffer: BytesMut,
     pub size: u64,
     pub sha256: Sha256,
+    checksums: Option<ChecksumHashers>,
 }
 
 impl<'a> ObjectWriter<'a> {
@@ -50,7 +85,14 @@ impl<'a> ObjectWriter<'a> {
             buffer: BytesMut::new(),
             size: 0,
             sha256: Sha256::new(),
+            checksums: None,
         }
+    }
+
+    /// Also computes md5, sha1 and sha512 (for a writer that starts from the first byte).
+    fn with_checksums(mut self) -> Self {
+        self.checksums = Some(ChecksumHashers::default());
+        self
     }
 
     /// Takes a request body, up to `limit` bytes in all (the request's share).
@@ -80,6 +122,9 @@ impl<'a> ObjectWriter<'a> {
 
     pub async fn push(&mut self, bytes: &[u8]) -> Result<()> {
         self.sha256.update(bytes);
+        if let Some(checksums) = &mut self.checksums {
+            checksums.update(bytes);
+        }
         self.size += bytes.len() as u64;
         self.buffer.extend_from_slice(bytes);
         while self.buffer.len() >= PART_SIZE {
@@ -123,6 +168,7 @@ impl<'a> ObjectWriter<'a> {
         Ok(Written {
             size: self.size,
             sha256: hex::encode(self.sha256.clone().finalize()),
+            checksums: self.checksums.take().map(ChecksumHashers::finish),
         })
     }
 
@@ -188,7 +234,36 @@ impl Registry {
         limit: Option<u64>,
         extra: Vec<Write>,
     ) -> Result<BlobLink> {
-        let mut writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
+        let writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
+        let (link, _) = self
+            .store(writer, package, body, expected, limit, |_| extra)
+            .await?;
+        Ok(link)
+    }
+
+    /// Like [`Registry::store_blob`], named by its sha256, computing md5, sha1 and sha512 as
+    /// well; `extra` writes are made from what was learnt, so a file's record can hold its
+    /// checksums and still land in the blob's transaction.
+    pub async fn store_file(
+        &self,
+        package: &PackageRecord,
+        body: ByteStream,
+        limit: Option<u64>,
+        extra: impl FnOnce(&Written) -> Vec<Write>,
+    ) -> Result<(BlobLink, Written)> {
+        let writer = ObjectWriter::new(self, keys::new_object(&package.workspace)).with_checksums();
+        self.store(writer, package, body, None, limit, extra).await
+    }
+
+    async fn store(
+        &self,
+        mut writer: ObjectWriter<'_>,
+        package: &PackageRecord,
+        body: ByteStream,
+        expected: Option<&Digest>,
+        limit: Option<u64>,
+        extra: impl FnOnce(&Written) -> Vec<Write>,
+    ) -> Result<(BlobLink, Written)> {
         if let Err(error) = writer.push_stream(body, limit).await {
             writer.discard().await;
             return Err(error);
@@ -203,8 +278,11 @@ impl Registry {
             discard_object(self, &key, None).await;
             return Err(error);
         }
-        self.commit_blob(package, digest, written.size, key, extra)
-            .await
+        let extra = extra(&written);
+        let link = self
+            .commit_blob(package, digest, written.size, key, extra)
+            .await?;
+        Ok((link, written))
     }
 
     /// Records a written object as the workspace's blob `digest` (or, if the workspace has it

@@ -24,7 +24,7 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
-pub use blobs::PART_SIZE;
+pub use blobs::{Checksums, PART_SIZE, Written};
 pub use error::{Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use uploads::UploadRecord;

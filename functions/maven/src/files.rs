@@ -1,0 +1,362 @@
+//! Reading and deploying files, checksums and metadata.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION};
+use http::{HeaderMap, Method, StatusCode};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256, Sha512};
+use stowage_domain::{PackageType, Principal, Role};
+use stowage_http::{AppState, body_stream, read_limited};
+use stowage_service::records::{BlobLink, VersionRecord, decode, encode, keys};
+use stowage_service::{Error, OpenPackage, Registry};
+use stowage_storage::{Condition, Key, PresignOptions, Put, Query, Write};
+
+use crate::error::{MavenError, MavenResult};
+use crate::metadata::{self, UPLOADED_METADATA_MAX};
+use crate::records::{self, MavenFile};
+use crate::route::{ChecksumKind, MavenPath, Target};
+use crate::version::is_snapshot;
+
+const CHECKSUM_BODY_MAX: usize = 1024;
+const PAGE: usize = 1000;
+
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit('.').next() {
+        Some("jar" | "war" | "ear" | "aar") => "application/java-archive",
+        Some("pom" | "xml") => "text/xml",
+        Some("module" | "json") => "application/json",
+        Some("asc" | "md5" | "sha1" | "sha256" | "sha512") => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+fn checksum_of(bytes: &[u8], kind: ChecksumKind) -> String {
+    match kind {
+        ChecksumKind::Md5 => hex::encode(Md5::digest(bytes)),
+        ChecksumKind::Sha1 => hex::encode(Sha1::digest(bytes)),
+        ChecksumKind::Sha256 => hex::encode(Sha256::digest(bytes)),
+        ChecksumKind::Sha512 => hex::encode(Sha512::digest(bytes)),
+    }
+}
+
+fn stored_checksum(file: &MavenFile, kind: ChecksumKind) -> &str {
+    match kind {
+        ChecksumKind::Md5 => &file.checksums.md5,
+        ChecksumKind::Sha1 => &file.checksums.sha1,
+        ChecksumKind::Sha256 => file.digest.hex(),
+        ChecksumKind::Sha512 => &file.checksums.sha512,
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>, method: &Method) -> Response {
+    let length = body.len();
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .header(CONTENT_LENGTH, length)
+        .body(body)
+        .unwrap_or_default()
+}
+
+fn created() -> Response {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+async fn open(
+    registry: &Registry,
+    caller: &Principal,
+    path: &MavenPath,
+    needed: Role,
+    extra: &[Key],
+) -> MavenResult<OpenPackage> {
+    Ok(registry
+        .open_package(
+            caller,
+            &path.workspace,
+            PackageType::Maven,
+            &path.package,
+            needed,
+            extra,
+        )
+        .await?)
+}
+
+fn partition(path: &MavenPath) -> String {
+    keys::package_partition(&path.workspace, PackageType::Maven, &path.package)
+}
+
+/// Every item of a partition under a sort-key prefix, a page at a time.
+async fn query_all<T: serde::de::DeserializeOwned>(
+    registry: &Registry,
+    partition: &str,
+    prefix: &str,
+) -> MavenResult<Vec<T>> {
+    let mut all = Vec::new();
+    let mut query = Query::prefix(partition, prefix, PAGE);
+    loop {
+        let page = registry.metadata().query(&query).await?;
+        for item in &page.items {
+            all.push(decode(item)?);
+        }
+        match page.next {
+            Some(cursor) => query = query.after(Some(cursor)),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// The generated metadata a path names, or `None` when there is nothing to describe.
+async fn generated_metadata(
+    registry: &Registry,
+    path: &MavenPath,
+    partition: &str,
+) -> MavenResult<Option<Vec<u8>>> {
+    Ok(match &path.target {
+        Target::ArtifactMetadata => {
+            let versions: Vec<VersionRecord> =
+                query_all(registry, partition, keys::VERSION_PREFIX).await?;
+            metadata::artifact(&path.group, &path.artifact, &versions)
+        }
+        Target::VersionMetadata { version } => {
+            let files: Vec<MavenFile> =
+                query_all(registry, partition, &records::files_of_version(version)).await?;
+            metadata::snapshot(&path.group, &path.artifact, version, &files)
+        }
+        Target::File { .. } => None,
+    })
+}
+
+/// GET or HEAD: metadata and checksums answered directly, files through a redirect.
+pub async fn get(
+    state: &AppState,
+    caller: &Principal,
+    path: &MavenPath,
+    method: &Method,
+) -> MavenResult<Response> {
+    let registry = &state.registry;
+    let partition = partition(path);
+    let Target::File { version, file } = &path.target else {
+        open(registry, caller, path, Role::Read, &[]).await?;
+        let xml = generated_metadata(registry, path, &partition)
+            .await?
+            .ok_or_else(MavenError::not_found)?;
+        return Ok(match path.checksum {
+            Some(kind) => respond(
+                StatusCode::OK,
+                "text/plain",
+                checksum_of(&xml, kind).into_bytes(),
+                method,
+            ),
+            None => respond(StatusCode::OK, "text/xml", xml, method),
+        });
+    };
+    let open = open(
+        registry,
+        caller,
+        path,
+        Role::Read,
+        &[records::file(&partition, version, file)],
+    )
+    .await?;
+    let record: MavenFile = decode(open.extra[0].as_ref().ok_or_else(MavenError::not_found)?)?;
+    if let Some(kind) = path.checksum {
+        return Ok(respond(
+            StatusCode::OK,
+            "text/plain",
+            stored_checksum(&record, kind).as_bytes().to_vec(),
+            method,
+        ));
+    }
+    if *method == Method::HEAD {
+        // Answered directly, never redirected: length and checksums, as Gradle asks for them.
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(CONTENT_TYPE, content_type(file))
+            .header(CONTENT_LENGTH, record.size)
+            .header(ETAG, format!("\"{}\"", record.checksums.sha1))
+            .header(
+                LAST_MODIFIED,
+                record
+                    .uploaded_at
+                    .format("%a, %d %b %Y %H:%M:%S GMT")
+                    .to_string(),
+            )
+            .header("X-Checksum-Md5", &record.checksums.md5)
+            .header("X-Checksum-Sha1", &record.checksums.sha1)
+            .header("X-Checksum-Sha256", record.digest.hex())
+            .body(Body::empty())
+            .unwrap_or_default());
+    }
+    let link = registry
+        .metadata()
+        .get(&keys::blob_link(&partition, &record.digest))
+        .await?
+        .ok_or_else(MavenError::not_found)?;
+    let link: BlobLink = decode(&link)?;
+    let options = PresignOptions {
+        expires_in: registry.settings().presign_ttl,
+        content_type: Some(content_type(file).to_owned()),
+        content_disposition: None,
+    };
+    let url = registry
+        .blobs()
+        .presign_get(&link.object_key, &options)
+        .await?;
+    Ok(Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header(LOCATION, url)
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+/// The request body's share of the platform's limit, on Lambda.
+fn request_limit(state: &AppState) -> Option<u64> {
+    state
+        .limits
+        .platform_limited
+        .then_some(state.limits.max_body as u64)
+}
+
+fn check_declared_length(state: &AppState, headers: &HeaderMap) -> MavenResult<()> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match (request_limit(state), declared) {
+        (Some(limit), Some(length)) if length > limit => Err(MavenError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "this repository runs on AWS Lambda, which takes at most {limit} bytes per request: deploy files under that size here"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// PUT: a file (releases never change; snapshots may), a checksum (checked against the
+/// file), or metadata (checked, then ignored for the records').
+pub async fn put(
+    state: &AppState,
+    caller: &Principal,
+    path: &MavenPath,
+    headers: &HeaderMap,
+    body: Body,
+) -> MavenResult<Response> {
+    let registry = &state.registry;
+    let partition = partition(path);
+    let Target::File { version, file } = &path.target else {
+        let limit = if path.checksum.is_some() {
+            CHECKSUM_BODY_MAX
+        } else {
+            UPLOADED_METADATA_MAX
+        };
+        let bytes = read_limited(body, limit)
+            .await
+            .map_err(|_| MavenError::bad_request(format!("the body is over {limit} bytes")))?;
+        if path.checksum.is_none() {
+            metadata::check_uploaded(&bytes)?;
+        }
+        open(registry, caller, path, Role::Write, &[]).await?;
+        return Ok(created());
+    };
+    let file_key = records::file(&partition, version, file);
+    if let Some(kind) = path.checksum {
+        let bytes = read_limited(body, CHECKSUM_BODY_MAX)
+            .await
+            .map_err(|_| MavenError::bad_request("a checksum file is a few bytes"))?;
+        let sent = String::from_utf8_lossy(&bytes)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let open = open(registry, caller, path, Role::Write, &[file_key]).await?;
+        let record: MavenFile = decode(open.extra[0].as_ref().ok_or_else(|| {
+            MavenError::new(
+                StatusCode::NOT_FOUND,
+                format!("{file} has not been deployed; deploy it before its checksum"),
+            )
+        })?)?;
+        if sent != stored_checksum(&record, kind) {
+            return Err(MavenError::bad_request(format!(
+                "the checksum does not match {file}, which is left as it was"
+            )));
+        }
+        return Ok(created());
+    }
+    check_declared_length(state, headers)?;
+    let release = !is_snapshot(version);
+    let open = open(
+        registry,
+        caller,
+        path,
+        Role::Write,
+        std::slice::from_ref(&file_key),
+    )
+    .await?;
+    let conflict = || {
+        MavenError::new(
+            StatusCode::CONFLICT,
+            format!("{file} is a release file and is already deployed: releases never change"),
+        )
+    };
+    if release && open.extra[0].is_some() {
+        return Err(conflict());
+    }
+    let now = registry.now();
+    let by = caller.display_name();
+    let records = |written: &stowage_service::Written| {
+        let record = MavenFile {
+            file: file.clone(),
+            version: version.clone(),
+            size: written.size,
+            digest: stowage_domain::Digest::from_hex(
+                stowage_domain::DigestAlgorithm::Sha256,
+                &written.sha256,
+            ),
+            checksums: written.checksums.clone().expect("asked for"),
+            uploaded_at: now,
+            uploaded_by: by.clone(),
+        };
+        let condition = if release {
+            Condition::Absent
+        } else {
+            Condition::None
+        };
+        let version_record = VersionRecord {
+            version: version.clone(),
+            published_at: now,
+            published_by: by.clone(),
+        };
+        vec![
+            Write::Put(Put::new(file_key.clone(), encode(&record)).when(condition)),
+            // Touched by every file of the version: the management API lists the version.
+            Write::Put(Put::new(
+                keys::version(&partition, version),
+                encode(&version_record),
+            )),
+        ]
+    };
+    registry
+        .store_file(
+            &open.package,
+            body_stream(body),
+            request_limit(state),
+            records,
+        )
+        .await
+        .map_err(|error| match error {
+            Error::Conflict(_) => conflict(),
+            other => other.into(),
+        })?;
+    Ok(created())
+}

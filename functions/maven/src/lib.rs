@@ -1,0 +1,60 @@
+//! The Maven repository: each workspace is a repository in the standard layout at
+//! `<base>/maven/<workspace>/`. Files are redirected to presigned URLs; checksums and
+//! `maven-metadata.xml` are generated from the repository's own records.
+
+mod error;
+mod files;
+mod metadata;
+mod records;
+mod route;
+mod version;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use stowage_http::{AppState, credential_from_headers};
+
+use crate::error::{MavenError, MavenResult};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/maven/{*rest}", any(dispatch))
+        .with_state(state);
+    stowage_http::request_logging(routes)
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(&state, &method, &uri, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> MavenResult<Response> {
+    let path = route::parse(uri.path())?;
+    let credential =
+        credential_from_headers(headers)?.ok_or(stowage_service::Error::Unauthenticated)?;
+    let caller = state.registry.authenticate(&credential).await?;
+    match *method {
+        Method::GET | Method::HEAD => files::get(state, &caller, &path, method).await,
+        Method::PUT => files::put(state, &caller, &path, headers, body).await,
+        _ => Err(MavenError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        )),
+    }
+}

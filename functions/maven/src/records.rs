@@ -1,0 +1,37 @@
+//! What the Maven repository keeps in a package's partition (`PKG#<ws>#maven#<g>:<a>`):
+//!
+//! ```text
+//! VERSION#<version>              VersionRecord (the service's): a version with files
+//! FILE#<version>#<file name>     MavenFile: a file and its checksums
+//! BLOB#<digest>                  BlobLink (the service's): a file's bytes
+//! ```
+//!
+//! `maven-metadata.xml` is never stored: it is generated from these records on every read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stowage_domain::Digest;
+use stowage_service::Checksums;
+use stowage_storage::Key;
+
+pub const FILE_PREFIX: &str = "FILE#";
+
+pub fn file(partition: &str, version: &str, file: &str) -> Key {
+    Key::new(partition, format!("{FILE_PREFIX}{version}#{file}"))
+}
+
+pub fn files_of_version(version: &str) -> String {
+    format!("{FILE_PREFIX}{version}#")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MavenFile {
+    pub file: String,
+    pub version: String,
+    pub size: u64,
+    /// sha256: the blob it is.
+    pub digest: Digest,
+    pub checksums: Checksums,
+    pub uploaded_at: DateTime<Utc>,
+    pub uploaded_by: String,
+}
