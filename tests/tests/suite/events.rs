@@ -40,6 +40,10 @@ const EXPECTED: &[(&str, u16)] = &[
     ("npm-ping.json", 200),
     ("npm-search.json", 200),
     ("npm-invalid-name.json", 400),
+    ("maven-deploy-jar.json", 201),
+    ("maven-metadata-unknown.json", 404),
+    ("maven-get-unauthenticated.json", 401),
+    ("maven-wrong-artifact.json", 400),
 ];
 
 /// A fresh registry holding workspace `acme`, repository `api` and packages `api/server`
@@ -72,7 +76,11 @@ async fn fixture() -> (AppState, Stores) {
         .await
         .expect("repository");
     // `@acme/ui` is left for the event that creates it.
-    for (kind, name) in [("container", "api/server"), ("npm", "left-pad")] {
+    for (kind, name) in [
+        ("container", "api/server"),
+        ("npm", "left-pad"),
+        ("maven", "com.acme:lib"),
+    ] {
         let package = NewPackage {
             kind: kind.into(),
             name: name.into(),
@@ -96,6 +104,7 @@ fn router_for(event: &str, state: AppState) -> axum::Router {
         Some("admin") => stowage_admin::router(state),
         Some("oci") => stowage_oci::router(state),
         Some("npm") => stowage_npm::router(state),
+        Some("maven") => stowage_maven::router(state),
         other => panic!("no function serves events named {other:?}"),
     }
 }
@@ -138,14 +147,18 @@ async fn every_event_runs_through_the_lambda_entry_path() {
         assert_eq!(response["statusCode"], expected, "{name}: {response}");
         let body = response["body"].as_str().unwrap_or_default();
         if expected >= 400 {
-            let error: Value = serde_json::from_str(body).expect("errors are JSON");
-            // Each protocol's own error shape.
-            let code = match name.split('-').next() {
-                Some("oci") => &error["errors"][0]["code"],
-                Some("npm") => &error["error"],
-                _ => &error["error"]["code"],
-            };
-            assert!(code.is_string(), "{name}: {body}");
+            // Each protocol's own error shape: Maven's is plain text.
+            if !name.starts_with("maven") {
+                let error: Value = serde_json::from_str(body).expect("errors are JSON");
+                let code = match name.split('-').next() {
+                    Some("oci") => &error["errors"][0]["code"],
+                    Some("npm") => &error["error"],
+                    _ => &error["error"]["code"],
+                };
+                assert!(code.is_string(), "{name}: {body}");
+            } else {
+                assert!(!body.is_empty(), "{name}: a reason");
+            }
         }
     }
 }
