@@ -145,6 +145,14 @@ fn add_parts(delta: i64) -> UpdateParts {
     }
 }
 
+fn touch_parts() -> UpdateParts {
+    UpdateParts {
+        update: "ADD ver :one".into(),
+        condition: Some("attribute_exists(pk)".into()),
+        values: HashMap::from([(":one".to_owned(), AttributeValue::N("1".into()))]),
+    }
+}
+
 fn condition_values(condition: Condition) -> (Option<String>, Option<Attributes>) {
     match condition_expression(condition) {
         None => (None, None),
@@ -166,6 +174,25 @@ fn is_condition_failure<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
+fn update_item(
+    table: &str,
+    key: &Key,
+    parts: UpdateParts,
+) -> Result<
+    aws_sdk_dynamodb::types::builders::TransactWriteItemBuilder,
+    aws_sdk_dynamodb::error::BuildError,
+> {
+    Ok(TransactWriteItem::builder().update(
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(key_attributes(key)))
+            .update_expression(parts.update)
+            .set_condition_expression(parts.condition)
+            .set_expression_attribute_values(Some(parts.values))
+            .build()?,
+    ))
+}
+
 fn transact_item(write: &Write, table: &str) -> Result<TransactWriteItem, MetadataError> {
     let invalid = |error: aws_sdk_dynamodb::error::BuildError| {
         MetadataError::InvalidRequest(format!("dynamodb request: {error}"))
@@ -184,18 +211,8 @@ fn transact_item(write: &Write, table: &str) -> Result<TransactWriteItem, Metada
                     .map_err(invalid)?,
             )
         }
-        Write::Add { key, delta } => {
-            let parts = add_parts(*delta);
-            TransactWriteItem::builder().update(
-                Update::builder()
-                    .table_name(table)
-                    .set_key(Some(key_attributes(key)))
-                    .update_expression(parts.update)
-                    .set_expression_attribute_values(Some(parts.values))
-                    .build()
-                    .map_err(invalid)?,
-            )
-        }
+        Write::Add { key, delta } => update_item(table, key, add_parts(*delta)).map_err(invalid)?,
+        Write::Touch { key } => update_item(table, key, touch_parts()).map_err(invalid)?,
         Write::Delete { key, condition } => {
             let (expression, values) = condition_values(*condition);
             TransactWriteItem::builder().delete(
@@ -330,6 +347,7 @@ impl MetadataStore for DynamoMetadataStore {
         match write {
             Write::Put(put) => self.update(&put.key, put_parts(&put)).await,
             Write::Add { key, delta } => self.update(&key, add_parts(delta)).await,
+            Write::Touch { key } => self.update(&key, touch_parts()).await,
             Write::Delete { key, condition } => self.delete(&key, condition).await,
             Write::Check { key, condition } => {
                 let item = self.get(&key).await?;

@@ -157,6 +157,7 @@ fn condition_of(write: &Write) -> Condition {
         Write::Put(put) => put.condition,
         Write::Delete { condition, .. } | Write::Check { condition, .. } => *condition,
         Write::Add { .. } => Condition::None,
+        Write::Touch { .. } => Condition::Exists,
     }
 }
 
@@ -179,6 +180,9 @@ fn apply(connection: &Connection, write: &Write) -> Result<(), MetadataError> {
             .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
             .and_then(|mut s| s.execute(params![key.partition, key.sort])),
         Write::Check { .. } => Ok(0),
+        Write::Touch { key } => connection
+            .prepare_cached("UPDATE items SET ver = ver + 1 WHERE pk = ?1 AND sk = ?2")
+            .and_then(|mut s| s.execute(params![key.partition, key.sort])),
         Write::Add { key, delta } => connection
             .prepare_cached(
                 "INSERT INTO items (pk, sk, data, ver, n) VALUES (?1, ?2, x'', 0, ?3)

@@ -100,13 +100,22 @@ pub enum Write {
         key: Key,
         delta: i64,
     },
+    /// Bumps the version of an existing item without changing it; fails its condition when the
+    /// item is absent. A reader that acts on an item only if its version is unchanged (the
+    /// garbage collector) thereby learns that someone relied on the item meanwhile.
+    Touch {
+        key: Key,
+    },
 }
 
 impl Write {
     pub fn key(&self) -> &Key {
         match self {
             Write::Put(put) => &put.key,
-            Write::Delete { key, .. } | Write::Check { key, .. } | Write::Add { key, .. } => key,
+            Write::Delete { key, .. }
+            | Write::Check { key, .. }
+            | Write::Add { key, .. }
+            | Write::Touch { key } => key,
         }
     }
 }

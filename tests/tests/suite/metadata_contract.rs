@@ -20,6 +20,7 @@ on_both_backends!(
     index_queries,
     batch_reads,
     only_one_of_racing_creators_wins,
+    touches_bump_versions_of_existing_items,
 );
 
 async fn put_get_and_versions(stores: Stores) {
@@ -494,4 +495,66 @@ async fn only_one_of_racing_creators_wins(stores: Stores) {
         }
     }
     assert_eq!((won, lost), (1, 19));
+}
+
+async fn touches_bump_versions_of_existing_items(stores: Stores) {
+    let store = &stores.metadata;
+    let key = Key::new("P#10", "blob");
+    let absent = store.write(Write::Touch { key: key.clone() }).await;
+    assert!(
+        matches!(absent, Err(MetadataError::ConditionFailed { .. })),
+        "{absent:?}"
+    );
+    assert_eq!(
+        store.get(&key).await.expect("get"),
+        None,
+        "a touch creates nothing"
+    );
+    store
+        .write(Write::Put(put("P#10", "blob", "record")))
+        .await
+        .expect("put");
+    store
+        .write(Write::Touch { key: key.clone() })
+        .await
+        .expect("touch");
+    let item = store.get(&key).await.expect("get").expect("present");
+    assert_eq!(
+        (item.data.as_slice(), item.version),
+        (&b"record"[..], 2),
+        "same record, new version"
+    );
+    // A delete conditional on the old version now loses.
+    let stale = store
+        .write(Write::Delete {
+            key: key.clone(),
+            condition: Condition::Version(1),
+        })
+        .await;
+    assert!(matches!(stale, Err(MetadataError::ConditionFailed { .. })));
+    let in_transaction = store
+        .transact(vec![
+            Write::Touch { key: key.clone() },
+            Write::Touch {
+                key: Key::new("P#10", "gone"),
+            },
+        ])
+        .await;
+    assert!(
+        matches!(
+            in_transaction,
+            Err(MetadataError::ConditionFailed { index: Some(1) })
+        ),
+        "{in_transaction:?}"
+    );
+    assert_eq!(
+        store
+            .get(&key)
+            .await
+            .expect("get")
+            .expect("present")
+            .version,
+        2,
+        "nothing was applied"
+    );
 }
