@@ -31,6 +31,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::UploadOutOfOrder { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "out_of_order"),
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

@@ -42,6 +42,14 @@ pub fn router(state: AppState) -> Router {
             delete(workspaces::delete_repository),
         )
         .route(
+            "/workspaces/{workspace}/restore",
+            post(workspaces::restore_workspace),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}/restore",
+            post(workspaces::restore_repository),
+        )
+        .route(
             "/workspaces/{workspace}/repositories/{repository}/permissions/{username}",
             put(workspaces::set_permission).delete(workspaces::remove_permission),
         )
@@ -55,7 +63,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/workspaces/{workspace}/packages/{kind}/{name}",
-            get(packages::get_package),
+            get(packages::get_package).delete(packages::delete_package),
+        )
+        .route(
+            "/workspaces/{workspace}/packages/{kind}/{name}/restore",
+            post(packages::restore_package),
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -72,3 +72,30 @@ pub async fn get_package(
     );
     Ok(Json(value))
 }
+
+pub async fn delete_package(
+    State(state): State<AppState>,
+    Path((workspace, kind, name)): Path<(String, String, String)>,
+    caller: Authenticated,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let deletion = state
+        .registry
+        .delete_package(caller.principal(), &workspace, &kind, &name)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(crate::workspaces::deletion_json(&deletion)),
+    ))
+}
+
+pub async fn restore_package(
+    State(state): State<AppState>,
+    Path((workspace, kind, name)): Path<(String, String, String)>,
+    caller: Authenticated,
+) -> ApiResult<Json<Value>> {
+    let package = state
+        .registry
+        .restore_package(caller.principal(), &workspace, &kind, &name)
+        .await?;
+    Ok(Json(package_json(&package)))
+}

@@ -22,7 +22,7 @@ fn repository_json(repository: &RepositoryRecord) -> Value {
     })
 }
 
-fn deletion_json(deletion: &Deletion) -> Value {
+pub fn deletion_json(deletion: &Deletion) -> Value {
     json!({ "deleted_at": deletion.at, "purge_after": deletion.purge_after })
 }
 
@@ -168,4 +168,28 @@ pub async fn create_pipeline_token(
             "expires_at": token.expires_at,
         })),
     ))
+}
+
+pub async fn restore_workspace(
+    State(state): State<AppState>,
+    Path(workspace): Path<String>,
+    caller: Authenticated,
+) -> ApiResult<Json<Value>> {
+    let record = state
+        .registry
+        .restore_workspace(caller.principal(), &workspace)
+        .await?;
+    Ok(Json(workspace_json(&record)))
+}
+
+pub async fn restore_repository(
+    State(state): State<AppState>,
+    Path((workspace, repository)): Path<(String, String)>,
+    caller: Authenticated,
+) -> ApiResult<Json<Value>> {
+    let record = state
+        .registry
+        .restore_repository(caller.principal(), &workspace, &repository)
+        .await?;
+    Ok(Json(repository_json(&record)))
 }

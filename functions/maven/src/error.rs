@@ -39,7 +39,7 @@ impl From<Error> for MavenError {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge(_) | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {

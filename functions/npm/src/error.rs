@@ -46,7 +46,7 @@ impl From<Error> for NpmError {
                 StatusCode::BAD_REQUEST
             }
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -396,6 +396,7 @@ pub async fn unpublish_all(
             condition: Condition::None,
         });
     }
+    writes.push(stowage_service::mark_for_collection(workspace));
     dedup_keys(&mut writes);
     apply(registry, writes).await?;
     Ok(json!({ "ok": true }))
@@ -432,6 +433,7 @@ pub async fn delete_tarball(
                 key: keys::blob_link(&partition, &record.tarball.digest),
                 condition: Condition::None,
             });
+            writes.push(stowage_service::mark_for_collection(workspace));
         }
         for (tag, target) in &state.tags {
             if target.version == version {

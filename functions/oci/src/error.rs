@@ -166,6 +166,7 @@ impl From<Error> for OciError {
         match error {
             Error::Unauthenticated => OciError::unauthorized(),
             Error::Forbidden(message) => OciError::denied(message),
+            quota @ Error::QuotaExceeded { .. } => OciError::denied(quota.to_string()),
             Error::NotFound("blob") => OciError::new(Code::BlobUnknown, "blob unknown to registry"),
             Error::NotFound(_) => OciError::name_unknown(),
             Error::Invalid(invalid) => match &*invalid.field {

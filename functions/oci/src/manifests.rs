@@ -299,6 +299,13 @@ pub async fn put(
         records::manifest(&partition, &digest),
         encode_manifest(&record, inline.then_some(&bytes[..])),
     ))];
+    // Touching the links of the blobs it uses makes a collector that found them unused just
+    // before give up deleting them (their versions change).
+    let touches = link_touches(&partition, &parsed);
+    let touch_inline = touches.len() + 4 <= stowage_storage::MAX_TRANSACTION_WRITES;
+    if touch_inline {
+        writes.extend(touches.iter().cloned());
+    }
     if let Reference::Tag(tag) = reference {
         let tag_record = TagRecord {
             digest: digest.clone(),
@@ -329,7 +336,15 @@ pub async fn put(
     registry
         .transact(writes)
         .await
-        .map_err(stowage_service::Error::from)?;
+        .map_err(|error| match error {
+            stowage_storage::MetadataError::ConditionFailed { .. } => {
+                OciError::manifest_blob_unknown("a blob it refers to was removed meanwhile")
+            }
+            other => other.into(),
+        })?;
+    if !touch_inline {
+        confirm_links(registry, &partition, &digest, touches).await?;
+    }
 
     let mut response = Response::builder()
         .status(StatusCode::CREATED)
@@ -339,6 +354,43 @@ pub async fn put(
         response = response.header("OCI-Subject", subject.as_str());
     }
     Ok(response.body(Body::empty()).unwrap_or_default())
+}
+
+fn link_touches(partition: &str, parsed: &Parsed) -> Vec<Write> {
+    let mut keys: Vec<Key> = parsed
+        .blobs
+        .iter()
+        .map(|digest| service_keys::blob_link(partition, digest))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().map(|key| Write::Touch { key }).collect()
+}
+
+/// For a manifest with more blobs than one transaction can touch: touches them after the
+/// manifest is written; if one is gone (collected meanwhile), the manifest is taken back.
+async fn confirm_links(
+    registry: &Registry,
+    partition: &str,
+    digest: &Digest,
+    touches: Vec<Write>,
+) -> OciResult<()> {
+    for batch in touches.chunks(stowage_storage::MAX_TRANSACTION_WRITES) {
+        if registry.transact(batch.to_vec()).await.is_err() {
+            let key = records::manifest(partition, digest);
+            registry
+                .metadata()
+                .write(Write::Delete {
+                    key,
+                    condition: Condition::None,
+                })
+                .await?;
+            return Err(OciError::manifest_blob_unknown(
+                "a blob it refers to was removed meanwhile",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Annotations larger than this are left out of a referrer's descriptor, which must fit in
@@ -400,10 +452,14 @@ pub async fn delete(
                 .await?
                 .ok_or_else(|| OciError::manifest_unknown(digest.as_str()))?;
             let (record, _) = decode_manifest(&item)?;
-            let mut writes = vec![Write::Delete {
-                key,
-                condition: Condition::Version(item.version),
-            }];
+            // Its blobs may now be unreferenced: the collector looks.
+            let mut writes = vec![
+                Write::Delete {
+                    key,
+                    condition: Condition::Version(item.version),
+                },
+                stowage_service::mark_for_collection(&name.workspace),
+            ];
             if let Some(subject) = &record.subject {
                 writes.push(Write::Delete {
                     key: records::referrer(&partition, subject, digest),

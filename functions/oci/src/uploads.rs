@@ -170,12 +170,16 @@ async fn try_mount(
     if source.workspace != name.workspace {
         return Ok(None);
     }
-    match linked_blob(&state.registry, caller, &source, &digest, Role::Read).await {
-        Ok(link) => {
-            state.registry.link_blob(target, &link).await?;
-            Ok(Some(created(name, &digest)))
-        }
-        Err(_) => Ok(None),
+    if linked_blob(&state.registry, caller, &source, &digest, Role::Read)
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    match state.registry.link_blob(target, &digest).await {
+        Ok(_) => Ok(Some(created(name, &digest))),
+        Err(stowage_service::Error::NotFound(_)) => Ok(None),
+        Err(other) => Err(other.into()),
     }
 }
 

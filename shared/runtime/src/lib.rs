@@ -6,6 +6,8 @@
 //! - `STOWAGE_TABLE`, `STOWAGE_BUCKET`: the DynamoDB table and S3 bucket (required on AWS).
 //! - `STOWAGE_PUBLIC_URL`: the URL clients use; by default taken from each request.
 //! - `STOWAGE_RETENTION_DAYS` (30), `STOWAGE_PRESIGN_SECONDS` (300),
+//!   `STOWAGE_PLAN_STANDARD_BYTES` (10 GiB), `STOWAGE_PLAN_PREMIUM_BYTES` (100 GiB),
+//!   `STOWAGE_COLLECTION_GRACE_SECONDS` (3600),
 //!   `STOWAGE_CREDENTIAL_CACHE_SECONDS` (30, at most 60).
 //! - `STOWAGE_BOOTSTRAP_TOKEN`, or `STOWAGE_BOOTSTRAP_TOKEN_SHA256`: the site admin's token on
 //!   an empty store.
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use stowage_domain::{Clock, SystemClock, TokenHash, TokenSecret};
 use stowage_http::{AppState, Limits};
-use stowage_service::{BootstrapToken, Registry, Settings};
+use stowage_service::{BootstrapToken, PlanLimits, Registry, Settings};
 use stowage_storage::{BlobStore, MetadataStore};
 use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
 use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner, load_or_create_key};
@@ -67,10 +69,19 @@ pub fn settings_from_env() -> Result<Settings, StartupError> {
         });
     }
     let retention_days = number_var("STOWAGE_RETENTION_DAYS", 30)?;
+    let defaults = PlanLimits::default();
     Ok(Settings {
         retention: chrono_days(retention_days),
         credential_cache_ttl: cache,
         presign_ttl: Duration::from_secs(number_var("STOWAGE_PRESIGN_SECONDS", 300)?),
+        plan_limits: PlanLimits {
+            standard: number_var("STOWAGE_PLAN_STANDARD_BYTES", defaults.standard)?,
+            premium: number_var("STOWAGE_PLAN_PREMIUM_BYTES", defaults.premium)?,
+        },
+        collection_grace: chrono::Duration::seconds(
+            i64::try_from(number_var("STOWAGE_COLLECTION_GRACE_SECONDS", 3600)?)
+                .unwrap_or(i64::MAX / 1000),
+        ),
     })
 }
 

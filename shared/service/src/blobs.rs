@@ -285,9 +285,9 @@ impl Registry {
         Ok((link, written))
     }
 
-    /// Records a written object as the workspace's blob `digest` (or, if the workspace has it
-    /// already, drops the object and uses the one it has), links it to `package`, and applies
-    /// `extra` writes in the same transaction.
+    /// Records a written object as the workspace's blob `digest` and links it to `package`,
+    /// applying `extra` writes in the same transaction. If the workspace holds that content
+    /// already, the object is dropped and the package linked to the existing copy.
     pub(crate) async fn commit_blob(
         &self,
         package: &PackageRecord,
@@ -302,64 +302,137 @@ impl Registry {
             object_key,
             created_at: self.now(),
         };
-        let link_key = keys::blob_link(&package.partition(), &digest);
-        let mut writes = vec![
-            Write::Put(
-                Put::new(keys::blob(&package.workspace, &digest), encode(&record))
-                    .when(Condition::Absent),
-            ),
-            Write::Put(Put::new(link_key.clone(), encode(&record))),
-        ];
-        writes.extend(extra.iter().cloned());
-        match self.transact(writes).await {
-            Ok(()) => return Ok(record),
-            Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
-            Err(other) => {
+        for _ in 0..COMMIT_ATTEMPTS {
+            if let Err(error) = self.check_quota(&package.workspace, size).await {
                 discard_object(self, &record.object_key, None).await;
-                return Err(lost_race(other));
+                return Err(error);
+            }
+            // New to the workspace: this object becomes its copy, and its bytes count.
+            let mut writes = vec![
+                Write::Put(
+                    Put::new(keys::blob(&package.workspace, &digest), encode(&record))
+                        .when(Condition::Absent),
+                ),
+                Write::Put(Put::new(
+                    keys::blob_link(&package.partition(), &digest),
+                    encode(&record),
+                )),
+                Write::Add {
+                    key: keys::stored_bytes(&package.workspace),
+                    delta: size as i64,
+                },
+                mark_for_collection(&package.workspace),
+            ];
+            writes.extend(extra.iter().cloned());
+            match self.transact(writes).await {
+                Ok(()) => return Ok(record),
+                Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
+                Err(other) => {
+                    discard_object(self, &record.object_key, None).await;
+                    return Err(lost_race(other));
+                }
+            }
+            // The workspace holds it already: link to that copy and drop ours.
+            match self.link_existing(package, &digest, extra.clone()).await? {
+                Some(existing) => {
+                    discard_object(self, &record.object_key, None).await;
+                    return Ok(existing);
+                }
+                // Collected in between: ours can be the copy after all.
+                None => continue,
             }
         }
-        // The workspace has this content already: keep that copy, drop ours.
         discard_object(self, &record.object_key, None).await;
-        let existing: BlobRecord = match self
-            .metadata()
-            .get(&keys::blob(&package.workspace, &digest))
-            .await?
-        {
-            Some(item) => decode(&item)?,
-            None => return Err(Error::Busy),
-        };
-        let mut writes = vec![Write::Put(Put::new(link_key, encode(&existing)))];
-        writes.extend(extra);
-        self.transact(writes).await.map_err(lost_race)?;
-        Ok(existing)
+        Err(Error::Busy)
+    }
+
+    /// Links the workspace's blob `digest` to `package`, with `extra` writes, rewriting the
+    /// blob's record unchanged on the condition that it is as read: that bumps its version, so
+    /// a collection of the blob that began before cannot finish. `None` when the workspace does
+    /// not hold the blob (any more).
+    async fn link_existing(
+        &self,
+        package: &PackageRecord,
+        digest: &Digest,
+        extra: Vec<Write>,
+    ) -> Result<Option<BlobLink>> {
+        let key = keys::blob(&package.workspace, digest);
+        for _ in 0..COMMIT_ATTEMPTS {
+            let Some(item) = self.metadata().get(&key).await? else {
+                return Ok(None);
+            };
+            let existing: BlobRecord = decode(&item)?;
+            let mut writes = vec![
+                Write::Put(
+                    Put::new(key.clone(), item.data.clone()).when(Condition::Version(item.version)),
+                ),
+                Write::Put(Put::new(
+                    keys::blob_link(&package.partition(), digest),
+                    encode(&existing),
+                )),
+            ];
+            writes.extend(extra.iter().cloned());
+            match self.transact(writes).await {
+                Ok(()) => return Ok(Some(existing)),
+                // The record changed under us: read it again.
+                Err(MetadataError::ConditionFailed { index: Some(0) }) => continue,
+                Err(other) => return Err(lost_race(other)),
+            }
+        }
+        Err(Error::Busy)
     }
 
     /// Links a blob the workspace already holds to `package` (a cross-repository mount; the
-    /// caller has checked read access on the source).
-    pub async fn link_blob(&self, package: &PackageRecord, link: &BlobLink) -> Result<()> {
-        self.metadata()
-            .write(Write::Put(Put::new(
-                keys::blob_link(&package.partition(), &link.digest),
-                encode(link),
-            )))
-            .await?;
-        Ok(())
+    /// caller has checked read access on the source). `NotFound` if the workspace no longer
+    /// holds it.
+    pub async fn link_blob(&self, package: &PackageRecord, digest: &Digest) -> Result<BlobLink> {
+        self.link_existing(package, digest, Vec::new())
+            .await?
+            .ok_or(Error::NotFound("blob"))
     }
 
-    /// Removes a package's link to a blob; `NotFound` if it had none.
+    /// Removes a package's link to a blob; `NotFound` if it had none. The blob itself is
+    /// collected later if nothing else uses it.
     pub async fn unlink_blob(&self, package: &PackageRecord, digest: &Digest) -> Result<()> {
-        self.metadata()
-            .write(Write::Delete {
+        self.transact(vec![
+            Write::Delete {
                 key: keys::blob_link(&package.partition(), digest),
                 condition: Condition::Exists,
-            })
-            .await
-            .map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => Error::NotFound("blob"),
-                other => other.into(),
-            })
+            },
+            mark_for_collection(&package.workspace),
+        ])
+        .await
+        .map_err(|error| match error {
+            MetadataError::ConditionFailed { .. } => Error::NotFound("blob"),
+            other => other.into(),
+        })
     }
+
+    /// Refuses content that would take the workspace over its plan's storage limit.
+    async fn check_quota(&self, workspace: &stowage_domain::Slug, incoming: u64) -> Result<()> {
+        let items = self
+            .metadata()
+            .get_many(&[keys::workspace(workspace), keys::stored_bytes(workspace)])
+            .await?;
+        let Some(workspace_item) = &items[0] else {
+            return Err(Error::NotFound("workspace"));
+        };
+        let plan = decode::<crate::records::WorkspaceRecord>(workspace_item)?.plan;
+        let stored = items[1].as_ref().map_or(0, |item| item.count.max(0) as u64);
+        let limit = self.settings().plan_limits.of(plan);
+        if stored.saturating_add(incoming) > limit {
+            return Err(Error::QuotaExceeded { limit, stored });
+        }
+        Ok(())
+    }
+}
+
+/// Tries of a commit that keeps losing races (a blob collected while being linked).
+const COMMIT_ATTEMPTS: u32 = 4;
+
+/// Notes that a workspace's blobs may have become garbage, for the collector.
+pub fn mark_for_collection(workspace: &stowage_domain::Slug) -> Write {
+    Write::Put(Put::new(keys::collection_due(workspace), Vec::new()))
 }
 
 /// A failed condition of the caller's own writes means another request changed what this

@@ -33,6 +33,11 @@ pub enum Error {
     /// A length that does not match the content.
     #[error("{0}")]
     SizeMismatch(String),
+    /// The push would take the workspace over its plan's storage limit. Nothing was kept.
+    #[error(
+        "storage quota exceeded: the workspace's plan allows {limit} bytes and it stores {stored}"
+    )]
+    QuotaExceeded { limit: u64, stored: u64 },
     /// Storage stayed busy through every retry; the client may try again.
     #[error("storage is busy, try again")]
     Busy,

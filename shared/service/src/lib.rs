@@ -9,6 +9,7 @@ mod accounts;
 mod auth;
 mod blobs;
 mod error;
+mod lifecycle;
 mod packages;
 pub mod records;
 mod signing;
@@ -24,7 +25,7 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
-pub use blobs::{Checksums, PART_SIZE, Written};
+pub use blobs::{Checksums, PART_SIZE, Written, mark_for_collection};
 pub use error::{Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use uploads::UploadRecord;
@@ -40,6 +41,36 @@ pub struct Settings {
     pub credential_cache_ttl: Duration,
     /// How long a presigned download URL stays valid.
     pub presign_ttl: Duration,
+    /// How much each plan may store.
+    pub plan_limits: PlanLimits,
+    /// How long an unused blob is left before it is collected, and an abandoned upload before
+    /// it is cleared: longer than any push takes.
+    pub collection_grace: chrono::Duration,
+}
+
+/// Storage limits of the plans, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanLimits {
+    pub standard: u64,
+    pub premium: u64,
+}
+
+impl PlanLimits {
+    pub fn of(&self, plan: stowage_domain::Plan) -> u64 {
+        match plan {
+            stowage_domain::Plan::Standard => self.standard,
+            stowage_domain::Plan::Premium => self.premium,
+        }
+    }
+}
+
+impl Default for PlanLimits {
+    fn default() -> Self {
+        Self {
+            standard: 10 * 1024 * 1024 * 1024,
+            premium: 100 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -48,6 +79,8 @@ impl Default for Settings {
             retention: chrono::Duration::days(30),
             credential_cache_ttl: Duration::from_secs(30),
             presign_ttl: Duration::from_secs(300),
+            plan_limits: PlanLimits::default(),
+            collection_grace: chrono::Duration::hours(1),
         }
     }
 }

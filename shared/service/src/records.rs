@@ -15,6 +15,10 @@
 //! PKG#<ws>#<type>#<name>         BLOB#<digest>                BlobLink (the package uses this blob)
 //! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
 //! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)
+//! DUE                            <purge after>#<target>       DueItem (what the purge removes, when)
+//! USAGE#<ws>                     STORED                       counter: the workspace's stored bytes
+//! GC#<ws>                        <digest>                     GcCandidate (a blob marked as unused)
+//! GCDIRTY                        <ws>                         a workspace whose blobs may have become garbage
 //! CONFIG                         SIGNING_KEY                  the key of short-lived tokens
 //! ```
 //!
@@ -136,6 +140,46 @@ pub mod keys {
         format!("ws/{workspace}/blobs/{}", uuid::Uuid::new_v4())
     }
 
+    /// The purge's index: what falls due when, in time order.
+    pub const DUE_PARTITION: &str = "DUE";
+
+    pub fn due(purge_after: DateTime<Utc>, target: &DueTarget) -> Key {
+        Key::new(
+            DUE_PARTITION,
+            format!("{}#{}", sortable_time(purge_after), target.id()),
+        )
+    }
+
+    /// Times that sort as text in time order (fixed width, UTC).
+    pub fn sortable_time(time: DateTime<Utc>) -> String {
+        time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    }
+
+    /// A pipeline token's entry in its workspace's index, for the purge.
+    pub fn pipeline_index(workspace: &Slug, repository: &Slug, id: &str) -> Key {
+        Key::new(
+            format!("PIPELINES#{workspace}"),
+            format!("{repository}#{id}"),
+        )
+    }
+
+    /// Marks a workspace for the garbage collector's next run.
+    pub fn collection_due(workspace: &Slug) -> Key {
+        Key::new(COLLECTION_DUE_PARTITION, workspace.as_str())
+    }
+
+    pub const COLLECTION_DUE_PARTITION: &str = "GCDIRTY";
+
+    /// A blob the collector marked as unused, in a workspace.
+    pub fn collection_candidate(workspace: &Slug, digest: &Digest) -> Key {
+        Key::new(format!("GC#{workspace}"), digest.as_str())
+    }
+
+    /// A workspace's stored bytes: an atomic counter.
+    pub fn stored_bytes(workspace: &Slug) -> Key {
+        Key::new(format!("USAGE#{workspace}"), "STORED")
+    }
+
     pub fn upload(id: &str) -> Key {
         Key::new(format!("UPLOAD#{id}"), "UPLOAD")
     }
@@ -255,6 +299,57 @@ pub struct VersionRecord {
     pub version: String,
     pub published_at: DateTime<Utc>,
     pub published_by: String,
+}
+
+/// What a due item purges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DueTarget {
+    Workspace {
+        workspace: Slug,
+    },
+    Repository {
+        workspace: Slug,
+        repository: Slug,
+    },
+    Package {
+        workspace: Slug,
+        #[serde(rename = "type")]
+        kind: PackageType,
+        name: PackageName,
+    },
+}
+
+impl DueTarget {
+    pub fn id(&self) -> String {
+        match self {
+            DueTarget::Workspace { workspace } => format!("ws/{workspace}"),
+            DueTarget::Repository {
+                workspace,
+                repository,
+            } => format!("repo/{workspace}/{repository}"),
+            DueTarget::Package {
+                workspace,
+                kind,
+                name,
+            } => format!("pkg/{workspace}/{kind}/{name}"),
+        }
+    }
+
+    pub fn workspace(&self) -> &Slug {
+        match self {
+            DueTarget::Workspace { workspace }
+            | DueTarget::Repository { workspace, .. }
+            | DueTarget::Package { workspace, .. } => workspace,
+        }
+    }
+}
+
+/// An entry of the purge's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueItem {
+    pub target: DueTarget,
+    pub purge_after: DateTime<Utc>,
 }
 
 /// A blob of a workspace: where its bytes are, and how many.

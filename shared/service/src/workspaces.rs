@@ -9,8 +9,8 @@ use stowage_storage::{Condition, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, 
 
 use crate::accounts::acting_user;
 use crate::records::{
-    Deletion, RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord,
-    decode, encode, keys,
+    RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord, decode,
+    encode, keys,
 };
 use crate::{Error, Registry, Result};
 
@@ -79,14 +79,6 @@ pub(crate) fn require(access: Access, needed: Role, repository: &RepositoryRecor
             "you need the {needed} role on repository {}/{}",
             repository.workspace, repository.slug
         )))
-    }
-}
-
-fn deletion(by: &Username, now: DateTime<Utc>, retention: chrono::Duration) -> Deletion {
-    Deletion {
-        at: now,
-        purge_after: now + retention,
-        by: by.to_string(),
     }
 }
 
@@ -180,7 +172,7 @@ impl Registry {
         Ok(!self.metadata().query(&query).await?.items.is_empty())
     }
 
-    async fn workspace_for_admin(
+    pub(crate) async fn workspace_for_admin(
         &self,
         caller: &Principal,
         workspace: &str,
@@ -194,26 +186,6 @@ impl Registry {
             )));
         }
         Ok((view.workspace, version))
-    }
-
-    /// Soft-deletes a workspace (its admin only): everything in it is hidden at once and
-    /// purged after the retention period.
-    pub async fn delete_workspace(&self, caller: &Principal, workspace: &str) -> Result<Deletion> {
-        let by = acting_user(caller)?.clone();
-        let (mut record, version) = self.workspace_for_admin(caller, workspace).await?;
-        let deleted = deletion(&by, self.now(), self.settings().retention);
-        record.deleted = Some(deleted.clone());
-        self.metadata()
-            .write(Write::Put(
-                Put::new(keys::workspace(&record.slug), encode(&record))
-                    .when(Condition::Version(version)),
-            ))
-            .await
-            .map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => Error::NotFound("workspace"),
-                other => other.into(),
-            })?;
-        Ok(deleted)
     }
 
     /// Creates a repository in a workspace (workspace admin only).
@@ -387,7 +359,7 @@ impl Registry {
         })
     }
 
-    async fn repository_for_admin(
+    pub(crate) async fn repository_for_admin(
         &self,
         caller: &Principal,
         workspace: &str,
@@ -401,37 +373,6 @@ impl Registry {
             .await?;
         require(access.access, Role::Admin, &access.repository)?;
         Ok(access)
-    }
-
-    /// Soft-deletes a repository (its admin only): its packages are hidden at once and purged
-    /// after the retention period.
-    pub async fn delete_repository(
-        &self,
-        caller: &Principal,
-        workspace: &str,
-        repository: &str,
-    ) -> Result<Deletion> {
-        let by = acting_user(caller)?.clone();
-        let access = self
-            .repository_for_admin(caller, workspace, repository)
-            .await?;
-        let mut record = access.repository;
-        let deleted = deletion(&by, self.now(), self.settings().retention);
-        record.deleted = Some(deleted.clone());
-        self.metadata()
-            .write(Write::Put(
-                Put::new(
-                    keys::repository(&record.workspace, &record.slug),
-                    encode(&record),
-                )
-                .when(Condition::Version(access.repository_version)),
-            ))
-            .await
-            .map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => Error::NotFound("repository"),
-                other => other.into(),
-            })?;
-        Ok(deleted)
     }
 
     /// Grants `role` on a repository to a user (repository admin only). Returns whether the
@@ -537,7 +478,13 @@ impl Registry {
         };
         self.metadata()
             .write(Write::Put(
-                Put::new(keys::token(&secret.hash()), encode(&record)).when(Condition::Absent),
+                Put::new(keys::token(&secret.hash()), encode(&record))
+                    .indexed(keys::pipeline_index(
+                        &repo.workspace,
+                        &repo.slug,
+                        &record.id,
+                    ))
+                    .when(Condition::Absent),
             ))
             .await?;
         Ok(PipelineToken {

@@ -1,0 +1,326 @@
+//! Deleting and restoring workspaces, repositories and packages.
+//!
+//! A deletion hides its target at once (every read checks the deletion mark) and, in the same
+//! transaction, enters it in the purge's due index. Nothing else changes until the purge, so a
+//! restore within the retention period only has to lift the mark and the due entry: tokens,
+//! roles, packages, versions and blobs are all still there.
+
+use chrono::{DateTime, Utc};
+use stowage_domain::{PackageName, PackageType, Principal, Role, Username};
+use stowage_storage::{Condition, Key, MetadataError, Put, Write};
+
+use crate::accounts::acting_user;
+use crate::records::{
+    Deletion, DueItem, DueTarget, PackageRecord, RepositoryRecord, RoleRecord, WorkspaceRecord,
+    decode, encode, keys,
+};
+use crate::workspaces::{decode_versioned, path_slug, require};
+use crate::{Error, Registry, Result};
+
+fn deletion(by: &Username, now: DateTime<Utc>, retention: chrono::Duration) -> Deletion {
+    Deletion {
+        at: now,
+        purge_after: now + retention,
+        by: by.to_string(),
+    }
+}
+
+/// The writes that mark a record deleted and enter it in the due index, conditional on the
+/// record's version.
+fn soft_delete_writes(
+    key: Key,
+    data: Vec<u8>,
+    version: u64,
+    target: DueTarget,
+    deleted: &Deletion,
+) -> Vec<Write> {
+    let due = DueItem {
+        target: target.clone(),
+        purge_after: deleted.purge_after,
+    };
+    vec![
+        Write::Put(Put::new(key, data).when(Condition::Version(version))),
+        Write::Put(
+            Put::new(keys::due(deleted.purge_after, &target), encode(&due)).when(Condition::Absent),
+        ),
+    ]
+}
+
+/// The writes that lift a deletion mark and its due entry.
+fn restore_writes(
+    key: Key,
+    data: Vec<u8>,
+    version: u64,
+    target: &DueTarget,
+    deleted: &Deletion,
+) -> Vec<Write> {
+    vec![
+        Write::Put(Put::new(key, data).when(Condition::Version(version))),
+        Write::Delete {
+            key: keys::due(deleted.purge_after, target),
+            condition: Condition::Exists,
+        },
+    ]
+}
+
+fn changed_meanwhile(what: &'static str) -> impl Fn(MetadataError) -> Error {
+    move |error| match error {
+        MetadataError::ConditionFailed { .. } => {
+            Error::conflict(format!("the {what} changed meanwhile; try again"))
+        }
+        other => other.into(),
+    }
+}
+
+impl Registry {
+    /// A deletion that may still be undone: `Conflict` once its retention has run out (the
+    /// purge owns it then).
+    fn restorable(&self, deleted: Option<&Deletion>, what: &'static str) -> Result<Deletion> {
+        let deleted =
+            deleted.ok_or_else(|| Error::conflict(format!("the {what} is not deleted")))?;
+        if deleted.purge_after <= self.now() {
+            return Err(Error::conflict(format!(
+                "the {what}'s retention has run out; it is being purged"
+            )));
+        }
+        Ok(deleted.clone())
+    }
+
+    /// Soft-deletes a workspace (its admin only): everything in it is hidden at once, its
+    /// storage stops being billable, and its slug stays taken until the purge.
+    pub async fn delete_workspace(&self, caller: &Principal, workspace: &str) -> Result<Deletion> {
+        let by = acting_user(caller)?.clone();
+        let (mut record, version) = self.workspace_for_admin(caller, workspace).await?;
+        let deleted = deletion(&by, self.now(), self.settings().retention);
+        record.deleted = Some(deleted.clone());
+        let target = DueTarget::Workspace {
+            workspace: record.slug.clone(),
+        };
+        self.transact(soft_delete_writes(
+            keys::workspace(&record.slug),
+            encode(&record),
+            version,
+            target,
+            &deleted,
+        ))
+        .await
+        .map_err(changed_meanwhile("workspace"))?;
+        Ok(deleted)
+    }
+
+    /// Restores a deleted workspace within its retention period (its admin only).
+    pub async fn restore_workspace(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<WorkspaceRecord> {
+        let username = acting_user(caller)?;
+        let slug = path_slug(workspace, "workspace")?;
+        let items = self
+            .metadata()
+            .get_many(&[keys::workspace(&slug), keys::role(username, &slug, None)])
+            .await?;
+        let mut items = items.into_iter();
+        let record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
+        let admin = decode_versioned::<RoleRecord>(items.next().flatten())?.is_some();
+        let (mut record, version) = record
+            .filter(|_| admin)
+            .ok_or(Error::NotFound("workspace"))?;
+        let deleted = self.restorable(record.deleted.as_ref(), "workspace")?;
+        record.deleted = None;
+        let target = DueTarget::Workspace {
+            workspace: slug.clone(),
+        };
+        self.transact(restore_writes(
+            keys::workspace(&slug),
+            encode(&record),
+            version,
+            &target,
+            &deleted,
+        ))
+        .await
+        .map_err(changed_meanwhile("workspace"))?;
+        Ok(record)
+    }
+
+    /// Soft-deletes a repository (its admin only): its packages are hidden at once; their
+    /// storage stays billable and their names taken until the purge.
+    pub async fn delete_repository(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<Deletion> {
+        let by = acting_user(caller)?.clone();
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let mut record = access.repository;
+        let deleted = deletion(&by, self.now(), self.settings().retention);
+        record.deleted = Some(deleted.clone());
+        let target = DueTarget::Repository {
+            workspace: record.workspace.clone(),
+            repository: record.slug.clone(),
+        };
+        let key = keys::repository(&record.workspace, &record.slug);
+        self.transact(soft_delete_writes(
+            key,
+            encode(&record),
+            access.repository_version,
+            target,
+            &deleted,
+        ))
+        .await
+        .map_err(changed_meanwhile("repository"))?;
+        Ok(deleted)
+    }
+
+    /// Restores a deleted repository within its retention period (a workspace admin, or an
+    /// admin of the repository).
+    pub async fn restore_repository(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<RepositoryRecord> {
+        let username = acting_user(caller)?;
+        let workspace = path_slug(workspace, "repository")?;
+        let repository = path_slug(repository, "repository")?;
+        let items = self
+            .metadata()
+            .get_many(&[
+                keys::workspace(&workspace),
+                keys::repository(&workspace, &repository),
+                keys::role(username, &workspace, None),
+                keys::role(username, &workspace, Some(&repository)),
+            ])
+            .await?;
+        let mut items = items.into_iter();
+        let workspace_live = decode_versioned::<WorkspaceRecord>(items.next().flatten())?
+            .is_some_and(|(w, _)| w.deleted.is_none());
+        let record = decode_versioned::<RepositoryRecord>(items.next().flatten())?;
+        let workspace_admin = items.next().flatten().is_some();
+        let repository_role =
+            decode_versioned::<RoleRecord>(items.next().flatten())?.map(|(r, _)| r.role);
+        let admin = workspace_admin || repository_role == Some(Role::Admin);
+        let (mut record, version) = record
+            .filter(|_| workspace_live && admin)
+            .ok_or(Error::NotFound("repository"))?;
+        let deleted = self.restorable(record.deleted.as_ref(), "repository")?;
+        record.deleted = None;
+        let target = DueTarget::Repository {
+            workspace: workspace.clone(),
+            repository: repository.clone(),
+        };
+        self.transact(restore_writes(
+            keys::repository(&workspace, &repository),
+            encode(&record),
+            version,
+            &target,
+            &deleted,
+        ))
+        .await
+        .map_err(changed_meanwhile("repository"))?;
+        Ok(record)
+    }
+
+    /// The package at `(kind, name)` and the caller's admin right over it, whether or not it
+    /// is deleted; its workspace and repository must be live.
+    async fn package_for_admin(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<(PackageRecord, u64)> {
+        acting_user(caller)?;
+        let workspace = path_slug(workspace, "package")?;
+        let kind = PackageType::parse("type", kind).map_err(|_| Error::NotFound("package"))?;
+        let name =
+            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound("package"))?;
+        let item = self
+            .metadata()
+            .get(&keys::package(&workspace, kind, &name))
+            .await?
+            .ok_or(Error::NotFound("package"))?;
+        let package: PackageRecord = decode(&item)?;
+        let access = self
+            .repository_access(caller, &workspace, &package.repository)
+            .await?;
+        require(access.access, Role::Admin, &access.repository)?;
+        Ok((package, item.version))
+    }
+
+    /// Soft-deletes a package (an admin of its repository): gone from every protocol at once,
+    /// its storage no longer billable, its name held until the purge.
+    pub async fn delete_package(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Deletion> {
+        let by = acting_user(caller)?.clone();
+        let (mut package, version) = self
+            .package_for_admin(caller, workspace, kind, name)
+            .await?;
+        if package.deleted.is_some() {
+            return Err(Error::NotFound("package"));
+        }
+        let deleted = deletion(&by, self.now(), self.settings().retention);
+        package.deleted = Some(deleted.clone());
+        let target = DueTarget::Package {
+            workspace: package.workspace.clone(),
+            kind: package.kind,
+            name: package.name.clone(),
+        };
+        let key = keys::package(&package.workspace, package.kind, &package.name);
+        let mut writes = soft_delete_writes(key, encode(&package), version, target, &deleted);
+        if let Write::Put(put) = &mut writes[0] {
+            put.index = Some(keys::package_index(
+                &package.workspace,
+                &package.repository,
+                package.kind,
+                &package.name,
+            ));
+        }
+        self.transact(writes)
+            .await
+            .map_err(changed_meanwhile("package"))?;
+        Ok(deleted)
+    }
+
+    /// Restores a deleted package within its retention period (an admin of its repository).
+    pub async fn restore_package(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<PackageRecord> {
+        let (mut package, version) = self
+            .package_for_admin(caller, workspace, kind, name)
+            .await?;
+        let deleted = self.restorable(package.deleted.as_ref(), "package")?;
+        package.deleted = None;
+        let target = DueTarget::Package {
+            workspace: package.workspace.clone(),
+            kind: package.kind,
+            name: package.name.clone(),
+        };
+        let key = keys::package(&package.workspace, package.kind, &package.name);
+        let mut writes = restore_writes(key, encode(&package), version, &target, &deleted);
+        if let Write::Put(put) = &mut writes[0] {
+            put.index = Some(keys::package_index(
+                &package.workspace,
+                &package.repository,
+                package.kind,
+                &package.name,
+            ));
+        }
+        self.transact(writes)
+            .await
+            .map_err(changed_meanwhile("package"))?;
+        Ok(package)
+    }
+}
