@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             "/workspaces/{workspace}/restore",
             post(workspaces::restore_workspace),
         )
+        .route("/workspaces/{workspace}/usage", get(workspaces::usage))
         .route(
             "/workspaces/{workspace}/repositories/{repository}/restore",
             post(workspaces::restore_repository),

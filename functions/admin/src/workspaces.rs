@@ -193,3 +193,15 @@ pub async fn restore_repository(
         .await?;
     Ok(Json(repository_json(&record)))
 }
+
+pub async fn usage(
+    State(state): State<AppState>,
+    Path(workspace): Path<String>,
+    caller: Authenticated,
+) -> ApiResult<Json<Value>> {
+    let usage = state
+        .registry
+        .workspace_usage(caller.principal(), &workspace)
+        .await?;
+    Ok(Json(json!(usage)))
+}

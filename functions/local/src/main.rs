@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use stowage_http::{AppState, Limits};
 use stowage_local::{SignedBlobs, app};
 use stowage_runtime::StartupError;
@@ -27,26 +28,65 @@ enum Backend {
     about = "Stowage: a registry for container images, npm packages and Maven artifacts"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "STOWAGE_LISTEN")]
     listen: SocketAddr,
     /// Where the embedded backend keeps its data.
-    #[arg(long, default_value = "./stowage-data", env = "STOWAGE_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./stowage-data",
+        env = "STOWAGE_DATA_DIR"
+    )]
     data_dir: PathBuf,
     /// The URL clients reach this server at (default: http://<listen address>).
     #[arg(long, env = "STOWAGE_PUBLIC_URL")]
     public_url: Option<String>,
-    #[arg(long, value_enum, default_value = "embedded", env = "STOWAGE_BACKEND")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "embedded",
+        env = "STOWAGE_BACKEND"
+    )]
     backend: Backend,
     /// The largest request body taken, in bytes (only npm publishes are held in memory).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY, env = "STOWAGE_MAX_BODY_BYTES")]
     max_body_bytes: usize,
+    /// How often the server runs the purge, in seconds (0: never).
+    #[arg(long, default_value_t = 3600, env = "STOWAGE_PURGE_INTERVAL_SECONDS")]
+    purge_interval_seconds: u64,
 }
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the purge once on the data (the server need not be running), and prints what it did.
+    Purge {
+        /// The time to purge as of (RFC 3339); the present by default.
+        #[arg(long)]
+        now: Option<String>,
+        /// The most time the run may take, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        budget_seconds: u64,
+    },
+}
+
+/// How long one purge run of the server may take.
+const SERVER_PURGE_BUDGET: Duration = Duration::from_secs(600);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     stowage_runtime::init_tracing();
     let cli = Cli::parse();
+    if let Some(Command::Purge {
+        now,
+        budget_seconds,
+    }) = &cli.command
+    {
+        return purge_once(&cli, now.as_deref(), Duration::from_secs(*budget_seconds)).await;
+    }
     let listener = TcpListener::bind(cli.listen).await?;
     let bound = listener.local_addr()?;
     let public_url = match &cli.public_url {
@@ -75,11 +115,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         public_url: Some(public_url.clone()),
         limits: Limits::local(cli.max_body_bytes),
     };
+    if cli.purge_interval_seconds > 0 {
+        tokio::spawn(purge_periodically(
+            Arc::clone(&state.registry),
+            Duration::from_secs(cli.purge_interval_seconds),
+        ));
+    }
     tracing::info!(%bound, %public_url, backend = ?cli.backend, "stowage-local is listening");
     axum::serve(listener, app(state, signed))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stowage-local stopped");
+    Ok(())
+}
+
+/// Runs the purge every `interval`, as the scheduled function does on AWS.
+async fn purge_periodically(registry: Arc<stowage_service::Registry>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(error) = stowage_purge::run(&registry, SERVER_PURGE_BUDGET).await {
+            tracing::error!(?error, "purge run failed");
+        }
+    }
+}
+
+/// `stowage-local purge`: one run on the data folder (or the AWS backend), as of `now`.
+async fn purge_once(
+    cli: &Cli,
+    now: Option<&str>,
+    budget: Duration,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let public_url = default_public_url(cli.listen)?;
+    let stores = match cli.backend {
+        Backend::Embedded => stowage_runtime::embedded_stores(&cli.data_dir, &public_url)?,
+        Backend::Aws => stowage_runtime::aws_stores().await?,
+    };
+    let clock: Arc<dyn stowage_domain::Clock> = match now {
+        Some(now) => {
+            let now = chrono::DateTime::parse_from_rfc3339(now)?.with_timezone(&chrono::Utc);
+            Arc::new(stowage_domain::ManualClock::new(now))
+        }
+        None => Arc::new(stowage_domain::SystemClock),
+    };
+    let settings = stowage_runtime::settings_from_env()?;
+    let registry =
+        stowage_runtime::registry_with_clock(stores.metadata, stores.blobs, settings, clock);
+    let report = stowage_purge::run(&registry, budget).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 

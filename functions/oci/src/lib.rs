@@ -24,6 +24,7 @@ use crate::route::Endpoint;
 
 pub use auth::REGISTRY_TOKEN_SECONDS;
 pub use manifests::MANIFEST_MAX;
+pub use records::OciContent;
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()

@@ -130,3 +130,40 @@ mod tests {
         assert!(decode_manifest(&truncated).is_err());
     }
 }
+
+/// What the purge needs to know of the registry's records: the blobs each manifest uses, and
+/// the objects that large manifests own.
+pub struct OciContent;
+
+impl stowage_service::ContentReader for OciContent {
+    fn tracks_references(&self, kind: stowage_domain::PackageType) -> bool {
+        kind == stowage_domain::PackageType::Container
+    }
+
+    fn references(&self, kind: stowage_domain::PackageType, item: &Item) -> Vec<Digest> {
+        if kind != stowage_domain::PackageType::Container || !item.key.sort.starts_with("MANIFEST#")
+        {
+            return Vec::new();
+        }
+        decode_manifest(item)
+            .map(|(record, _)| record.references)
+            .unwrap_or_default()
+    }
+
+    fn owned_objects(&self, kind: stowage_domain::PackageType, item: &Item) -> Vec<String> {
+        if kind != stowage_domain::PackageType::Container || !item.key.sort.starts_with("MANIFEST#")
+        {
+            return Vec::new();
+        }
+        match decode_manifest(item) {
+            Ok((
+                ManifestRecord {
+                    stored: Stored::Object { key },
+                    ..
+                },
+                _,
+            )) => vec![key],
+            _ => Vec::new(),
+        }
+    }
+}

@@ -158,7 +158,16 @@ pub fn registry(
     blobs: Arc<dyn BlobStore>,
     settings: Settings,
 ) -> Arc<Registry> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    registry_with_clock(metadata, blobs, settings, Arc::new(SystemClock))
+}
+
+/// The service over the given stores, on a given clock (`stowage-local purge --now`).
+pub fn registry_with_clock(
+    metadata: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> Arc<Registry> {
     Arc::new(Registry::new(metadata, blobs, clock, settings))
 }
 

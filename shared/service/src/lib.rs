@@ -11,6 +11,7 @@ mod blobs;
 mod error;
 mod lifecycle;
 mod packages;
+mod purge;
 pub mod records;
 mod signing;
 mod uploads;
@@ -28,6 +29,7 @@ pub use auth::Credential;
 pub use blobs::{Checksums, PART_SIZE, Written, mark_for_collection};
 pub use error::{Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
+pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
 pub use uploads::UploadRecord;
 pub use workspaces::{PipelineToken, RepositoryView, WorkspaceView};
 

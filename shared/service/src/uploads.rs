@@ -31,8 +31,13 @@ const CLAIM_TTL: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The index entry of every upload session, by start time, for the purge of abandoned ones.
 pub(crate) fn uploads_index(started_at: DateTime<Utc>, id: &str) -> Key {
-    Key::new("UPLOADS", format!("{}#{id}", started_at.to_rfc3339()))
+    Key::new(
+        UPLOADS_INDEX,
+        format!("{}#{id}", keys::sortable_time(started_at)),
+    )
 }
+
+pub(crate) const UPLOADS_INDEX: &str = "UPLOADS";
 
 /// A resumable upload's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
