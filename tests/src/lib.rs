@@ -179,3 +179,10 @@ pub async fn collect(mut body: ByteStream) -> Vec<u8> {
     }
     all
 }
+
+/// A workspace's usage as the registry counts it (also for deleted workspaces, which the
+/// management API no longer shows).
+pub async fn usage_of(server: &TestServer, workspace: &str) -> stowage_service::Usage {
+    let slug = stowage_domain::Slug::parse("workspace", workspace).expect("slug");
+    server.registry.count_usage(&slug).await.expect("usage")
+}

@@ -171,7 +171,8 @@ impl TestServer {
 
     /// Mints another token for an existing user (as the site admin).
     pub async fn token_for(&self, username: &str, scopes: &[&str]) -> String {
-        let expires = (self.clock_now() + chrono::Duration::days(30)).to_rfc3339();
+        // Long enough for tests that travel through a retention period.
+        let expires = (self.clock_now() + chrono::Duration::days(300)).to_rfc3339();
         let (status, body) = self
             .call(
                 "POST",

@@ -362,18 +362,23 @@ impl Registry {
                 return Ok(None);
             };
             let existing: BlobRecord = decode(&item)?;
+            // The link's age is its own: the collector gives new links a grace period.
+            let link = BlobLink {
+                created_at: self.now(),
+                ..existing
+            };
             let mut writes = vec![
                 Write::Put(
                     Put::new(key.clone(), item.data.clone()).when(Condition::Version(item.version)),
                 ),
                 Write::Put(Put::new(
                     keys::blob_link(&package.partition(), digest),
-                    encode(&existing),
+                    encode(&link),
                 )),
             ];
             writes.extend(extra.iter().cloned());
             match self.transact(writes).await {
-                Ok(()) => return Ok(Some(existing)),
+                Ok(()) => return Ok(Some(link)),
                 // The record changed under us: read it again.
                 Err(MetadataError::ConditionFailed { index: Some(0) }) => continue,
                 Err(other) => return Err(lost_race(other)),

@@ -508,7 +508,7 @@ impl Run<'_> {
             if self.out_of_time() {
                 return Ok(false);
             }
-            self.links_in_use(&package, &mut linked).await?;
+            pending |= self.links_in_use(&package, &mut linked).await?;
         }
         // 4. Unused blobs past the grace period become candidates.
         let mut recount: i64 = 0;
@@ -581,7 +581,7 @@ impl Run<'_> {
         &mut self,
         package: &PackageRecord,
         linked: &mut HashSet<Digest>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let items = self
             .all(Query::prefix(package.partition(), "", PAGE))
             .await?;
@@ -595,11 +595,13 @@ impl Run<'_> {
             HashSet::new()
         };
         let grace = self.registry.settings().collection_grace;
+        let mut waiting = false;
         for item in items.iter().filter(|i| i.key.sort.starts_with("BLOB#")) {
             let link: BlobLink = decode(item)?;
-            let unused =
-                tracks && !referenced.contains(&link.digest) && link.created_at + grace <= self.now;
-            if !unused {
+            let unreferenced = tracks && !referenced.contains(&link.digest);
+            let young = link.created_at + grace > self.now;
+            waiting |= unreferenced && young;
+            if !unreferenced || young {
                 linked.insert(link.digest);
                 continue;
             }
@@ -620,7 +622,7 @@ impl Run<'_> {
                 Err(other) => return Err(other.into()),
             }
         }
-        Ok(())
+        Ok(waiting)
     }
 }
 

@@ -421,6 +421,11 @@ impl MetadataStore for DynamoMetadataStore {
                 condition.push_str(&format!(" AND begins_with({sort_name}, :prefix)"));
                 values.insert(":prefix".into(), s(prefix));
             }
+            // DynamoDB takes no empty string in a key condition: an empty start is no bound.
+            SortRange::Between { start, end } if start.is_empty() => {
+                condition.push_str(&format!(" AND {sort_name} <= :end"));
+                values.insert(":end".into(), s(end));
+            }
             SortRange::Between { start, end } => {
                 condition.push_str(&format!(" AND {sort_name} BETWEEN :start AND :end"));
                 values.insert(":start".into(), s(start));

@@ -5,6 +5,7 @@ mod admin_api;
 mod blob_contract;
 mod credentials;
 mod events;
+mod lifecycle;
 mod maven_clients;
 mod maven_lambda;
 mod maven_protocol;

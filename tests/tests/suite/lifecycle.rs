@@ -1,0 +1,772 @@
+//! Deletion, restore, retention and purge, garbage collection, usage and plan limits, across
+//! the three protocols, on both storage pairs, with an injected clock for time travel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as Days;
+use serde_json::{Value, json};
+use stowage_http::Limits;
+use stowage_service::{PlanLimits, PurgeReport, Settings};
+use stowage_tests::npm::{encoded, publish_document, tarball};
+use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
+use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+
+on_both_backends!(
+    deletions_hide_at_once_and_restores_bring_everything_back,
+    retention_runs_out_and_the_purge_frees_names,
+    usage_counts_unique_bytes_and_billing,
+    plan_limits_refuse_pushes_over_quota,
+    unused_blobs_are_collected_after_the_grace_period,
+    a_push_racing_the_collector_keeps_its_blob,
+    abandoned_uploads_are_cleared,
+);
+
+const GRACE: i64 = 3600;
+
+/// A server whose grace period is an hour, with `acme`: repositories `api` (container
+/// `api/server`, npm `left-pad`, maven `com.acme:lib`) and `web` (container `web/site`).
+async fn fixture(stores: Stores, plan_limits: PlanLimits) -> (TestServer, String, RegistryClient) {
+    let settings = Settings {
+        plan_limits,
+        collection_grace: Days::seconds(GRACE),
+        ..Settings::default()
+    };
+    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
+    let alice = server
+        .user_with_token("alice", &["read:package", "write:package"])
+        .await;
+    server
+        .package(&alice, "acme", "api", "container", "api/server")
+        .await;
+    server
+        .package(&alice, "acme", "web", "container", "web/site")
+        .await;
+    for (kind, name) in [("npm", "left-pad"), ("maven", "com.acme:lib")] {
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/workspaces/acme/packages",
+                Auth::Bearer(&alice),
+                Some(json!({"type": kind, "name": name, "repository": "api"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let client = RegistryClient::new(&server.url, "alice", &alice);
+    (server, alice, client)
+}
+
+async fn purge(server: &TestServer) -> PurgeReport {
+    server
+        .registry
+        .purge(&stowage_oci::OciContent, Duration::from_secs(120))
+        .await
+        .expect("purge")
+}
+
+/// Publishes to each protocol of `api`: an image, an npm version, a Maven file.
+async fn publish_everything(
+    server: &TestServer,
+    alice: &str,
+    client: &RegistryClient,
+) -> stowage_tests::oci::Image {
+    let img = image(&[20_000], "amd64", OCI_MANIFEST);
+    client.push_image("acme/api/server", "v1", &img).await;
+    let document = publish_document("left-pad", "1.0.0", &tarball("left-pad", "1.0.0"));
+    assert_eq!(
+        server
+            .call(
+                "PUT",
+                "/npm/acme/left-pad",
+                Auth::Bearer(alice),
+                Some(document)
+            )
+            .await
+            .0,
+        201
+    );
+    let response = client
+        .request("PUT", "/maven/acme/com/acme/lib/1.0/lib-1.0.jar")
+        .body(b"jar".to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), 201);
+    img
+}
+
+/// Status of a read through each protocol: (registry manifest, npm document, Maven file).
+async fn reads(server: &TestServer, alice: &str, client: &RegistryClient) -> (u16, u16, u16) {
+    let oci = client
+        .get("/v2/acme/api/server/manifests/v1")
+        .await
+        .status()
+        .as_u16();
+    let npm = server
+        .call("GET", "/npm/acme/left-pad", Auth::Bearer(alice), None)
+        .await
+        .0
+        .as_u16();
+    let maven = client
+        .get("/maven/acme/com/acme/lib/1.0/lib-1.0.jar.sha1")
+        .await
+        .status()
+        .as_u16();
+    (oci, npm, maven)
+}
+
+async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Stores) {
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    publish_everything(&server, &alice, &client).await;
+    let bob = server
+        .user_with_token("bob", &["read:package", "write:package"])
+        .await;
+    server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
+
+    // A package: gone from its protocol at once, its name held, then restored.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/container/api%2Fserver",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(reads(&server, &alice, &client).await, (404, 200, 200));
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/packages",
+            Auth::Bearer(&alice),
+            Some(json!({"type": "container", "name": "api/server", "repository": "web"})),
+        )
+        .await;
+    assert_eq!(status, 409, "the name is held until the purge");
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/packages/container/api%2Fserver/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
+
+    // A repository: all its packages, every protocol.
+    assert_eq!(
+        server
+            .call(
+                "DELETE",
+                "/api/workspaces/acme/repositories/api",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        202
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (404, 404, 404));
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/repositories/api/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
+
+    // The workspace: everything, including the management API; then back, tokens and roles too.
+    assert_eq!(
+        server
+            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
+            .await
+            .0,
+        202
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (404, 404, 404));
+    assert_eq!(
+        server
+            .call(
+                "GET",
+                "/api/workspaces/acme/packages",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        404
+    );
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "acme", "plan": "standard"})),
+        )
+        .await;
+    assert_eq!(status, 409, "the slug is held until the purge");
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/restore",
+                Auth::Bearer(&bob),
+                None
+            )
+            .await
+            .0,
+        404,
+        "only its admin restores it"
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
+    let bob_client = RegistryClient::new(&server.url, "bob", &bob);
+    assert_eq!(
+        bob_client
+            .get("/v2/acme/api/server/manifests/v1")
+            .await
+            .status(),
+        200,
+        "bob's role came back"
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        409,
+        "not deleted"
+    );
+}
+
+async fn retention_runs_out_and_the_purge_frees_names(stores: Stores) {
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    publish_everything(&server, &alice, &client).await;
+    let objects_before = server.stores.object_count().await;
+    assert!(objects_before > 0);
+
+    assert_eq!(
+        server
+            .call(
+                "DELETE",
+                "/api/workspaces/acme/repositories/api",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        202
+    );
+    server.clock.advance(Days::days(29));
+    assert!(
+        purge(&server).await.purged.is_empty(),
+        "nothing is due before 30 days"
+    );
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/repositories/api/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
+    assert_eq!(
+        server
+            .call(
+                "DELETE",
+                "/api/workspaces/acme/repositories/api",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        202
+    );
+    server.clock.advance(Days::days(31));
+    assert_eq!(
+        server
+            .call(
+                "POST",
+                "/api/workspaces/acme/repositories/api/restore",
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        409,
+        "too late"
+    );
+    let report = purge(&server).await;
+    assert!(report.finished);
+    assert_eq!(report.purged, ["repo/acme/api"]);
+    // Its names are free again: a new package starts empty.
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "api"})),
+        )
+        .await;
+    assert_eq!(status, 201, "the repository slug is free");
+    server
+        .package(&alice, "acme", "api", "npm", "left-pad")
+        .await;
+    assert_eq!(
+        server
+            .call("GET", "/npm/acme/left-pad", Auth::Bearer(&alice), None)
+            .await
+            .0,
+        404,
+        "and empty"
+    );
+    // The blobs nothing uses any more are collected, after the grace period.
+    let mut collected = report.blobs_collected;
+    for _ in 0..2 {
+        server.clock.advance(Days::seconds(GRACE + 1));
+        collected += purge(&server).await.blobs_collected;
+    }
+    assert!(
+        collected >= 3,
+        "the image's blobs, the tarball and the jar: {collected}"
+    );
+    assert_eq!(
+        server.stores.object_count().await,
+        0,
+        "every blob of the purged repository is gone"
+    );
+
+    // A deleted workspace: purged whole, and its slug free.
+    assert_eq!(
+        server
+            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
+            .await
+            .0,
+        202
+    );
+    server.clock.advance(Days::days(31));
+    let report = purge(&server).await;
+    assert!(report.purged.contains(&"ws/acme".to_owned()), "{report:?}");
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "acme", "plan": "standard"})),
+        )
+        .await;
+    assert_eq!(status, 201, "the slug is free");
+    let (_, repositories) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/repositories",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        repositories["values"],
+        json!([]),
+        "nothing of the old workspace is left"
+    );
+}
+
+async fn usage(server: &TestServer, alice: &str) -> Value {
+    let (status, usage) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/usage",
+            Auth::Bearer(alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{usage}");
+    usage
+}
+
+async fn usage_counts_unique_bytes_and_billing(stores: Stores) {
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    let shared = random_bytes(100_000);
+    let own = random_bytes(30_000);
+    for (name, blob) in [
+        ("acme/api/server", &shared),
+        ("acme/web/site", &shared),
+        ("acme/web/site", &own),
+    ] {
+        assert_eq!(client.push_blob(name, blob).await.status(), 201);
+    }
+    let usage = usage(&server, &alice).await;
+    assert_eq!(
+        usage["total_bytes"], 130_000,
+        "a blob in two images counts once: {usage}"
+    );
+    assert_eq!(usage["stored_bytes"], 130_000);
+    assert_eq!(usage["billable_bytes"], 130_000);
+    assert_eq!(
+        usage["by_repository"],
+        json!({"api": 100_000, "web": 130_000})
+    );
+    assert_eq!(usage["by_type"], json!({"container": 130_000}));
+    // A deleted package stops being billed at once, though its bytes stay until the purge.
+    server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/container/web%2Fsite",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(
+        (
+            usage.total_bytes,
+            usage.billable_bytes,
+            usage.not_billable_bytes
+        ),
+        (130_000, 100_000, 30_000)
+    );
+    // A deleted repository's packages are still billed.
+    server
+        .call(
+            "POST",
+            "/api/workspaces/acme/packages/container/web%2Fsite/restore",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/repositories/api",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(usage.billable_bytes, 130_000);
+    // A deleted workspace is not billed at all.
+    server
+        .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
+        .await;
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(
+        (usage.billable_bytes, usage.not_billable_bytes),
+        (0, 130_000)
+    );
+    assert_eq!(
+        usage.stored_bytes, usage.total_bytes,
+        "the running counter agrees with a recount"
+    );
+}
+
+async fn plan_limits_refuse_pushes_over_quota(stores: Stores) {
+    let limits = PlanLimits {
+        standard: 200_000,
+        premium: 10_000_000,
+    };
+    let (server, alice, client) = fixture(stores, limits).await;
+    assert_eq!(
+        client
+            .push_blob("acme/api/server", &random_bytes(150_000))
+            .await
+            .status(),
+        201
+    );
+    let objects = server.stores.object_count().await;
+    let response = client
+        .push_blob("acme/api/server", &random_bytes(100_000))
+        .await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("storage quota exceeded")
+    );
+    let bytes = tarball("left-pad", "1.0.0");
+    let padded = [bytes.clone(), random_bytes(60_000)].concat();
+    let document = publish_document("left-pad", "1.0.0", &padded);
+    let (status, body) = server
+        .call(
+            "PUT",
+            &format!("/npm/acme/{}", encoded("left-pad")),
+            Auth::Bearer(&alice),
+            Some(document),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().expect("error").contains("quota"));
+    let response = client
+        .request("PUT", "/maven/acme/com/acme/lib/1.0/lib-1.0.jar")
+        .body(random_bytes(60_000))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        server.stores.object_count().await,
+        objects,
+        "nothing partial is kept"
+    );
+    assert_eq!(
+        stowage_tests::usage_of(&server, "acme").await.stored_bytes,
+        150_000
+    );
+    // Content the workspace already holds takes no more space.
+    let again = client
+        .request("POST", "/v2/acme/web/site/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(again.status(), 202);
+}
+
+async fn unused_blobs_are_collected_after_the_grace_period(stores: Stores) {
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let first = image(&[10_000, 20_000], "amd64", OCI_MANIFEST);
+    client.push_image("acme/api/server", "one", &first).await;
+    // A second image sharing the first's config and first layer.
+    let mut second = image(&[5_000], "amd64", OCI_MANIFEST);
+    second.config = first.config.clone();
+    second.layers.insert(0, first.layers[0].clone());
+    second.manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&second.config), "size": second.config.len()},
+        "layers": second.layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(l), "size": l.len()})).collect::<Vec<_>>(),
+    }).to_string().into_bytes();
+    client.push_image("acme/api/server", "two", &second).await;
+    let stray = random_bytes(7_000);
+    client.push_blob("acme/api/server", &stray).await;
+    let objects = server.stores.object_count().await;
+    // The first manifest goes: only its second layer is used by nothing.
+    let deleted = client
+        .request(
+            "DELETE",
+            &format!("/v2/acme/api/server/manifests/{}", first.digest()),
+        )
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 202);
+    let report = purge(&server).await;
+    assert_eq!(
+        (report.links_collected, report.blobs_collected),
+        (0, 0),
+        "nothing within the grace period: {report:?}"
+    );
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(
+        report.links_collected, 2,
+        "the unused layer and the stray blob: {report:?}"
+    );
+    assert_eq!(
+        report.blobs_collected, 0,
+        "marked now, deleted in a later run"
+    );
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(report.blobs_collected, 2, "{report:?}");
+    assert_eq!(server.stores.object_count().await, objects - 2);
+    // Everything the second image uses is still there.
+    for blob in second.blobs() {
+        let response = client
+            .get(&format!("/v2/acme/api/server/blobs/{}", sha256(blob)))
+            .await;
+        assert_eq!(response.status(), 307);
+        let url = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        assert_eq!(
+            reqwest::get(&url)
+                .await
+                .expect("download")
+                .bytes()
+                .await
+                .expect("bytes")
+                .as_ref(),
+            &blob[..]
+        );
+    }
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(usage.stored_bytes, usage.total_bytes);
+}
+
+async fn a_push_racing_the_collector_keeps_its_blob(stores: Stores) {
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let layer = image(&[40_000], "amd64", OCI_MANIFEST);
+    client.push_image("acme/api/server", "old", &layer).await;
+    client
+        .request(
+            "DELETE",
+            &format!("/v2/acme/api/server/manifests/{}", layer.digest()),
+        )
+        .send()
+        .await
+        .expect("DELETE");
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(
+        report.links_collected, 2,
+        "its layer and config are unused and marked: {report:?}"
+    );
+    // Before the collector's next run, a push takes the same content up again (in another
+    // repository, so as a dedup hit on the workspace's copy).
+    client.push_image("acme/web/site", "new", &layer).await;
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(
+        report.blobs_collected, 0,
+        "the push rewrote the records the collector read: {report:?}"
+    );
+    for blob in layer.blobs() {
+        let response = client
+            .get(&format!("/v2/acme/web/site/blobs/{}", sha256(blob)))
+            .await;
+        let url = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        assert_eq!(
+            reqwest::get(&url)
+                .await
+                .expect("download")
+                .bytes()
+                .await
+                .expect("bytes")
+                .as_ref(),
+            &blob[..]
+        );
+    }
+    // And truly concurrently: pushes of shared layers while the collector runs, many times.
+    let server = Arc::new(server);
+    let base = image(&[8_000], "amd64", OCI_MANIFEST);
+    for round in 0..6 {
+        client
+            .push_image("acme/api/server", &format!("r{round}"), &base)
+            .await;
+        client
+            .request(
+                "DELETE",
+                &format!("/v2/acme/api/server/manifests/{}", base.digest()),
+            )
+            .send()
+            .await
+            .expect("DELETE");
+        server.clock.advance(Days::seconds(GRACE + 1));
+        let collector = {
+            let server = Arc::clone(&server);
+            tokio::spawn(async move { purge(&server).await })
+        };
+        let pusher = {
+            let client = client.clone();
+            let base = base.clone();
+            tokio::spawn(async move {
+                client
+                    .push_image("acme/web/site", &format!("r{round}"), &base)
+                    .await
+            })
+        };
+        collector.await.expect("collector");
+        pusher.await.expect("pusher");
+        server.clock.advance(Days::seconds(GRACE + 1));
+        purge(&server).await;
+        for blob in base.blobs() {
+            let response = client
+                .get(&format!("/v2/acme/web/site/blobs/{}", sha256(blob)))
+                .await;
+            assert_eq!(response.status(), 307, "round {round}");
+            let url = response.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let download = reqwest::get(&url).await.expect("download");
+            assert_eq!(
+                download.status(),
+                200,
+                "round {round}: the blob of a live manifest was collected"
+            );
+        }
+    }
+}
+
+async fn abandoned_uploads_are_cleared(stores: Stores) {
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let before = server.stores.object_count().await;
+    let started = client
+        .request("POST", "/v2/acme/api/server/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let location = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    // Over one part, so a multipart upload is open, plus carried bytes.
+    let patched = client
+        .request("PATCH", &location)
+        .body(random_bytes(9 * 1024 * 1024))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202);
+    assert!(server.stores.object_count().await > before);
+    purge(&server).await;
+    assert_eq!(
+        client.get(&location).await.status(),
+        204,
+        "within the grace period it stays"
+    );
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(report.uploads_expired, 1);
+    assert_eq!(client.get(&location).await.status(), 404);
+    assert_eq!(
+        server.stores.object_count().await,
+        before,
+        "its parts and carried bytes are gone"
+    );
+}
