@@ -87,6 +87,20 @@ impl LocalServer {
     /// Starts the server with extra arguments; `None` (a skip) when the binary is not built,
     /// unless clients are required.
     pub async fn start(args: &[&str]) -> Option<Self> {
+        Self::spawn(args, false).await
+    }
+
+    /// Starts the server logging every request as JSON (as on Lambda) to [`Self::log_file`].
+    pub async fn start_with_json_logs() -> Option<Self> {
+        Self::spawn(&[], true).await
+    }
+
+    /// Where a server started with JSON logs writes them.
+    pub fn log_file(&self) -> std::path::PathBuf {
+        self.data.path().join("stderr.log")
+    }
+
+    async fn spawn(args: &[&str], json_logs: bool) -> Option<Self> {
         let binary = Self::binary();
         if !binary.exists() {
             assert!(
@@ -113,6 +127,13 @@ impl LocalServer {
             .env("STOWAGE_BOOTSTRAP_TOKEN", &admin_token)
             .env("STOWAGE_LOG", "warn")
             .kill_on_drop(true);
+        if json_logs {
+            let log = std::fs::File::create(data.path().join("stderr.log")).expect("log file");
+            command
+                .env("STOWAGE_LOG", "info")
+                .env("STOWAGE_LOG_FORMAT", "json")
+                .stderr(log);
+        }
         let child = command.spawn().expect("start stowage-local");
         let url = format!("http://{listen}");
         for _ in 0..200 {

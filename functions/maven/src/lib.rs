@@ -46,6 +46,16 @@ async fn handle(
     body: Body,
 ) -> MavenResult<Response> {
     let path = route::parse(uri.path())?;
+    let operation = match (&path.target, path.checksum) {
+        (_, Some(_)) => "checksum",
+        (route::Target::File { .. }, None) => "file",
+        _ => "metadata",
+    };
+    stowage_http::describe_request(
+        Some(path.workspace.as_str()),
+        Some(path.package.as_str()),
+        &format!("maven.{operation}.{}", method.as_str().to_lowercase()),
+    );
     let credential =
         credential_from_headers(headers)?.ok_or(stowage_service::Error::Unauthenticated)?;
     let caller = state.registry.authenticate(&credential).await?;

@@ -90,6 +90,12 @@ async fn handle(
     body: Body,
 ) -> NpmResult<Response> {
     let (workspace, endpoint) = route::parse(uri.path())?;
+    let (operation, package) = endpoint.describe();
+    stowage_http::describe_request(
+        Some(workspace.as_str()),
+        package.map(|name| name.as_str()),
+        &format!("npm.{operation}.{}", method.as_str().to_lowercase()),
+    );
     let registry = &state.registry;
     // What npm may ask before it has credentials.
     match (&endpoint, method) {

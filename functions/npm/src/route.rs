@@ -52,6 +52,27 @@ pub enum Endpoint {
     WebLogin,
 }
 
+impl Endpoint {
+    /// What the endpoint is, and the package it is about, for the request log.
+    pub fn describe(&self) -> (&'static str, Option<&PackageName>) {
+        match self {
+            Endpoint::Package { name } | Endpoint::PackageRevision { name } => {
+                ("document", Some(name))
+            }
+            Endpoint::Version { name, .. } => ("version", Some(name)),
+            Endpoint::Tarball { name, .. } | Endpoint::TarballRevision { name, .. } => {
+                ("tarball", Some(name))
+            }
+            Endpoint::DistTags { name, .. } => ("dist-tags", Some(name)),
+            Endpoint::Search => ("search", None),
+            Endpoint::Whoami => ("whoami", None),
+            Endpoint::Ping => ("ping", None),
+            Endpoint::Audit { .. } => ("audit", None),
+            Endpoint::Login { .. } | Endpoint::WebLogin => ("login", None),
+        }
+    }
+}
+
 /// `/npm/<workspace>/<rest>` → the workspace and the endpoint.
 pub fn parse(path: &str) -> Result<(Slug, Endpoint), NpmError> {
     let rest = path.strip_prefix("/npm/").ok_or_else(NpmError::not_found)?;

@@ -50,6 +50,17 @@ async fn dispatch(
     let endpoint = Endpoint::parse(tail);
     let push = !matches!(method, Method::GET | Method::HEAD);
     let name = endpoint.as_ref().ok().and_then(Endpoint::name).cloned();
+    if let Ok(endpoint) = &endpoint {
+        stowage_http::describe_request(
+            name.as_ref().map(|n| n.workspace.as_str()),
+            name.as_ref().map(|n| n.path.as_str()),
+            &format!(
+                "oci.{}.{}",
+                endpoint.operation(),
+                method.as_str().to_lowercase()
+            ),
+        );
+    }
     let mut response = match endpoint {
         Ok(endpoint) => handle(&state, &method, endpoint, uri.query(), &headers, body).await,
         Err(error) => Err(error),

@@ -97,40 +97,6 @@ pub fn decode_manifest(item: &Item) -> Result<(ManifestRecord, &[u8]), Error> {
     Ok((record, &item.data[4 + length..]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_items_round_trip() {
-        let digest = Digest::parse("d", &format!("sha256:{}", "b".repeat(64))).expect("digest");
-        let record = ManifestRecord {
-            digest: digest.clone(),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            size: 3,
-            artifact_type: None,
-            subject: None,
-            references: vec![digest],
-            stored: Stored::Inline,
-            created_at: Utc::now(),
-        };
-        let item = Item {
-            key: Key::new("p", "s"),
-            data: encode_manifest(&record, Some(b"{}\n")),
-            version: 1,
-            count: 0,
-            index: None,
-        };
-        let (decoded, bytes) = decode_manifest(&item).expect("decode");
-        assert_eq!((decoded, bytes), (record, &b"{}\n"[..]));
-        let truncated = Item {
-            data: item.data[..10].to_vec(),
-            ..item
-        };
-        assert!(decode_manifest(&truncated).is_err());
-    }
-}
-
 /// What the purge needs to know of the registry's records: the blobs each manifest uses, and
 /// the objects that large manifests own.
 pub struct OciContent;
@@ -165,5 +131,39 @@ impl stowage_service::ContentReader for OciContent {
             )) => vec![key],
             _ => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_items_round_trip() {
+        let digest = Digest::parse("d", &format!("sha256:{}", "b".repeat(64))).expect("digest");
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 3,
+            artifact_type: None,
+            subject: None,
+            references: vec![digest],
+            stored: Stored::Inline,
+            created_at: Utc::now(),
+        };
+        let item = Item {
+            key: Key::new("p", "s"),
+            data: encode_manifest(&record, Some(b"{}\n")),
+            version: 1,
+            count: 0,
+            index: None,
+        };
+        let (decoded, bytes) = decode_manifest(&item).expect("decode");
+        assert_eq!((decoded, bytes), (record, &b"{}\n"[..]));
+        let truncated = Item {
+            data: item.data[..10].to_vec(),
+            ..item
+        };
+        assert!(decode_manifest(&truncated).is_err());
     }
 }

@@ -162,6 +162,19 @@ impl Endpoint {
         Err(OciError::not_found_route())
     }
 
+    /// What the endpoint is, for the request log.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Endpoint::Ping => "ping",
+            Endpoint::Token => "token",
+            Endpoint::Manifest { .. } => "manifest",
+            Endpoint::Blob { .. } => "blob",
+            Endpoint::Uploads { .. } | Endpoint::Upload { .. } => "upload",
+            Endpoint::Tags { .. } => "tags",
+            Endpoint::Referrers { .. } => "referrers",
+        }
+    }
+
     /// The image the request is about, if any.
     pub fn name(&self) -> Option<&ImageName> {
         match self {

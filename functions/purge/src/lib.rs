@@ -1,17 +1,34 @@
 //! The purge as a scheduled function: one run of [`stowage_service::Registry::purge`] within
 //! the time the invocation has left, with the registry's knowledge of each protocol's records.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
 use stowage_service::{PurgeReport, Registry, Result};
 
 /// Time kept back from the invocation's deadline, to report and return.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(30);
 
+/// One invocation: the schedule's event (or any manual one, such as `{}`) starts a run that
+/// ends [`SAFETY_MARGIN`] before the invocation's deadline. Returns the run's report.
+pub async fn handle(
+    registry: &Registry,
+    event: LambdaEvent<Value>,
+) -> std::result::Result<Value, lambda_runtime::Error> {
+    let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let report = run(registry, left.saturating_sub(SAFETY_MARGIN)).await?;
+    Ok(serde_json::to_value(report)?)
+}
+
 /// One run within `budget`.
 pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
     let report = registry.purge(&stowage_oci::OciContent, budget).await?;
     tracing::info!(
+        operation = "purge",
         purged = report.purged.len(),
         items_deleted = report.items_deleted,
         objects_deleted = report.objects_deleted,

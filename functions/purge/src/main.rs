@@ -1,7 +1,5 @@
 //! The purge as a Lambda function, run by an EventBridge schedule.
 
-use std::time::{Duration, SystemTime};
-
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -12,15 +10,7 @@ async fn main() -> Result<(), Error> {
     let registry = state.registry;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let registry = registry.clone();
-        async move {
-            let deadline = event.context.deadline();
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            let budget = left.saturating_sub(stowage_purge::SAFETY_MARGIN);
-            let report = stowage_purge::run(&registry, budget).await?;
-            Ok::<_, Error>(serde_json::to_value(report)?)
-        }
+        async move { stowage_purge::handle(&registry, event).await }
     }))
     .await
 }

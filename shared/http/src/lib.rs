@@ -11,4 +11,4 @@ pub use auth::{Caller, MaybeCaller, credential_from_headers};
 pub use body::{body_stream, read_limited};
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};
-pub use trace::request_logging;
+pub use trace::{describe_request, request_logging};

@@ -1,17 +1,113 @@
-use axum::Router;
-use http::Request;
-use tower_http::trace::TraceLayer;
+//! One log line per request: request id, method, path, workspace, package, operation, status,
+//! outcome and latency. Never the query string or headers: those carry credentials and
+//! signatures.
 
-/// Logs each request's method, path and outcome with its latency. Never the query string or
-/// headers: those can carry credentials and signatures.
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, OriginalUri, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// Wraps every route of `router` (apply it to the routes, before nesting) in the request log.
 pub fn request_logging<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(
-        TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-            )
-        }),
-    )
+    router.layer(axum::middleware::from_fn(log_request))
+}
+
+/// Names what the current request is about, for its log line. Protocol dispatchers call it
+/// once they have taken the path apart; the management API's route templates name it alone.
+pub fn describe_request(workspace: Option<&str>, package: Option<&str>, operation: &str) {
+    let span = tracing::Span::current();
+    if let Some(workspace) = workspace {
+        span.record("workspace", workspace);
+    }
+    if let Some(package) = package {
+        span.record("package", package);
+    }
+    span.record("operation", operation);
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    // The whole path, also inside a nested router.
+    let path = request.extensions().get::<OriginalUri>().map_or_else(
+        || request.uri().path().to_owned(),
+        |uri| uri.path().to_owned(),
+    );
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id(&request),
+        method = %request.method(),
+        path = %path,
+        workspace = Empty,
+        package = Empty,
+        operation = Empty,
+    );
+    if let Some(matched) = request.extensions().get::<MatchedPath>() {
+        let _entered = span.enter();
+        let workspace = template_segment(matched.as_str(), &path, "{workspace}");
+        let package = template_segment(matched.as_str(), &path, "{name}");
+        describe_request(workspace, package, matched.as_str());
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    let outcome = if status.is_server_error() {
+        "error"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "ok"
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            outcome,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    response
+}
+
+/// The invocation's id on Lambda; elsewhere the caller's `X-Request-Id`, or a new one.
+fn request_id(request: &Request) -> String {
+    if let Some(context) = request.extensions().get::<lambda_http::Context>() {
+        return context.request_id.clone();
+    }
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The segment of `path` where `template` holds `placeholder`.
+fn template_segment<'a>(template: &str, path: &'a str, placeholder: &str) -> Option<&'a str> {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .find_map(|(pattern, segment)| (pattern == placeholder).then_some(segment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_segment;
+
+    #[test]
+    fn segments_are_found_by_placeholder() {
+        let template = "/api/workspaces/{workspace}/packages/{kind}/{name}";
+        let path = "/api/workspaces/acme/packages/npm/left-pad";
+        assert_eq!(
+            template_segment(template, path, "{workspace}"),
+            Some("acme")
+        );
+        assert_eq!(template_segment(template, path, "{name}"), Some("left-pad"));
+        assert_eq!(
+            template_segment("/api/user", "/api/user", "{workspace}"),
+            None
+        );
+    }
 }

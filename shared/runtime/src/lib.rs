@@ -222,7 +222,11 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = if var("STOWAGE_LOG_FORMAT").as_deref() == Some("json") {
-        builder.json().with_current_span(true).try_init()
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

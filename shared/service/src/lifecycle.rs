@@ -131,15 +131,18 @@ impl Registry {
         let target = DueTarget::Workspace {
             workspace: slug.clone(),
         };
-        self.transact(restore_writes(
+        let mut writes = restore_writes(
             keys::workspace(&slug),
             encode(&record),
             version,
             &target,
             &deleted,
-        ))
-        .await
-        .map_err(changed_meanwhile("workspace"))?;
+        );
+        // The collector skipped it while it was deleted.
+        writes.push(crate::blobs::mark_for_collection(&slug));
+        self.transact(writes)
+            .await
+            .map_err(changed_meanwhile("workspace"))?;
         Ok(record)
     }
 

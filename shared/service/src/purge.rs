@@ -434,6 +434,27 @@ impl Run<'_> {
             let Ok(workspace) = Slug::parse("workspace", &mark.key.sort) else {
                 continue;
             };
+            // A deleted workspace's blobs go with it at its purge (a restore marks it again);
+            // a mark that outlived its workspace is dropped.
+            match self
+                .registry
+                .metadata()
+                .get(&keys::workspace(&workspace))
+                .await?
+            {
+                None => {
+                    self.registry
+                        .metadata()
+                        .write(Write::Delete {
+                            key: mark.key.clone(),
+                            condition: Condition::None,
+                        })
+                        .await?;
+                    continue;
+                }
+                Some(item) if decode::<WorkspaceRecord>(&item)?.deleted.is_some() => continue,
+                Some(_) => {}
+            }
             if !self.collect_workspace(&workspace, mark.version).await? {
                 return Ok(false);
             }

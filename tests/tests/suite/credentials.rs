@@ -198,3 +198,80 @@ async fn secrets_never_reach_logs_or_storage(stores: Stores) {
         assert!(!logged.contains(random_part), "a secret was logged");
     }
 }
+
+/// On Lambda, each request leaves one JSON line with what operators search by.
+#[tokio::test]
+async fn each_request_is_logged_as_json_with_its_context_and_no_secret() {
+    let Some(server) = stowage_tests::clients::LocalServer::start_with_json_logs().await else {
+        return;
+    };
+    server
+        .create_package("acme", "api", "npm", "left-pad")
+        .await;
+    let client = reqwest::Client::new();
+    let document = client
+        .get(format!("{}/npm/acme/left-pad", server.url))
+        .bearer_auth(&server.admin_token)
+        .header("X-Request-Id", "req-0001")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        document.status(),
+        StatusCode::NOT_FOUND,
+        "nothing published yet"
+    );
+    let denied = client
+        .get(format!("{}/v2/acme/api/manifests/1.0", server.url))
+        .basic_auth("admin", Some("stw_not-a-real-token"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+
+    let logged = std::fs::read_to_string(server.log_file()).expect("log");
+    let requests: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .filter(|line: &serde_json::Value| line["fields"]["message"] == "request")
+        .collect();
+    let npm = requests
+        .iter()
+        .find(|line| line["span"]["request_id"] == "req-0001")
+        .expect("the npm request, by the caller's request id");
+    assert_eq!(npm["span"]["workspace"], "acme");
+    assert_eq!(npm["span"]["package"], "left-pad");
+    assert_eq!(npm["span"]["operation"], "npm.document.get");
+    assert_eq!(npm["fields"]["status"], 404);
+    assert_eq!(npm["fields"]["outcome"], "refused");
+    assert!(
+        npm["fields"]["latency_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms >= 0.0)
+    );
+    let oci = requests
+        .iter()
+        .find(|line| line["span"]["operation"] == "oci.manifest.get")
+        .expect("the manifest request");
+    assert_eq!(oci["span"]["package"], "api");
+    assert!(
+        oci["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "an id is made up"
+    );
+    let admin = requests
+        .iter()
+        .find(|line| line["span"]["operation"] == "/api/workspaces/{workspace}/packages")
+        .expect("the management request");
+    assert_eq!(admin["span"]["workspace"], "acme");
+    assert_eq!(admin["fields"]["status"], 201);
+    assert!(
+        !logged.contains(&server.admin_token[4..]),
+        "a token was logged"
+    );
+    assert!(
+        !logged.contains("not-a-real-token"),
+        "a presented secret was logged"
+    );
+}

@@ -1,6 +1,7 @@
 //! Every sample event in `events/` goes through the Lambda entry path: lambda_http's own
 //! conversion of an API Gateway event into a request, then the function's router, then back
-//! into the Lambda response, as `lambda_http::run` does it.
+//! into the Lambda response, as `lambda_http::run` does it; the schedule's event through the
+//! purge function's handler.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use stowage_tests::Stores;
 
 /// The token the sample events carry (a fixture, never a real secret).
 const EVENTS_TOKEN: &str = "stw_exampleTokenForSampleEventsOnly00000000";
+
+/// The purge function's scheduled event.
+const SCHEDULED: &str = "purge-schedule.json";
 
 /// Each event's expected status. A new event must be listed here, or the test fails.
 const EXPECTED: &[(&str, u16)] = &[
@@ -49,13 +53,13 @@ const EXPECTED: &[(&str, u16)] = &[
 /// A fresh registry holding workspace `acme`, repository `api` and packages `api/server`
 /// (container) and `left-pad` (npm),
 /// administered by the site admin whose token the events carry.
-async fn fixture() -> (AppState, Stores) {
+async fn fixture() -> (AppState, Stores, Arc<ManualClock>) {
     let stores = Stores::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"));
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let registry = Arc::new(Registry::new(
         Arc::clone(&stores.metadata),
         Arc::clone(&stores.blobs),
-        clock,
+        Arc::clone(&clock) as Arc<dyn stowage_domain::Clock>,
         Settings::default(),
     ));
     let secret = TokenSecret::from_presented(EVENTS_TOKEN.to_owned());
@@ -96,7 +100,7 @@ async fn fixture() -> (AppState, Stores) {
         public_url: None,
         limits: Limits::LAMBDA,
     };
-    (state, stores)
+    (state, stores, clock)
 }
 
 fn router_for(event: &str, state: AppState) -> axum::Router {
@@ -110,7 +114,7 @@ fn router_for(event: &str, state: AppState) -> axum::Router {
 }
 
 async fn run_event(name: &str, text: &str) -> Value {
-    let (state, _stores) = fixture().await;
+    let (state, _stores, _clock) = fixture().await;
     let payload: LambdaRequest = serde_json::from_str(text).expect("an API Gateway event");
     let mut entry = lambda_http::Adapter::from(router_for(name, state));
     let response = entry
@@ -136,7 +140,11 @@ async fn every_event_runs_through_the_lambda_entry_path() {
         .collect();
     names.sort();
     assert!(!names.is_empty());
+    assert!(names.iter().any(|name| name == SCHEDULED));
     for name in names {
+        if name == SCHEDULED {
+            continue;
+        }
         let expected = EXPECTED
             .iter()
             .find(|(event, _)| *event == name)
@@ -161,4 +169,61 @@ async fn every_event_runs_through_the_lambda_entry_path() {
             }
         }
     }
+}
+
+/// The schedule's event runs a purge that ends before the invocation's deadline.
+#[tokio::test]
+async fn the_scheduled_event_runs_the_purge_through_its_handler() {
+    let (state, _stores, clock) = fixture().await;
+    let registry = &state.registry;
+    let admin = registry
+        .authenticate(&stowage_service::Credential::Bearer(
+            TokenSecret::from_presented(EVENTS_TOKEN.to_owned()),
+        ))
+        .await
+        .expect("admin");
+    registry
+        .delete_package(&admin, "acme", "npm", "left-pad")
+        .await
+        .expect("delete");
+    clock.advance(chrono::Duration::days(31));
+
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let text = std::fs::read_to_string(folder.join(SCHEDULED)).expect("read event");
+    let payload: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(payload["detail-type"], "Scheduled Event");
+    let mut context = Context::default();
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64;
+    let report = stowage_purge::handle(registry, LambdaEvent::new(payload.clone(), context))
+        .await
+        .expect("the purge runs");
+    assert_eq!(report["finished"], true, "{report}");
+    let purged = report["purged"].as_array().expect("purged");
+    assert!(
+        purged
+            .iter()
+            .any(|target| target.as_str().is_some_and(|t| t.contains("left-pad"))),
+        "{report}"
+    );
+
+    // An invocation with less time left than the safety margin stops at once, unfinished.
+    let mut late = Context::default();
+    late.deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+        + 1_000;
+    registry
+        .delete_package(&admin, "acme", "maven", "com.acme:lib")
+        .await
+        .expect("delete");
+    clock.advance(chrono::Duration::days(31));
+    let report = stowage_purge::handle(registry, LambdaEvent::new(payload, late))
+        .await
+        .expect("the purge runs");
+    assert_eq!(report["finished"], false, "{report}");
 }

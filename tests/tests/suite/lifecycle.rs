@@ -10,7 +10,7 @@ use stowage_http::Limits;
 use stowage_service::{PlanLimits, PurgeReport, Settings};
 use stowage_tests::npm::{encoded, publish_document, tarball};
 use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
-use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+use stowage_tests::{Auth, Backend, Stores, TestServer, on_both_backends};
 
 on_both_backends!(
     deletions_hide_at_once_and_restores_bring_everything_back,
@@ -769,4 +769,267 @@ async fn abandoned_uploads_are_cleared(stores: Stores) {
         before,
         "its parts and carried bytes are gone"
     );
+}
+
+on_both_backends!(
+    a_big_workspace_is_purged_in_bounded_runs_with_a_kill,
+    usage_matches_a_recount_after_random_pushes_and_deletes
+);
+
+async fn a_big_workspace_is_purged_in_bounded_runs_with_a_kill(stores: Stores) {
+    use stowage_storage::{Key, Put, Query, Write};
+    let stores_backend = stores.backend;
+    let (server, alice, _client) = fixture(stores, PlanLimits::default()).await;
+    // Written straight to the store: 10,000 items on embedded storage; on moto, whose
+    // transactions copy the whole table, 600.
+    let (packages, items, budget) = match stores_backend {
+        Backend::Embedded => (10, 1000, Duration::from_millis(25)),
+        Backend::Aws => (3, 200, Duration::from_millis(400)),
+    };
+    for package in 0..packages {
+        let name = format!("bulk-{package}");
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/workspaces/acme/packages",
+                Auth::Bearer(&alice),
+                Some(json!({"type": "npm", "name": name, "repository": "web"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let partition = format!("PKG#acme#npm#{name}");
+        for chunk in (0..items).collect::<Vec<_>>().chunks(100) {
+            let writes = chunk
+                .iter()
+                .map(|i| {
+                    let record = json!({"version": format!("1.0.{i}"), "published_at": "2026-01-01T00:00:00Z", "published_by": "alice"});
+                    Write::Put(Put::new(Key::new(&partition, format!("VERSION#1.0.{i}")), record.to_string().into_bytes()))
+                })
+                .collect();
+            server.stores.metadata.transact(writes).await.expect("seed");
+        }
+    }
+    assert_eq!(
+        server
+            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
+            .await
+            .0,
+        202
+    );
+    server.clock.advance(Days::days(31));
+
+    let mut runs = 0;
+    let mut deleted = 0;
+    loop {
+        runs += 1;
+        assert!(runs < 400, "the purge never finished");
+        if runs == 2 {
+            // Killed in the middle: the run is dropped wherever it stands.
+            let killed = tokio::time::timeout(
+                budget * 4 / 5,
+                purge_within(&server, Duration::from_secs(60)),
+            )
+            .await;
+            assert!(killed.is_err(), "the run was cut short");
+        } else {
+            let report = purge_within(&server, budget).await;
+            deleted += report.items_deleted;
+            if report.finished {
+                break;
+            }
+        }
+        // Whatever is left stays out of sight.
+        assert_eq!(
+            server
+                .call("GET", "/api/workspaces/acme", Auth::Bearer(&alice), None)
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            server
+                .call("GET", "/npm/acme/bulk-3", Auth::Bearer(&alice), None)
+                .await
+                .0,
+            404
+        );
+    }
+    assert!(
+        runs >= 3,
+        "bounded runs: it took {runs} (deleted {deleted} items after the kill)"
+    );
+    for package in 0..packages {
+        let left = server
+            .stores
+            .metadata
+            .query(&Query::prefix(
+                format!("PKG#acme#npm#bulk-{package}"),
+                "",
+                10,
+            ))
+            .await
+            .expect("query");
+        assert!(left.items.is_empty(), "bulk-{package} still has items");
+    }
+    let left = server
+        .stores
+        .metadata
+        .query(&Query::prefix("WS#acme", "", 10))
+        .await
+        .expect("query");
+    assert!(left.items.is_empty(), "the workspace's records are gone");
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "acme", "plan": "standard"})),
+        )
+        .await;
+    assert_eq!(status, 201, "the slug is free");
+}
+
+async fn purge_within(server: &TestServer, budget: Duration) -> PurgeReport {
+    server
+        .registry
+        .purge(&stowage_oci::OciContent, budget)
+        .await
+        .expect("purge")
+}
+
+async fn usage_matches_a_recount_after_random_pushes_and_deletes(stores: Stores) {
+    use rand::{Rng, SeedableRng};
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261127);
+    // A small pool of contents, so that pushes often share bytes.
+    let pool: Vec<Vec<u8>> = (0..6).map(|i| random_bytes(1_000 * (i + 1))).collect();
+    let images = ["acme/api/server", "acme/web/site"];
+    let mut npm_version = 0;
+    for step in 0..60 {
+        match rng.random_range(0..6) {
+            0 | 1 => {
+                let blob = &pool[rng.random_range(0..pool.len())];
+                let name = images[rng.random_range(0..2)];
+                let status = client.push_blob(name, blob).await.status();
+                // 403 while web/site is deleted (another step deletes and restores it).
+                assert!(status == 201 || status == 403, "step {step}: {status}");
+            }
+            2 => {
+                let blob = &pool[rng.random_range(0..pool.len())];
+                let name = images[rng.random_range(0..2)];
+                let status = client
+                    .request("DELETE", &format!("/v2/{name}/blobs/{}", sha256(blob)))
+                    .send()
+                    .await
+                    .expect("DELETE")
+                    .status();
+                // 403 while web/site is deleted.
+                assert!(
+                    status == 202 || status == 404 || status == 403,
+                    "step {step}: {status}"
+                );
+            }
+            3 => {
+                npm_version += 1;
+                let version = format!("1.0.{npm_version}");
+                let document =
+                    publish_document("left-pad", &version, &tarball("left-pad", &version));
+                assert_eq!(
+                    server
+                        .call(
+                            "PUT",
+                            "/npm/acme/left-pad",
+                            Auth::Bearer(&alice),
+                            Some(document)
+                        )
+                        .await
+                        .0,
+                    201
+                );
+            }
+            4 => {
+                let file = format!("/maven/acme/com/acme/lib/1.{step}/lib-1.{step}.jar");
+                let body = pool[rng.random_range(0..pool.len())].clone();
+                assert_eq!(
+                    client
+                        .request("PUT", &file)
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("PUT")
+                        .status(),
+                    201
+                );
+            }
+            _ => {
+                let path = "/api/workspaces/acme/packages/container/web%2Fsite";
+                if server
+                    .call("DELETE", path, Auth::Bearer(&alice), None)
+                    .await
+                    .0
+                    != 202
+                {
+                    server
+                        .call(
+                            "POST",
+                            &format!("{path}/restore"),
+                            Auth::Bearer(&alice),
+                            None,
+                        )
+                        .await;
+                }
+            }
+        }
+        if step % 15 == 14 {
+            let usage = stowage_tests::usage_of(&server, "acme").await;
+            assert_eq!(
+                usage.stored_bytes, usage.total_bytes,
+                "step {step}: the running counter against a recount"
+            );
+            assert_eq!(
+                usage.billable_bytes + usage.not_billable_bytes,
+                usage.total_bytes
+            );
+        }
+    }
+    // Collection changes what is stored; the counter follows.
+    for _ in 0..2 {
+        server.clock.advance(Days::seconds(GRACE + 1));
+        purge(&server).await;
+    }
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(usage.stored_bytes, usage.total_bytes, "after collection");
+    // Drift, as a lost update would leave it, is repaired by the purge's recount.
+    server
+        .stores
+        .metadata
+        .write(stowage_storage::Write::Add {
+            key: stowage_storage::Key::new("USAGE#acme", "STORED"),
+            delta: 12_345,
+        })
+        .await
+        .expect("drift");
+    server
+        .call(
+            "POST",
+            "/api/workspaces/acme/packages/container/web%2Fsite/restore",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        client
+            .push_blob("acme/web/site", b"marks the workspace for collection")
+            .await
+            .status(),
+        201
+    );
+    let report = purge(&server).await;
+    assert_eq!(
+        report.usage_repaired,
+        [("acme".to_owned(), -12_345)],
+        "{report:?}"
+    );
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!(usage.stored_bytes, usage.total_bytes);
 }
