@@ -4,6 +4,7 @@
 //! `AWS_ENDPOINT_URL`; without that variable the AWS variants of the tests are skipped with a
 //! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
 
+pub mod aws_calls;
 pub mod clients;
 pub mod lambda;
 pub mod npm;
@@ -81,7 +82,35 @@ impl Stores {
             );
             return None;
         }
+        Self::aws_with(AwsClients::from_env().await).await
+    }
+
+    /// Like [`Stores::aws`], with every SDK call recorded by `recorder`.
+    pub async fn aws_recorded(recorder: &aws_calls::CallRecorder) -> Option<Self> {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            return Self::aws().await;
+        }
         let clients = AwsClients::from_env().await;
+        let dynamodb = clients
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build();
+        let s3 = clients
+            .s3
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build();
+        Self::aws_with(AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        })
+        .await
+    }
+
+    async fn aws_with(clients: AwsClients) -> Option<Self> {
         let name = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
         stowage_storage_aws::create_table(&clients.dynamodb, &name)
             .await

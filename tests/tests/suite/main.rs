@@ -4,6 +4,7 @@
 mod admin_api;
 mod blob_contract;
 mod credentials;
+mod deployment;
 mod events;
 mod lifecycle;
 mod maven_clients;

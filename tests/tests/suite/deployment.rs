@@ -1,0 +1,750 @@
+//! `template.yaml` held against the code: every route reaches the function that serves it,
+//! every environment variable a function reads is set, and every function's IAM policy covers
+//! the AWS calls its requests really make (recorded on moto).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use http::StatusCode;
+use serde_json::json;
+use stowage_domain::{ManualClock, TokenSecret};
+use stowage_http::{AppState, Limits};
+use stowage_service::{BootstrapToken, Registry, Settings};
+use stowage_tests::aws_calls::{AwsCall, CallRecorder};
+use stowage_tests::npm::{publish_document, tarball};
+use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
+use stowage_tests::{ADMIN_TOKEN, Stores};
+use tower::ServiceExt as _;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// A Lambda function of the template, as far as these tests look.
+#[derive(Debug)]
+struct Function {
+    binary: String,
+    /// HTTP API routes: (method, path).
+    routes: Vec<(String, String)>,
+    environment: BTreeSet<String>,
+    /// (actions, resources) of each policy statement that allows.
+    statements: Vec<(Vec<String>, Vec<String>)>,
+    scheduled: bool,
+}
+
+fn repository_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn strings(node: &Yaml) -> Vec<String> {
+    match node {
+        Yaml::String(one) => vec![one.clone()],
+        Yaml::Array(many) => many.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn keys(node: &Yaml) -> BTreeSet<String> {
+    node.as_hash()
+        .map(|hash| {
+            hash.keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The template's functions by logical id. CloudFormation's short tags (`!Ref`, `!Sub`) are
+/// read as their plain values, which is all these checks need.
+fn template_functions() -> BTreeMap<String, Function> {
+    let text = std::fs::read_to_string(repository_root().join("template.yaml")).expect("template");
+    let documents = YamlLoader::load_from_str(&text).expect("template.yaml is YAML");
+    let template = &documents[0];
+    let global_environment = keys(&template["Globals"]["Function"]["Environment"]["Variables"]);
+    let mut functions = BTreeMap::new();
+    for (id, resource) in template["Resources"].as_hash().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        let mut routes = Vec::new();
+        let mut scheduled = false;
+        for (_, event) in properties["Events"].as_hash().into_iter().flatten() {
+            match event["Type"].as_str() {
+                Some("HttpApi") => routes.push((
+                    event["Properties"]["Method"]
+                        .as_str()
+                        .expect("Method")
+                        .to_owned(),
+                    event["Properties"]["Path"]
+                        .as_str()
+                        .expect("Path")
+                        .to_owned(),
+                )),
+                Some("Schedule" | "ScheduleV2") => scheduled = true,
+                other => panic!("unexpected event type {other:?}"),
+            }
+        }
+        let mut environment = global_environment.clone();
+        environment.extend(keys(&properties["Environment"]["Variables"]));
+        let mut statements = Vec::new();
+        for policy in properties["Policies"].as_vec().into_iter().flatten() {
+            for statement in policy["Statement"].as_vec().into_iter().flatten() {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+                statements.push((
+                    strings(&statement["Action"]),
+                    strings(&statement["Resource"]),
+                ));
+            }
+        }
+        functions.insert(
+            id.as_str().expect("logical id").to_owned(),
+            Function {
+                binary: resource["Metadata"]["BuildProperties"]["Binary"]
+                    .as_str()
+                    .expect("each function names its binary")
+                    .to_owned(),
+                routes,
+                environment,
+                statements,
+                scheduled,
+            },
+        );
+    }
+    functions
+}
+
+fn function<'a>(functions: &'a BTreeMap<String, Function>, binary: &str) -> &'a Function {
+    functions
+        .values()
+        .find(|f| f.binary == binary)
+        .unwrap_or_else(|| panic!("template.yaml has no function for {binary}"))
+}
+
+/// API Gateway's matching: a literal path, or a prefix and a greedy `{proxy+}`.
+fn route_matches(route: &str, path: &str) -> bool {
+    match route.strip_suffix("{proxy+}") {
+        Some(prefix) => path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty()),
+        None => route == path,
+    }
+}
+
+/// Paths each function serves, one or more per route of the template.
+const SERVED: &[(&str, &str)] = &[
+    ("stowage-admin", "/api/user"),
+    (
+        "stowage-admin",
+        "/api/workspaces/acme/packages/npm/left-pad",
+    ),
+    ("stowage-oci", "/v2"),
+    ("stowage-oci", "/v2/token"),
+    ("stowage-oci", "/v2/acme/api/server/manifests/1.0"),
+    ("stowage-npm", "/npm/acme/left-pad"),
+    ("stowage-npm", "/npm/acme/-/v1/search"),
+    ("stowage-maven", "/maven/acme/com/acme/lib/1.0/lib-1.0.jar"),
+];
+
+fn routers(state: &AppState) -> Vec<(&'static str, Router)> {
+    vec![
+        ("stowage-admin", stowage_admin::router(state.clone())),
+        ("stowage-oci", stowage_oci::router(state.clone())),
+        ("stowage-npm", stowage_npm::router(state.clone())),
+        ("stowage-maven", stowage_maven::router(state.clone())),
+    ]
+}
+
+fn registry_over(stores: &Stores, clock: Arc<ManualClock>) -> Arc<Registry> {
+    Arc::new(Registry::new(
+        Arc::clone(&stores.metadata),
+        Arc::clone(&stores.blobs),
+        clock,
+        Settings::default(),
+    ))
+}
+
+#[tokio::test]
+async fn every_route_reaches_the_function_that_serves_it() {
+    let functions = template_functions();
+    let stores = Stores::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"));
+    let state = AppState {
+        registry: registry_over(&stores, Arc::new(ManualClock::new(chrono::Utc::now()))),
+        public_url: None,
+        limits: Limits::LAMBDA,
+    };
+    for (binary, path) in SERVED {
+        let reached: Vec<&Function> = functions
+            .values()
+            .filter(|f| f.routes.iter().any(|(_, route)| route_matches(route, path)))
+            .collect();
+        assert_eq!(reached.len(), 1, "{path} reaches one function");
+        assert_eq!(reached[0].binary, *binary, "{path}");
+        // Its router answers it (here: asks for credentials); every other router does not know it.
+        for (router_binary, router) in routers(&state) {
+            let request = http::Request::get(*path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let status = router.oneshot(request).await.expect("response").status();
+            if router_binary == *binary {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{binary} serves {path}");
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{router_binary} does not serve {path}"
+                );
+            }
+        }
+    }
+    // Each route of the template is one the code serves; methods are left to the functions.
+    for f in functions.values() {
+        for (method, route) in &f.routes {
+            assert_eq!(method, "ANY", "{route}");
+            assert!(
+                SERVED
+                    .iter()
+                    .any(|(binary, path)| *binary == f.binary && route_matches(route, path)),
+                "{route} of {} is not among the paths its router serves",
+                f.binary
+            );
+        }
+    }
+    let purge = function(&functions, "stowage-purge");
+    assert!(
+        purge.scheduled && purge.routes.is_empty(),
+        "the purge runs on a schedule only"
+    );
+}
+
+/// The `STOWAGE_…` names a source file reads.
+fn variables_in(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (start, _) in text.match_indices("\"STOWAGE_") {
+        let name: String = text[start + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        found.insert(name);
+    }
+    found
+}
+
+fn source(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|_| panic!("read {}", path.display()))
+}
+
+#[test]
+fn every_environment_variable_a_function_reads_is_set() {
+    let root = repository_root();
+    let functions = template_functions();
+    let runtime = source(&root.join("shared/runtime/src/lib.rs"));
+    // The site admin's first token is read by the functions that create it, and only its hash
+    // is deployed: the token itself must never be in the template.
+    let bootstrap_start = runtime
+        .find("pub async fn bootstrap_site_admin")
+        .expect("bootstrap");
+    let bootstrap_end = runtime[bootstrap_start..]
+        .find("\n}\n")
+        .map_or(runtime.len(), |end| bootstrap_start + end);
+    let bootstrap = variables_in(&runtime[bootstrap_start..bootstrap_end]);
+    let everywhere: BTreeSet<String> = variables_in(&runtime[..bootstrap_start])
+        .union(&variables_in(&runtime[bootstrap_end..]))
+        .cloned()
+        .collect();
+    assert!(
+        everywhere.contains("STOWAGE_TABLE")
+            && bootstrap.contains("STOWAGE_BOOTSTRAP_TOKEN_SHA256")
+    );
+    for f in functions.values() {
+        let crate_folder = root
+            .join("functions")
+            .join(f.binary.trim_start_matches("stowage-"));
+        let main = source(&crate_folder.join("src/main.rs"));
+        let mut read = everywhere.clone();
+        for entry in std::fs::read_dir(crate_folder.join("src")).expect("src") {
+            read.extend(variables_in(&source(&entry.expect("entry").path())));
+        }
+        if main.contains("bootstrap_site_admin") {
+            read.insert("STOWAGE_BOOTSTRAP_TOKEN_SHA256".to_owned());
+        }
+        for name in &read {
+            assert!(
+                f.environment.contains(name),
+                "{} reads {name}, which template.yaml does not set",
+                f.binary
+            );
+        }
+        assert!(
+            !f.environment.contains("STOWAGE_BOOTSTRAP_TOKEN"),
+            "a token in clear is deployed"
+        );
+    }
+}
+
+/// The IAM actions an SDK operation needs.
+fn actions_for(call: &AwsCall) -> Vec<String> {
+    let action = |service: &str, name: &str| format!("{service}:{name}");
+    match (call.service.as_str(), call.operation.as_str()) {
+        // Our transactions hold updates, deletes and condition checks.
+        ("DynamoDB", "TransactWriteItems") => ["UpdateItem", "DeleteItem", "ConditionCheckItem"]
+            .iter()
+            .map(|name| action("dynamodb", name))
+            .collect(),
+        ("DynamoDB", operation) => vec![action("dynamodb", operation)],
+        ("S3", "HeadObject" | "GetObject") => vec![action("s3", "GetObject")],
+        (
+            "S3",
+            "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" | "PutObject",
+        ) => {
+            vec![action("s3", "PutObject")]
+        }
+        ("S3", "ListParts") => vec![action("s3", "ListMultipartUploadParts")],
+        ("S3", "DeleteObjects") => vec![action("s3", "DeleteObject")],
+        ("S3", operation) => vec![action("s3", operation)],
+        (service, operation) => panic!("no IAM mapping for {service} {operation}"),
+    }
+}
+
+/// Whether `function`'s statements allow `action` on what `call` touched.
+fn allows(function: &Function, action: &str, call: &AwsCall) -> bool {
+    function.statements.iter().any(|(actions, resources)| {
+        actions.iter().any(|a| a == action)
+            && resources.iter().any(|resource| match &call.key_prefix {
+                Some(prefix) => resource == &format!("${{Bucket.Arn}}/{prefix}/*"),
+                None => resource == "Table.Arn",
+            })
+    })
+}
+
+/// Every call is allowed, and nothing is granted that no call needs (least privilege). S3's
+/// GetObject is also what presigned downloads are signed with, which no call records.
+fn assert_covered(functions: &BTreeMap<String, Function>, binary: &str, calls: &BTreeSet<AwsCall>) {
+    assert!(!calls.is_empty(), "{binary}: the scenario made AWS calls");
+    let f = function(functions, binary);
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    for call in calls {
+        for action in actions_for(call) {
+            assert!(
+                allows(f, &action, call),
+                "{binary} calls {call:?} but its policy lacks {action}"
+            );
+            needed.insert(action);
+        }
+    }
+    let presigns = ["stowage-oci", "stowage-npm", "stowage-maven"].contains(&binary);
+    for (actions, _) in &f.statements {
+        for action in actions {
+            assert!(
+                needed.contains(action) || (presigns && action == "s3:GetObject"),
+                "{binary} is granted {action}, which none of its calls needs: {calls:?}"
+            );
+        }
+    }
+}
+
+/// Serves `router` on a free loopback port, returning its URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    url
+}
+
+#[tokio::test]
+async fn every_policy_covers_the_aws_calls_its_function_makes() {
+    let recorder = CallRecorder::default();
+    let Some(stores) = Stores::aws_recorded(&recorder).await else {
+        return;
+    };
+    let functions = template_functions();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let registry = registry_over(&stores, Arc::clone(&clock));
+    registry
+        .bootstrap_site_admin(BootstrapToken::Secret(TokenSecret::from_presented(
+            ADMIN_TOKEN.to_owned(),
+        )))
+        .await
+        .expect("bootstrap");
+    let state = AppState {
+        registry: Arc::clone(&registry),
+        public_url: None,
+        limits: Limits::LAMBDA,
+    };
+    let mut urls = BTreeMap::new();
+    for (binary, router) in routers(&state) {
+        urls.insert(binary, serve(router).await);
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    recorder.take();
+
+    // The management API: the whole life of accounts, workspaces, repositories and packages.
+    let api = |path: &str| format!("{}/api{path}", urls["stowage-admin"]);
+    let admin_calls: [(&str, String, serde_json::Value, u16); 12] = [
+        (
+            "POST",
+            api("/users"),
+            json!({"username": "alice", "email": "alice@example.com"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces"),
+            json!({"slug": "acme", "plan": "standard"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories"),
+            json!({"slug": "api"}),
+            201,
+        ),
+        (
+            "PUT",
+            api("/workspaces/acme/repositories/api/permissions/alice"),
+            json!({"role": "write"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories/api/pipeline-tokens"),
+            json!({}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/packages"),
+            json!({"type": "container", "name": "api/server", "repository": "api"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/packages"),
+            json!({"type": "npm", "name": "left-pad", "repository": "api"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/packages"),
+            json!({"type": "maven", "name": "com.acme:lib", "repository": "api"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/packages"),
+            json!({"type": "npm", "name": "gone", "repository": "api"}),
+            201,
+        ),
+        (
+            "DELETE",
+            api("/workspaces/acme/packages/npm/gone"),
+            json!(null),
+            202,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories"),
+            json!({"slug": "old"}),
+            201,
+        ),
+        (
+            "DELETE",
+            api("/workspaces/acme/repositories/old"),
+            json!(null),
+            202,
+        ),
+    ];
+    for (method, url, body, expected) in admin_calls {
+        let mut request = http
+            .request(method.parse().expect("method"), &url)
+            .bearer_auth(ADMIN_TOKEN);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        assert_eq!(
+            response.status().as_u16(),
+            expected,
+            "{method} {url}: {:?}",
+            response.text().await
+        );
+    }
+    for path in ["/workspaces/acme/repositories/old/restore"] {
+        let response = http
+            .post(api(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("restore");
+        assert!(response.status().is_success(), "{path}");
+    }
+    for path in [
+        "/workspaces/acme/usage",
+        "/workspaces/acme/packages",
+        "/tokens",
+        "/workspaces/acme/packages/npm/left-pad",
+    ] {
+        let response = http
+            .get(api(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("read");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    assert_covered(&functions, "stowage-admin", &recorder.take());
+
+    // The container registry: monolithic and chunked pushes (multipart), pulls, a cancelled
+    // upload, deletions, and an upload left behind for the purge.
+    let oci = RegistryClient::new(&urls["stowage-oci"], "admin", ADMIN_TOKEN);
+    let name = "acme/api/server";
+    let app = image(&[2_000], "arm64", OCI_MANIFEST);
+    oci.push_image(name, "1.0", &app).await;
+    let big = random_bytes(9 * 1024 * 1024);
+    let location = start_upload(&oci, name).await;
+    let location = patch_chunks(&oci, &location, &big, 0).await;
+    let done = oci
+        .request(
+            "PUT",
+            &format!(
+                "{location}{}digest={}",
+                if location.contains('?') { "&" } else { "?" },
+                sha256(&big)
+            ),
+        )
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(done.status(), StatusCode::CREATED);
+    for path in [
+        format!("/v2/{name}/manifests/1.0"),
+        format!("/v2/{name}/blobs/{}", sha256(&big)),
+        format!("/v2/{name}/tags/list"),
+    ] {
+        let response = oci.get(&path).await;
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{path}"
+        );
+    }
+    let head = oci
+        .request("HEAD", &format!("/v2/{name}/blobs/{}", sha256(&big)))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), StatusCode::OK);
+    let cancelled = start_upload(&oci, name).await;
+    patch_chunks(&oci, &cancelled, &random_bytes(6 * 1024 * 1024), 0).await;
+    assert_eq!(
+        oci.request("DELETE", &cancelled)
+            .send()
+            .await
+            .expect("DELETE")
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    let abandoned = start_upload(&oci, name).await;
+    patch_chunks(&oci, &abandoned, &random_bytes(6 * 1024 * 1024), 0).await;
+    let deleted = oci
+        .request("DELETE", &format!("/v2/{name}/manifests/{}", app.digest()))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    let deleted = oci
+        .request("DELETE", &format!("/v2/{name}/blobs/{}", sha256(&big)))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    assert_covered(&functions, "stowage-oci", &recorder.take());
+
+    // npm: publish, read, tags, deprecate, unpublish.
+    let npm = |path: &str| format!("{}/npm/acme{path}", urls["stowage-npm"]);
+    for version in ["1.0.0", "1.1.0"] {
+        let response = http
+            .put(npm("/left-pad"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&publish_document(
+                "left-pad",
+                version,
+                &tarball("left-pad", version),
+            ))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // Bytes the workspace holds already: the new copy is dropped for the existing one.
+    let same_bytes = http
+        .put(npm("/left-pad"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&publish_document(
+            "left-pad",
+            "1.2.0",
+            &tarball("left-pad", "1.0.0"),
+        ))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(same_bytes.status(), StatusCode::CREATED);
+    for path in [
+        "/left-pad",
+        "/left-pad/-/left-pad-1.0.0.tgz",
+        "/-/v1/search?text=left",
+        "/-/package/left-pad/dist-tags",
+    ] {
+        let response = http
+            .get(npm(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{path}"
+        );
+    }
+    let tagged = http
+        .put(npm("/-/package/left-pad/dist-tags/beta"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&"1.1.0")
+        .send()
+        .await
+        .expect("tag");
+    assert!(tagged.status().is_success());
+    let unpublished = http
+        .delete(npm("/-/package/left-pad/dist-tags/beta"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("untag");
+    assert!(unpublished.status().is_success());
+    assert_covered(&functions, "stowage-npm", &recorder.take());
+
+    // Maven: deploy a jar with its checksum, resolve it, read the generated metadata.
+    let maven = |path: &str| format!("{}/maven/acme/com/acme/lib{path}", urls["stowage-maven"]);
+    let jar = random_bytes(3_000);
+    let put = http
+        .put(maven("/1.0/lib-1.0.jar"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .body(jar.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&jar));
+    let put = http
+        .put(maven("/1.0/lib-1.0.jar.sha1"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .body(sha1)
+        .send()
+        .await
+        .expect("PUT");
+    assert!(put.status().is_success());
+    for path in [
+        "/1.0/lib-1.0.jar",
+        "/maven-metadata.xml",
+        "/1.0/lib-1.0.jar.sha256",
+    ] {
+        let response = http
+            .get(maven(path))
+            .basic_auth("admin", Some(ADMIN_TOKEN))
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "{path}"
+        );
+    }
+    // The same bytes under another version: stored once.
+    let put = http
+        .put(maven("/1.1/lib-1.1.jar"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .body(jar.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let head = http
+        .head(maven("/1.0/lib-1.0.jar"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_covered(&functions, "stowage-maven", &recorder.take());
+
+    // The purge: the deleted package and repository past retention, the abandoned upload,
+    // the garbage blobs past the grace period.
+    clock.advance(chrono::Duration::days(31));
+    let report = stowage_purge::run(&registry, Duration::from_secs(120))
+        .await
+        .expect("purge");
+    clock.advance(chrono::Duration::days(1));
+    let second = stowage_purge::run(&registry, Duration::from_secs(120))
+        .await
+        .expect("purge");
+    assert!(report.finished && second.finished);
+    assert!(
+        report.uploads_expired >= 1 && report.blobs_collected + second.blobs_collected >= 1,
+        "{report:?} {second:?}"
+    );
+    assert_covered(&functions, "stowage-purge", &recorder.take());
+}
+
+async fn start_upload(client: &RegistryClient, name: &str) -> String {
+    let response = client
+        .request("POST", &format!("/v2/{name}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}
+
+/// Sends `bytes` from `offset` in chunks of 3 MiB (within Lambda's limit); returns the next
+/// location.
+async fn patch_chunks(
+    client: &RegistryClient,
+    location: &str,
+    bytes: &[u8],
+    offset: usize,
+) -> String {
+    let mut location = location.to_owned();
+    let mut offset = offset;
+    for chunk in bytes.chunks(3 * 1024 * 1024) {
+        let response = client
+            .request("PATCH", &location)
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{}-{}", offset, offset + chunk.len() - 1),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .expect("PATCH");
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{:?}",
+            response.text().await
+        );
+        location = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
+        offset += chunk.len();
+    }
+    location
+}
