@@ -19,15 +19,24 @@ pub struct AwsCall {
     pub operation: String,
     /// For S3: the object key's first segment (the prefix policies are written for).
     pub key_prefix: Option<String>,
+    /// A presigned URL made, not a request sent: the SDK runs it through the same pipeline,
+    /// and IAM checks it when the URL is used.
+    pub presigned: bool,
 }
 
-/// The calls made since the last [`CallRecorder::take`].
+/// The calls made since the last take, in order.
 #[derive(Debug, Clone, Default)]
-pub struct CallRecorder(Arc<Mutex<BTreeSet<AwsCall>>>);
+pub struct CallRecorder(Arc<Mutex<Vec<AwsCall>>>);
 
 impl CallRecorder {
-    pub fn take(&self) -> BTreeSet<AwsCall> {
+    /// Every call since the last take.
+    pub fn take_all(&self) -> Vec<AwsCall> {
         std::mem::take(&mut *self.0.lock().expect("recorded calls"))
+    }
+
+    /// The kinds of call since the last take.
+    pub fn take(&self) -> BTreeSet<AwsCall> {
+        self.take_all().into_iter().collect()
     }
 }
 
@@ -46,6 +55,7 @@ impl Intercept for CallRecorder {
             return Ok(());
         };
         // Buckets are addressed by path on moto: /<bucket>/<prefix>/...
+        let presigned = context.request().uri().contains("X-Amz-Signature=");
         let key_prefix = (metadata.service() == "S3")
             .then(|| {
                 let uri = context.request().uri();
@@ -55,10 +65,11 @@ impl Intercept for CallRecorder {
                 path.split('/').nth(1).map(str::to_owned)
             })
             .flatten();
-        self.0.lock().expect("recorded calls").insert(AwsCall {
+        self.0.lock().expect("recorded calls").push(AwsCall {
             service: metadata.service().to_owned(),
             operation: metadata.name().to_owned(),
             key_prefix,
+            presigned,
         });
         Ok(())
     }

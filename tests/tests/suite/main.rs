@@ -2,6 +2,7 @@
 //! cross-crate test.
 
 mod admin_api;
+mod aws_budgets;
 mod blob_contract;
 mod credentials;
 mod deployment;
