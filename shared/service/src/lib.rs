@@ -97,6 +97,7 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     settings: Settings,
     credentials: auth::CredentialCache,
+    repository_hints: packages::RepositoryHints,
     signing_master: tokio::sync::OnceCell<Vec<u8>>,
 }
 
@@ -114,6 +115,7 @@ impl Registry {
             clock,
             settings,
             credentials,
+            repository_hints: packages::RepositoryHints::default(),
             signing_master: tokio::sync::OnceCell::new(),
         }
     }

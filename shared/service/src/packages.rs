@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use stowage_domain::{
-    Access, Grants, PackageName, PackageType, Principal, PrincipalKind, Role, Slug, package_access,
+    Access, Grants, PackageName, PackageType, Principal, PrincipalKind, Role, Slug, Username,
+    package_access,
 };
 use stowage_storage::{Condition, Item, Key, MetadataError, Put, Query, Write};
 
@@ -197,10 +198,11 @@ impl Registry {
     /// Opens a package for an operation that needs `needed`, reading `extra` items of the
     /// caller's choice in the same round trip (a tag, a version, …).
     ///
-    /// Two batch reads: the workspace, the package, the caller's workspace role and `extra`;
-    /// then the repository and the caller's role on it. A package the caller cannot read, or
-    /// whose workspace or repository is deleted, is reported exactly as one that does not
-    /// exist.
+    /// One batch read: the workspace, the package, the caller's roles, the repository and
+    /// `extra`. Which repository to read is known from an earlier call (a package stays
+    /// linked to its repository for life); the first time, or if the hint is stale, a second
+    /// batch reads it. A package the caller cannot read, or whose workspace or repository is
+    /// deleted, is reported exactly as one that does not exist.
     pub async fn open_package(
         &self,
         caller: &Principal,
@@ -212,33 +214,35 @@ impl Registry {
     ) -> Result<OpenPackage> {
         let absent = || absent_package(workspace, kind, name, needed);
         let user = caller.user();
-        let mut first = vec![
-            keys::workspace(workspace),
-            keys::package(workspace, kind, name),
-        ];
-        if let Some(username) = user {
-            first.push(keys::role(username, workspace, None));
+        let package_key = keys::package(workspace, kind, name);
+        let hint = self.repository_hints.get(&package_key);
+        let mut keys = vec![keys::workspace(workspace), package_key.clone()];
+        keys.extend(user.map(|username| keys::role(username, workspace, None)));
+        if let Some(repository) = &hint {
+            keys.extend(repository_keys(workspace, repository, user));
         }
-        let fixed = first.len();
-        first.extend_from_slice(extra);
-        let mut items = self.metadata().get_many(&first).await?;
+        let fixed = keys.len();
+        keys.extend_from_slice(extra);
+        let mut items = self.metadata().get_many(&keys).await?;
         let extra_items = items.split_off(fixed);
         let mut items = items.into_iter();
         let workspace_record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
         let package = decode_versioned::<PackageRecord>(items.next().flatten())?;
-        let workspace_admin = items.next().flatten().is_some();
+        let workspace_admin = user.is_some() && items.next().flatten().is_some();
         if workspace_record.is_none_or(|(w, _)| w.deleted.is_some()) {
             return Err(absent());
         }
         let Some((package, _)) = package.filter(|(p, _)| p.deleted.is_none()) else {
             return Err(absent());
         };
-
-        let mut second = vec![keys::repository(workspace, &package.repository)];
-        if let (Some(username), false) = (user, workspace_admin) {
-            second.push(keys::role(username, workspace, Some(&package.repository)));
+        let mut repository_items: Vec<Option<Item>> = items.collect();
+        if hint.as_ref() != Some(&package.repository) {
+            let keys = repository_keys(workspace, &package.repository, user);
+            repository_items = self.metadata().get_many(&keys).await?;
+            self.repository_hints
+                .insert(package_key, package.repository.clone());
         }
-        let mut items = self.metadata().get_many(&second).await?.into_iter();
+        let mut items = repository_items.into_iter();
         let repository = decode_versioned::<RepositoryRecord>(items.next().flatten())?;
         if repository.is_none_or(|(r, _)| r.deleted.is_some()) {
             return Err(absent());
@@ -310,5 +314,33 @@ impl Registry {
             }
             _ => Ok(None),
         }
+    }
+}
+
+/// The repository record, and the caller's role on it.
+fn repository_keys(workspace: &Slug, repository: &Slug, user: Option<&Username>) -> Vec<Key> {
+    let mut keys = vec![keys::repository(workspace, repository)];
+    keys.extend(user.map(|username| keys::role(username, workspace, Some(repository))));
+    keys
+}
+
+/// Which repository each package was last seen linked to: a hint for reading everything
+/// `open_package` needs in one batch. Always checked against the package record read in the
+/// same batch, so a stale hint costs a second read, never a wrong answer.
+pub(crate) struct RepositoryHints(moka::sync::Cache<Key, Slug>);
+
+impl Default for RepositoryHints {
+    fn default() -> Self {
+        Self(moka::sync::Cache::new(100_000))
+    }
+}
+
+impl RepositoryHints {
+    fn get(&self, package: &Key) -> Option<Slug> {
+        self.0.get(package)
+    }
+
+    fn insert(&self, package: Key, repository: Slug) {
+        self.0.insert(package, repository);
     }
 }

@@ -9,7 +9,10 @@ use stowage_domain::{PackageName, PackageType, Role, Slug};
 use stowage_service::Error;
 use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
 
-on_both_backends!(permission_table);
+on_both_backends!(
+    permission_table,
+    a_name_purged_and_taken_in_another_repository_follows_its_new_repository
+);
 
 /// Who calls: a user's token (with both scopes, or read-only), or a pipeline's.
 struct Caller {
@@ -347,4 +350,90 @@ async fn permission_table(stores: Stores) {
             row.caller
         );
     }
+}
+
+/// Reads learn which repository a package is linked to; once the name is purged and created
+/// again in another repository, access follows the new repository at once.
+async fn a_name_purged_and_taken_in_another_repository_follows_its_new_repository(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = server
+        .user_with_token("alice", &["read:package", "write:package"])
+        .await;
+    let bob = server.user_with_token("bob", &["read:package"]).await;
+    server
+        .package(&alice, "acme", "api", "maven", "com.acme:lib")
+        .await;
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let jar = "/maven/acme/com/acme/lib/1.0/lib-1.0.jar";
+    let put = server
+        .request("PUT", jar, Auth::Basic("alice", &alice), Some("jar".into()))
+        .await;
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let head = |token: String, user: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .request("HEAD", jar, Auth::Basic(user, &token), None)
+                .await
+                .status()
+        }
+    };
+    assert_eq!(
+        head(bob.clone(), "bob").await,
+        StatusCode::OK,
+        "bob reads api's package"
+    );
+
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/maven/com.acme:lib",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    server.clock.advance(chrono::Duration::days(31));
+    let report = server
+        .registry
+        .purge(&stowage_oci::OciContent, std::time::Duration::from_secs(60))
+        .await
+        .expect("purge");
+    assert!(report.finished);
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/packages",
+            Auth::Bearer(&alice),
+            Some(json!({"type": "maven", "name": "com.acme:lib", "repository": "web"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let put = server
+        .request("PUT", jar, Auth::Basic("alice", &alice), Some("new".into()))
+        .await;
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert_eq!(
+        head(bob.clone(), "bob").await,
+        StatusCode::NOT_FOUND,
+        "bob has no role on web"
+    );
+    assert_eq!(head(alice.clone(), "alice").await, StatusCode::OK);
 }
