@@ -62,13 +62,22 @@ impl ChecksumHashers {
     }
 }
 
+/// Room beyond a part in a writer's buffer, for the chunk that completes it.
+const PART_SLACK: usize = 1024 * 1024;
+
+/// A part being written while the next one is received.
+type PartInFlight = tokio::task::JoinHandle<std::result::Result<CompletedPart, BlobError>>;
+
 /// Streams bytes into one object: a plain PUT when they fit in one part, else a multipart
-/// upload started on the first full part.
+/// upload started on the first full part. While a request body streams in, each full part is
+/// written in the background as the next one is received and hashed, so receiving, hashing
+/// and storing overlap; at most one part is in flight.
 pub(crate) struct ObjectWriter<'a> {
     registry: &'a Registry,
     pub key: String,
     pub multipart: Option<String>,
     pub parts: Vec<CompletedPart>,
+    in_flight: Option<PartInFlight>,
     pub buffer: BytesMut,
     pub size: u64,
     pub sha256: Sha256,
@@ -82,6 +91,7 @@ impl<'a> ObjectWriter<'a> {
             key,
             multipart: None,
             parts: Vec::new(),
+            in_flight: None,
             buffer: BytesMut::new(),
             size: 0,
             sha256: Sha256::new(),
@@ -95,8 +105,17 @@ impl<'a> ObjectWriter<'a> {
         self
     }
 
-    /// Takes a request body, up to `limit` bytes in all (the request's share).
-    pub async fn push_stream(&mut self, mut body: ByteStream, limit: Option<u64>) -> Result<u64> {
+    /// Takes a request body, up to `limit` bytes in all (the request's share). When it
+    /// returns, every full part is written and `parts` lists it.
+    pub async fn push_stream(&mut self, body: ByteStream, limit: Option<u64>) -> Result<u64> {
+        let received = self.receive(body, limit).await;
+        let written = self.settle_part().await;
+        let received = received?;
+        written?;
+        Ok(received)
+    }
+
+    async fn receive(&mut self, mut body: ByteStream, limit: Option<u64>) -> Result<u64> {
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|error| {
@@ -126,16 +145,36 @@ impl<'a> ObjectWriter<'a> {
             checksums.update(bytes);
         }
         self.size += bytes.len() as u64;
-        self.buffer.extend_from_slice(bytes);
+        self.append(bytes);
         while self.buffer.len() >= PART_SIZE {
             let part = self.buffer.split_to(PART_SIZE).freeze();
-            self.write_part(part).await?;
+            self.start_part(part).await?;
         }
         Ok(())
     }
 
+    /// Buffers bytes. Once a body is seen to be large, the buffer grows straight to a whole
+    /// part, rather than by doublings that would end at twice a part (and copy it on the way).
+    fn append(&mut self, bytes: &[u8]) {
+        let needed = self.buffer.len() + bytes.len();
+        if needed > self.buffer.capacity() && self.size > (PART_SIZE / 8) as u64 {
+            let mut grown = BytesMut::with_capacity(PART_SIZE.max(needed) + PART_SLACK);
+            grown.extend_from_slice(&self.buffer);
+            self.buffer = grown;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Writes one part and waits for it.
     pub async fn write_part(&mut self, part: Bytes) -> Result<()> {
-        let blobs = self.registry.blobs();
+        self.start_part(part).await?;
+        self.settle_part().await
+    }
+
+    /// Starts writing a part in the background, once the one before it is written.
+    async fn start_part(&mut self, part: Bytes) -> Result<()> {
+        self.settle_part().await?;
+        let blobs = self.registry.shared_blobs();
         let upload_id = match &self.multipart {
             Some(id) => id.clone(),
             None => {
@@ -145,13 +184,28 @@ impl<'a> ObjectWriter<'a> {
             }
         };
         let number = self.parts.len() as u32 + 1;
-        let completed = blobs.put_part(&self.key, &upload_id, number, part).await?;
+        let key = self.key.clone();
+        self.in_flight = Some(tokio::spawn(async move {
+            blobs.put_part(&key, &upload_id, number, part).await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the part in flight, if any, and records it.
+    async fn settle_part(&mut self) -> Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let completed = in_flight
+            .await
+            .map_err(|join| BlobError::backend("part write stopped", join))??;
         self.parts.push(completed);
         Ok(())
     }
 
     /// Writes what is buffered and makes the object whole.
     pub async fn finish(mut self) -> Result<Written> {
+        self.settle_part().await?;
         let blobs = self.registry.blobs();
         let rest = std::mem::take(&mut self.buffer).freeze();
         match self.multipart.clone() {
@@ -173,7 +227,14 @@ impl<'a> ObjectWriter<'a> {
     }
 
     /// Frees whatever was written; for a failed or refused upload.
-    pub async fn discard(self) {
+    pub async fn discard(mut self) {
+        // The part in flight lands (or fails) before the upload is abandoned.
+        if let Err(error) = self.settle_part().await {
+            tracing::debug!(
+                ?error,
+                "a part in flight failed as its upload was discarded"
+            );
+        }
         discard_object(self.registry, &self.key, self.multipart.as_deref()).await;
     }
 }

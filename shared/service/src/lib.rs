@@ -128,6 +128,11 @@ impl Registry {
         self.blobs.as_ref()
     }
 
+    /// The blob store, for work that outlives a borrow (a part written in the background).
+    pub(crate) fn shared_blobs(&self) -> Arc<dyn BlobStore> {
+        Arc::clone(&self.blobs)
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
