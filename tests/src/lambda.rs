@@ -3,6 +3,7 @@
 //! conversion into the function's router, as `lambda_http::run` does in a deployed function.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +11,57 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+use stowage_domain::{ManualClock, TokenSecret};
+use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
+
+use crate::Stores;
+
+/// A registry over `stores`, as a deployed function finds it: the site admin, whose token is
+/// `admin_token`, and, created by it, workspace `acme` with repository `repository` holding
+/// `packages` (type and name).
+pub async fn registry_with_packages(
+    stores: &Stores,
+    clock: Arc<ManualClock>,
+    admin_token: &str,
+    repository: &str,
+    packages: &[(&str, &str)],
+) -> Arc<Registry> {
+    let registry = Arc::new(Registry::new(
+        Arc::clone(&stores.metadata),
+        Arc::clone(&stores.blobs),
+        clock,
+        Settings::default(),
+    ));
+    let secret = TokenSecret::from_presented(admin_token.to_owned());
+    registry
+        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
+        .await
+        .expect("bootstrap");
+    let admin = registry
+        .authenticate(&Credential::Bearer(secret))
+        .await
+        .expect("admin");
+    registry
+        .create_workspace(&admin, "acme", "standard")
+        .await
+        .expect("workspace");
+    registry
+        .create_repository(&admin, "acme", repository)
+        .await
+        .expect("repository");
+    for (kind, name) in packages {
+        let package = NewPackage {
+            kind: (*kind).into(),
+            name: (*name).into(),
+            repository: repository.into(),
+        };
+        registry
+            .create_package(&admin, "acme", package)
+            .await
+            .expect("package");
+    }
+    registry
+}
 
 /// Lambda's limit on an invocation's payload: larger events never reach the function.
 pub const LAMBDA_EVENT_MAX: usize = 6 * 1024 * 1024;

@@ -12,8 +12,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use stowage_domain::{ManualClock, TokenSecret};
 use stowage_http::{AppState, Limits};
-use stowage_service::{BootstrapToken, NewPackage, Registry, Settings};
 use stowage_tests::Stores;
+use stowage_tests::lambda::registry_with_packages;
 
 /// The token the sample events carry (a fixture, never a real secret).
 const EVENTS_TOKEN: &str = "stw_exampleTokenForSampleEventsOnly00000000";
@@ -56,45 +56,19 @@ const EXPECTED: &[(&str, u16)] = &[
 async fn fixture() -> (AppState, Stores, Arc<ManualClock>) {
     let stores = Stores::embedded(url::Url::parse("http://127.0.0.1:1/").expect("url"));
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
-        Arc::clone(&clock) as Arc<dyn stowage_domain::Clock>,
-        Settings::default(),
-    ));
-    let secret = TokenSecret::from_presented(EVENTS_TOKEN.to_owned());
-    registry
-        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
-        .await
-        .expect("bootstrap");
-    let admin = registry
-        .authenticate(&stowage_service::Credential::Bearer(secret))
-        .await
-        .expect("admin");
-    registry
-        .create_workspace(&admin, "acme", "standard")
-        .await
-        .expect("workspace");
-    registry
-        .create_repository(&admin, "acme", "api")
-        .await
-        .expect("repository");
     // `@acme/ui` is left for the event that creates it.
-    for (kind, name) in [
-        ("container", "api/server"),
-        ("npm", "left-pad"),
-        ("maven", "com.acme:lib"),
-    ] {
-        let package = NewPackage {
-            kind: kind.into(),
-            name: name.into(),
-            repository: "api".into(),
-        };
-        registry
-            .create_package(&admin, "acme", package)
-            .await
-            .expect("package");
-    }
+    let registry = registry_with_packages(
+        &stores,
+        Arc::clone(&clock),
+        EVENTS_TOKEN,
+        "api",
+        &[
+            ("container", "api/server"),
+            ("npm", "left-pad"),
+            ("maven", "com.acme:lib"),
+        ],
+    )
+    .await;
     let state = AppState {
         registry,
         public_url: None,

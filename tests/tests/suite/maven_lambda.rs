@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use stowage_domain::{ManualClock, TokenSecret};
+use stowage_domain::ManualClock;
 use stowage_http::{AppState, Limits};
-use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
-use stowage_tests::lambda::LambdaFunction;
+use stowage_tests::lambda::{LambdaFunction, registry_with_packages};
 use stowage_tests::oci::random_bytes;
 use stowage_tests::{ADMIN_TOKEN, Stores, on_both_backends};
 
@@ -13,38 +12,14 @@ on_both_backends!(a_deploy_over_the_limit_names_it);
 
 async fn a_deploy_over_the_limit_names_it(stores: Stores) {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
+    let registry = registry_with_packages(
+        &stores,
         clock,
-        Settings::default(),
-    ));
-    let secret = TokenSecret::from_presented(ADMIN_TOKEN.to_owned());
-    registry
-        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
-        .await
-        .expect("bootstrap");
-    let admin = registry
-        .authenticate(&Credential::Bearer(secret))
-        .await
-        .expect("admin");
-    registry
-        .create_workspace(&admin, "acme", "standard")
-        .await
-        .expect("workspace");
-    registry
-        .create_repository(&admin, "acme", "libs")
-        .await
-        .expect("repository");
-    let package = NewPackage {
-        kind: "maven".into(),
-        name: "com.acme:lib".into(),
-        repository: "libs".into(),
-    };
-    registry
-        .create_package(&admin, "acme", package)
-        .await
-        .expect("package");
+        ADMIN_TOKEN,
+        "libs",
+        &[("maven", "com.acme:lib")],
+    )
+    .await;
     let state = AppState {
         registry,
         public_url: None,

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use stowage_domain::{ManualClock, TokenSecret};
+use stowage_domain::ManualClock;
 use stowage_http::{AppState, Limits};
-use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
-use stowage_tests::lambda::LambdaFunction;
+use stowage_service::Registry;
+use stowage_tests::lambda::{LambdaFunction, registry_with_packages};
 use stowage_tests::npm::{publish_document, tarball};
 use stowage_tests::oci::random_bytes;
 use stowage_tests::{ADMIN_TOKEN, Stores, collect, on_both_backends};
@@ -18,38 +18,8 @@ on_both_backends!(
 
 async fn deployed(stores: &Stores) -> (Arc<Registry>, LambdaFunction, String) {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
-        clock,
-        Settings::default(),
-    ));
-    let secret = TokenSecret::from_presented(ADMIN_TOKEN.to_owned());
-    registry
-        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
-        .await
-        .expect("bootstrap");
-    let admin = registry
-        .authenticate(&Credential::Bearer(secret))
-        .await
-        .expect("admin");
-    registry
-        .create_workspace(&admin, "acme", "standard")
-        .await
-        .expect("workspace");
-    registry
-        .create_repository(&admin, "acme", "web")
-        .await
-        .expect("repository");
-    let package = NewPackage {
-        kind: "npm".into(),
-        name: "big-docs".into(),
-        repository: "web".into(),
-    };
-    registry
-        .create_package(&admin, "acme", package)
-        .await
-        .expect("package");
+    let registry =
+        registry_with_packages(stores, clock, ADMIN_TOKEN, "web", &[("npm", "big-docs")]).await;
     let state = AppState {
         registry: Arc::clone(&registry),
         public_url: None,

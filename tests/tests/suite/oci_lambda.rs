@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use stowage_domain::{ManualClock, PackageType, TokenSecret};
+use stowage_domain::{ManualClock, PackageType};
 use stowage_http::{AppState, Limits};
+use stowage_service::Registry;
 use stowage_service::records::{BlobLink, decode, keys};
-use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
-use stowage_tests::lambda::LambdaFunction;
+use stowage_tests::lambda::{LambdaFunction, registry_with_packages};
 use stowage_tests::oci::{OCI_MANIFEST, image, random_bytes, sha256};
 use stowage_tests::{ADMIN_TOKEN, Stores, collect, on_both_backends};
 
@@ -21,38 +21,14 @@ on_both_backends!(
 /// The registry function as deployed, over `stores`, with `acme/api/server` created.
 async fn deployed(stores: &Stores) -> (Arc<Registry>, LambdaFunction, String) {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
+    let registry = registry_with_packages(
+        stores,
         clock,
-        Settings::default(),
-    ));
-    let secret = TokenSecret::from_presented(ADMIN_TOKEN.to_owned());
-    registry
-        .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))
-        .await
-        .expect("bootstrap");
-    let admin = registry
-        .authenticate(&Credential::Bearer(secret))
-        .await
-        .expect("admin");
-    registry
-        .create_workspace(&admin, "acme", "standard")
-        .await
-        .expect("workspace");
-    registry
-        .create_repository(&admin, "acme", "api")
-        .await
-        .expect("repository");
-    let package = NewPackage {
-        kind: "container".into(),
-        name: "api/server".into(),
-        repository: "api".into(),
-    };
-    registry
-        .create_package(&admin, "acme", package)
-        .await
-        .expect("package");
+        ADMIN_TOKEN,
+        "api",
+        &[("container", "api/server")],
+    )
+    .await;
     let state = AppState {
         registry: Arc::clone(&registry),
         public_url: None,
