@@ -150,7 +150,8 @@ POM = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 # --- Pushing to a registry (both speak the distribution API) ---------------------------------
 
-def push_blob(base, name, data, auth):
+def finishing_url(base, name, auth, digest):
+    """Starts an upload session; the URL that finishes it with `digest`."""
     status, headers, body = call("POST", f"{base}/v2/{name}/blobs/uploads/", b"",
                                  {"Authorization": auth})
     expect(status, (202,), "start upload", body)
@@ -158,7 +159,11 @@ def push_blob(base, name, data, auth):
     if location.startswith("/"):
         location = base + location
     separator = "&" if "?" in location else "?"
-    status, _, body = call("PUT", f"{location}{separator}digest={sha256(data)}", data,
+    return f"{location}{separator}digest={digest}"
+
+
+def push_blob(base, name, data, auth):
+    status, _, body = call("PUT", finishing_url(base, name, auth, sha256(data)), data,
                            {"Authorization": auth, "Content-Type": "application/octet-stream"})
     expect(status, (201,), "finish upload", body)
 
@@ -179,18 +184,12 @@ def push_layer_file(base, name, path, auth, process):
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    status, headers, body = call("POST", f"{base}/v2/{name}/blobs/uploads/", b"",
-                                 {"Authorization": auth})
-    expect(status, (202,), "start upload", body)
-    location = headers["Location"]
-    if location.startswith("/"):
-        location = base + location
-    separator = "&" if "?" in location else "?"
+    url = finishing_url(base, name, auth, f"sha256:{digest.hexdigest()}")
     started = time.monotonic()
     result = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "-T", path,
          "-H", f"Authorization: {auth}", "-H", "Content-Type: application/octet-stream",
-         f"{location}{separator}digest=sha256:{digest.hexdigest()}"],
+         url],
         capture_output=True, text=True, check=True)
     elapsed = time.monotonic() - started
     expect(int(result.stdout), (201,), "layer push")
