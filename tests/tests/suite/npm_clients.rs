@@ -296,7 +296,7 @@ async fn pnpm_and_yarn_install(stores: Stores) {
     std::fs::copy(user.home.path().join(".npmrc"), app.join(".npmrc")).expect("npmrc");
     let store = work.path().join("pnpm-store");
     let script = format!(
-        "cd '{}' && pnpm install --store-dir '{}'",
+        "cd '{}' && pnpm install --no-frozen-lockfile --store-dir '{}'",
         app.display(),
         store.display()
     );
@@ -309,6 +309,7 @@ async fn pnpm_and_yarn_install(stores: Stores) {
     assert!(installed.contains("1.2.0"), "{installed}");
 
     // yarn 4 builds tarball URLs itself, sends no Accept, and judges versions by their age.
+    // Under CI=true (as on CI machines) it refuses to create a lockfile unless told it may.
     let app = app_dir(work.path(), json!({ "@acme/ui": "^1.0.0" }));
     let host = server
         .url
@@ -319,7 +320,7 @@ async fn pnpm_and_yarn_install(stores: Stores) {
         .to_owned();
     let yarnrc = format!(
         "npmRegistryServer: \"{}\"\nunsafeHttpWhitelist: [\"{host}\"]\nnpmAlwaysAuth: true\nnpmAuthToken: \"{alice}\"\n\
-         npmMinimalAgeGate: 0\nnodeLinker: node-modules\nenableTelemetry: false\nenableGlobalCache: false\n",
+         npmMinimalAgeGate: 0\nenableImmutableInstalls: false\nnodeLinker: node-modules\nenableTelemetry: false\nenableGlobalCache: false\n",
         user.registry
     );
     std::fs::write(app.join(".yarnrc.yml"), yarnrc).expect("yarnrc");
