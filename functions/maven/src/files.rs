@@ -2,6 +2,7 @@
 
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
 use md5::Md5;
@@ -13,6 +14,7 @@ use stowage_service::records::{BlobLink, VersionRecord, decode, encode, keys};
 use stowage_service::{Error, OpenPackage, Registry};
 use stowage_storage::{Condition, Key, PresignOptions, Put, Query, Write};
 
+use crate::cache::{DocumentId, MetadataCache, Revision};
 use crate::error::{MavenError, MavenResult};
 use crate::metadata::{self, UPLOADED_METADATA_MAX};
 use crate::records::{self, MavenFile};
@@ -50,7 +52,7 @@ fn stored_checksum(file: &MavenFile, kind: ChecksumKind) -> &str {
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: Vec<u8>, method: &Method) -> Response {
+fn respond(status: StatusCode, content_type: &str, body: Bytes, method: &Method) -> Response {
     let length = body.len();
     let body = if *method == Method::HEAD {
         Body::empty()
@@ -116,7 +118,7 @@ async fn query_all<T: serde::de::DeserializeOwned>(
 }
 
 /// The generated metadata a path names, or `None` when there is nothing to describe.
-async fn generated_metadata(
+async fn generate_metadata(
     registry: &Registry,
     path: &MavenPath,
     partition: &str,
@@ -136,9 +138,52 @@ async fn generated_metadata(
     })
 }
 
+/// The metadata a path names: from the cache when generated at the package's current
+/// revision (no further read), else generated and kept.
+async fn metadata_document(
+    registry: &Registry,
+    documents: &MetadataCache,
+    caller: &Principal,
+    path: &MavenPath,
+) -> MavenResult<Bytes> {
+    let partition = partition(path);
+    let open = open(
+        registry,
+        caller,
+        path,
+        Role::Read,
+        &[Revision::key(&partition)],
+    )
+    .await?;
+    let revision: Option<Revision> = open.extra[0].as_ref().map(decode).transpose()?;
+    let id = DocumentId {
+        version: match &path.target {
+            Target::VersionMetadata { version } => Some(version.clone()),
+            _ => None,
+        },
+        partition,
+    };
+    if let Some(xml) = revision
+        .as_ref()
+        .and_then(|revision| documents.get(&id, revision))
+    {
+        return Ok(xml);
+    }
+    let xml = Bytes::from(
+        generate_metadata(registry, path, &id.partition)
+            .await?
+            .ok_or_else(MavenError::not_found)?,
+    );
+    if let Some(revision) = &revision {
+        documents.insert(id, revision, xml.clone());
+    }
+    Ok(xml)
+}
+
 /// GET or HEAD: metadata and checksums answered directly, files through a redirect.
 pub async fn get(
     state: &AppState,
+    documents: &MetadataCache,
     caller: &Principal,
     path: &MavenPath,
     method: &Method,
@@ -146,15 +191,12 @@ pub async fn get(
     let registry = &state.registry;
     let partition = partition(path);
     let Target::File { version, file } = &path.target else {
-        open(registry, caller, path, Role::Read, &[]).await?;
-        let xml = generated_metadata(registry, path, &partition)
-            .await?
-            .ok_or_else(MavenError::not_found)?;
+        let xml = metadata_document(registry, documents, caller, path).await?;
         return Ok(match path.checksum {
             Some(kind) => respond(
                 StatusCode::OK,
                 "text/plain",
-                checksum_of(&xml, kind).into_bytes(),
+                checksum_of(&xml, kind).into(),
                 method,
             ),
             None => respond(StatusCode::OK, "text/xml", xml, method),
@@ -173,7 +215,7 @@ pub async fn get(
         return Ok(respond(
             StatusCode::OK,
             "text/plain",
-            stored_checksum(&record, kind).as_bytes().to_vec(),
+            Bytes::copy_from_slice(stored_checksum(&record, kind).as_bytes()),
             method,
         ));
     }
@@ -343,6 +385,10 @@ pub async fn put(
             Write::Put(Put::new(
                 keys::version(&partition, version),
                 encode(&version_record),
+            )),
+            Write::Put(Put::new(
+                Revision::key(&partition),
+                encode(&Revision::fresh()),
             )),
         ]
     };

@@ -2,12 +2,15 @@
 //! `<base>/maven/<workspace>/`. Files are redirected to presigned URLs; checksums and
 //! `maven-metadata.xml` are generated from the repository's own records.
 
+mod cache;
 mod error;
 mod files;
 mod metadata;
 mod records;
 mod route;
 mod version;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,9 +20,20 @@ use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use stowage_http::{AppState, credential_from_headers};
 
+use crate::cache::MetadataCache;
 use crate::error::{MavenError, MavenResult};
 
+#[derive(Clone)]
+struct MavenState {
+    app: AppState,
+    documents: Arc<MetadataCache>,
+}
+
 pub fn router(state: AppState) -> Router {
+    let state = MavenState {
+        app: state,
+        documents: Arc::default(),
+    };
     let routes = Router::new()
         .route("/maven/{*rest}", any(dispatch))
         .with_state(state);
@@ -27,7 +41,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn dispatch(
-    State(state): State<AppState>,
+    State(state): State<MavenState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -39,7 +53,7 @@ async fn dispatch(
 }
 
 async fn handle(
-    state: &AppState,
+    state: &MavenState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -58,10 +72,12 @@ async fn handle(
     );
     let credential =
         credential_from_headers(headers)?.ok_or(stowage_service::Error::Unauthenticated)?;
-    let caller = state.registry.authenticate(&credential).await?;
+    let caller = state.app.registry.authenticate(&credential).await?;
     match *method {
-        Method::GET | Method::HEAD => files::get(state, &caller, &path, method).await,
-        Method::PUT => files::put(state, &caller, &path, headers, body).await,
+        Method::GET | Method::HEAD => {
+            files::get(&state.app, &state.documents, &caller, &path, method).await
+        }
+        Method::PUT => files::put(&state.app, &caller, &path, headers, body).await,
         _ => Err(MavenError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",

@@ -4,9 +4,11 @@
 //! VERSION#<version>              VersionRecord (the service's): a version with files
 //! FILE#<version>#<file name>     MavenFile: a file and its checksums
 //! BLOB#<digest>                  BlobLink (the service's): a file's bytes
+//! REVISION                       Revision: replaced by every deploy
 //! ```
 //!
-//! `maven-metadata.xml` is never stored: it is generated from these records on every read.
+//! `maven-metadata.xml` is never stored: it is generated from these records, and kept in
+//! memory only as long as the revision it was generated at is current.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -196,7 +196,7 @@ async fn each_benchmarked_read_stays_within_its_aws_call_budget() {
             "/maven/acme/com/acme/lib/maven-metadata.xml".into(),
             &alice,
             "*/*",
-            2,
+            1,
         ),
     ];
     let mut rows = Vec::new();
