@@ -248,19 +248,8 @@ impl TestServer {
         body: &[u8],
     ) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let address = self.url.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
+        let (mut stream, head) = self.open_request(method, path, headers, body.len()).await;
+        stream.write_all(head.as_bytes()).await.expect("write");
         stream.write_all(body).await.expect("write body");
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.expect("read");
@@ -275,5 +264,57 @@ impl TestServer {
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// Announces a body of `declared` bytes, sends only `body`, and hangs up: a client that
+    /// goes away mid-upload.
+    pub async fn hang_up_midway(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        declared: usize,
+        body: &[u8],
+    ) {
+        use tokio::io::AsyncWriteExt;
+        let (mut stream, head) = self.open_request(method, path, headers, declared).await;
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write body");
+        stream.flush().await.expect("flush");
+    }
+
+    async fn open_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_length: usize,
+    ) -> (tokio::net::TcpStream, String) {
+        let address = self.url.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {content_length}\r\n"
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        (stream, head)
+    }
+
+    /// Waits (up to 10 s) for the blob store to hold `expected` objects and unfinished
+    /// multipart uploads, and returns how many it holds.
+    pub async fn settled_object_count(&self, expected: usize) -> usize {
+        let mut count = self.stores.object_count().await;
+        for _ in 0..100 {
+            if count == expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            count = self.stores.object_count().await;
+        }
+        count
     }
 }

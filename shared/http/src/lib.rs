@@ -3,12 +3,14 @@
 
 mod auth;
 mod body;
+mod completion;
 mod range;
 mod state;
 mod trace;
 
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
 pub use body::{body_stream, read_limited};
+pub use completion::run_to_completion;
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};
 pub use trace::{describe_request, request_logging};

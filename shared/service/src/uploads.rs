@@ -217,27 +217,50 @@ impl Registry {
         limit: Option<u64>,
     ) -> Result<UploadRecord> {
         let (mut record, claimed) = self.claim_upload(package, id, start).await?;
-        let outcome = self.append_claimed(&mut record, body, limit).await;
-        if outcome.is_err() {
-            // Give the upload back as it was, so the client can send the chunk again.
+        let (outcome, started_multipart) = self.append_claimed(&mut record, body, limit).await;
+        if let Err(error) = outcome {
+            // Give the upload back as it was, so the client can send the chunk again; then
+            // free the multipart upload the chunk started, which the record never took in.
             let (unchanged, _) = self.load_upload(package, id).await?;
             let mut released = unchanged;
             released.claimed_until = None;
             self.save_upload(&released, claimed).await?;
-        } else {
-            record.claimed_until = None;
-            self.save_upload(&record, claimed).await?;
+            if let Some(upload_id) = started_multipart {
+                discard_object(self, &record.object_key, Some(&upload_id)).await;
+            }
+            return Err(error);
         }
-        outcome.map(|()| record)
+        record.claimed_until = None;
+        self.save_upload(&record, claimed).await?;
+        Ok(record)
     }
 
+    /// Appends a chunk to a claimed upload. Also returns the multipart upload the chunk
+    /// started, if the upload had none before.
     async fn append_claimed(
         &self,
         record: &mut UploadRecord,
         body: ByteStream,
         limit: Option<u64>,
+    ) -> (Result<()>, Option<String>) {
+        let mut writer = match self.resume_writer(record).await {
+            Ok(writer) => writer,
+            Err(error) => return (Err(error), None),
+        };
+        let had_multipart = record.multipart.is_some();
+        let appended = self.append_to(&mut writer, record, body, limit).await;
+        let started = writer.multipart.filter(|_| !had_multipart);
+        (appended, started)
+    }
+
+    /// Takes a chunk into a resumed writer; `record` changes only if it all succeeds.
+    async fn append_to(
+        &self,
+        writer: &mut ObjectWriter<'_>,
+        record: &mut UploadRecord,
+        body: ByteStream,
+        limit: Option<u64>,
     ) -> Result<()> {
-        let mut writer = self.resume_writer(record).await?;
         writer.push_stream(body, limit).await?;
         if writer.buffer.len() >= MIN_PART {
             let part = std::mem::take(&mut writer.buffer).freeze();

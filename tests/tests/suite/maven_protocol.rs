@@ -16,6 +16,7 @@ on_both_backends!(
     concurrent_deploys_lose_no_version,
     access_rules,
     bad_input_is_refused_and_stores_nothing,
+    a_deploy_cut_off_midway_leaves_nothing,
 );
 
 const BASE: &str = "/maven/acme/com/acme/lib";
@@ -512,4 +513,39 @@ async fn bad_input_is_refused_and_stores_nothing(stores: Stores) {
         )
         .await;
     assert_eq!(package["versions"], json!([]));
+}
+
+/// A client that goes away half-way through a large deploy: the server still sees the body
+/// break off, and frees the parts it had written.
+async fn a_deploy_cut_off_midway_leaves_nothing(stores: Stores) {
+    let (server, alice) = fixture(stores).await;
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("alice:{alice}")
+        )
+    );
+    // Past the first 8 MiB part, so a multipart upload is under way.
+    server
+        .hang_up_midway(
+            "PUT",
+            &format!("{BASE}/1.0/lib-1.0.jar"),
+            &[("Authorization", &basic)],
+            40 * 1024 * 1024,
+            &random_bytes(20 * 1024 * 1024),
+        )
+        .await;
+    assert_eq!(
+        server.settled_object_count(0).await,
+        0,
+        "objects or multipart uploads left behind"
+    );
+    assert_eq!(
+        text(&server, &alice, &format!("{BASE}/1.0/lib-1.0.jar.sha1"))
+            .await
+            .0,
+        404,
+        "nothing was recorded"
+    );
 }

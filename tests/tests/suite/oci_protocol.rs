@@ -15,6 +15,7 @@ on_both_backends!(
     blobs_redirect_answer_head_and_serve_ranges,
     uploads_in_every_style,
     a_digest_mismatch_leaves_nothing,
+    a_chunk_cut_off_midway_can_be_sent_again,
     mounts_need_read_access_on_the_source,
     tag_lists_page_with_links,
     referrers_list_artifacts_by_type,
@@ -573,6 +574,88 @@ async fn a_digest_mismatch_leaves_nothing(stores: Stores) {
         server.stores.object_count().await,
         before,
         "no object is left behind"
+    );
+}
+
+/// A client that goes away half-way through a chunk: the upload stays as it was before that
+/// chunk, nothing the chunk wrote is left behind, and the chunk can be sent again.
+async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
+    let (server, _, client) = fixture(stores).await;
+    let blob = random_bytes(20 * 1024 * 1024);
+    let first = 1024 * 1024;
+    let started = client
+        .request("POST", "/v2/acme/api/server/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let location = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let patched = client
+        .request("PATCH", &location)
+        .body(blob[..first].to_vec())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202);
+
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("alice:{}", client.token)
+        )
+    );
+    let path = location.trim_start_matches(&server.url);
+    let range = format!("{first}-{}", blob.len() - 1);
+    // Well past a part, so the broken chunk had started a multipart upload.
+    server
+        .hang_up_midway(
+            "PATCH",
+            path,
+            &[("Authorization", &basic), ("Content-Range", &range)],
+            blob.len() - first,
+            &blob[first..first + 12 * 1024 * 1024],
+        )
+        .await;
+    assert_eq!(
+        client.get(&location).await.headers()["range"],
+        format!("0-{}", first - 1).as_str(),
+        "the upload is as it was before the broken chunk"
+    );
+
+    // The server may still be taking the broken chunk apart, holding the upload: until it
+    // lets go, a chunk is refused with the range it stands at.
+    let mut finished = None;
+    for _ in 0..100 {
+        let response = client
+            .request("PUT", &format!("{location}?digest={}", sha256(&blob)))
+            .header("content-range", &range)
+            .body(blob[first..].to_vec())
+            .send()
+            .await
+            .expect("PUT");
+        if response.status() != 416 {
+            finished = Some(response.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(finished, Some(reqwest::StatusCode::CREATED));
+    let head = client
+        .request(
+            "HEAD",
+            &format!("/v2/acme/api/server/blobs/{}", sha256(&blob)),
+        )
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.headers()["content-length"], blob.len().to_string());
+    assert_eq!(
+        server.settled_object_count(1).await,
+        1,
+        "only the blob is stored: what the broken chunk wrote is freed"
     );
 }
 
