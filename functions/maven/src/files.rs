@@ -239,12 +239,6 @@ pub async fn get(
             .body(Body::empty())
             .unwrap_or_default());
     }
-    let link = registry
-        .metadata()
-        .get(&keys::blob_link(&partition, &record.digest))
-        .await?
-        .ok_or_else(MavenError::not_found)?;
-    let link: BlobLink = decode(&link)?;
     let options = PresignOptions {
         expires_in: registry.settings().presign_ttl,
         content_type: Some(content_type(file).to_owned()),
@@ -252,7 +246,7 @@ pub async fn get(
     };
     let url = registry
         .blobs()
-        .presign_get(&link.object_key, &options)
+        .presign_get(&record.object_key, &options)
         .await?;
     Ok(Response::builder()
         .status(StatusCode::TEMPORARY_REDIRECT)
@@ -356,7 +350,7 @@ pub async fn put(
     }
     let now = registry.now();
     let by = caller.display_name();
-    let records = |written: &stowage_service::Written| {
+    let records = |written: &stowage_service::Written, link: &BlobLink| {
         let record = MavenFile {
             file: file.clone(),
             version: version.clone(),
@@ -366,6 +360,7 @@ pub async fn put(
                 &written.sha256,
             ),
             checksums: written.checksums.clone().expect("asked for"),
+            object_key: link.object_key.clone(),
             uploaded_at: now,
             uploaded_by: by.clone(),
         };

@@ -34,6 +34,9 @@ pub struct MavenFile {
     /// sha256: the blob it is.
     pub digest: Digest,
     pub checksums: Checksums,
+    /// Where its bytes are: the link's object, copied so that a download is one read. A
+    /// linked blob keeps its object for as long as the link lives.
+    pub object_key: String,
     pub uploaded_at: DateTime<Utc>,
     pub uploaded_by: String,
 }

@@ -62,6 +62,9 @@ impl ChecksumHashers {
     }
 }
 
+/// Writes that join a blob's transaction, made from the link it makes.
+pub(crate) type LinkWrites<'a> = dyn Fn(&BlobLink) -> Vec<Write> + Send + Sync + 'a;
+
 /// Room beyond a part in a writer's buffer, for the chunk that completes it.
 const PART_SLACK: usize = 1024 * 1024;
 
@@ -297,20 +300,21 @@ impl Registry {
     ) -> Result<BlobLink> {
         let writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
         let (link, _) = self
-            .store(writer, package, body, expected, limit, |_| extra)
+            .store(writer, package, body, expected, limit, |_, _| extra.clone())
             .await?;
         Ok(link)
     }
 
     /// Like [`Registry::store_blob`], named by its sha256, computing md5, sha1 and sha512 as
-    /// well; `extra` writes are made from what was learnt, so a file's record can hold its
-    /// checksums and still land in the blob's transaction.
+    /// well; `extra` writes are made from what was learnt and from the link the transaction
+    /// makes, so a file's record can hold its checksums and the object it is read from, and
+    /// still land in the blob's transaction.
     pub async fn store_file(
         &self,
         package: &PackageRecord,
         body: ByteStream,
         limit: Option<u64>,
-        extra: impl FnOnce(&Written) -> Vec<Write>,
+        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<(BlobLink, Written)> {
         let writer = ObjectWriter::new(self, keys::new_object(&package.workspace)).with_checksums();
         self.store(writer, package, body, None, limit, extra).await
@@ -323,7 +327,7 @@ impl Registry {
         body: ByteStream,
         expected: Option<&Digest>,
         limit: Option<u64>,
-        extra: impl FnOnce(&Written) -> Vec<Write>,
+        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<(BlobLink, Written)> {
         if let Err(error) = writer.push_stream(body, limit).await {
             writer.discard().await;
@@ -339,23 +343,24 @@ impl Registry {
             discard_object(self, &key, None).await;
             return Err(error);
         }
-        let extra = extra(&written);
+        let extra = |link: &BlobLink| extra(&written, link);
         let link = self
-            .commit_blob(package, digest, written.size, key, extra)
+            .commit_blob(package, digest, written.size, key, &extra)
             .await?;
         Ok((link, written))
     }
 
     /// Records a written object as the workspace's blob `digest` and links it to `package`,
-    /// applying `extra` writes in the same transaction. If the workspace holds that content
-    /// already, the object is dropped and the package linked to the existing copy.
+    /// applying the `extra` writes made from the link in the same transaction. If the
+    /// workspace holds that content already, the object is dropped and the package linked to
+    /// the existing copy.
     pub(crate) async fn commit_blob(
         &self,
         package: &PackageRecord,
         digest: Digest,
         size: u64,
         object_key: String,
-        extra: Vec<Write>,
+        extra: &LinkWrites<'_>,
     ) -> Result<BlobLink> {
         let record = BlobRecord {
             digest: digest.clone(),
@@ -384,7 +389,7 @@ impl Registry {
                 },
                 mark_for_collection(&package.workspace),
             ];
-            writes.extend(extra.iter().cloned());
+            writes.extend(extra(&record));
             match self.transact(writes).await {
                 Ok(()) => return Ok(record),
                 Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
@@ -394,7 +399,7 @@ impl Registry {
                 }
             }
             // The workspace holds it already: link to that copy and drop ours.
-            match self.link_existing(package, &digest, extra.clone()).await? {
+            match self.link_existing(package, &digest, extra).await? {
                 Some(existing) => {
                     discard_object(self, &record.object_key, None).await;
                     return Ok(existing);
@@ -415,7 +420,7 @@ impl Registry {
         &self,
         package: &PackageRecord,
         digest: &Digest,
-        extra: Vec<Write>,
+        extra: &LinkWrites<'_>,
     ) -> Result<Option<BlobLink>> {
         let key = keys::blob(&package.workspace, digest);
         for _ in 0..COMMIT_ATTEMPTS {
@@ -437,7 +442,7 @@ impl Registry {
                     encode(&link),
                 )),
             ];
-            writes.extend(extra.iter().cloned());
+            writes.extend(extra(&link));
             match self.transact(writes).await {
                 Ok(()) => return Ok(Some(link)),
                 // The record changed under us: read it again.
@@ -452,7 +457,7 @@ impl Registry {
     /// caller has checked read access on the source). `NotFound` if the workspace no longer
     /// holds it.
     pub async fn link_blob(&self, package: &PackageRecord, digest: &Digest) -> Result<BlobLink> {
-        self.link_existing(package, digest, Vec::new())
+        self.link_existing(package, digest, &|_| Vec::new())
             .await?
             .ok_or(Error::NotFound("blob"))
     }

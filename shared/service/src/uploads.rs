@@ -324,8 +324,10 @@ impl Registry {
             key: keys::upload(id),
             condition: Condition::Version(claimed),
         };
-        self.commit_blob(package, expected.clone(), written.size, key, vec![finished])
-            .await
+        self.commit_blob(package, expected.clone(), written.size, key, &|_| {
+            vec![finished.clone()]
+        })
+        .await
     }
 
     /// Cancels an upload and frees what it wrote.

@@ -180,7 +180,7 @@ async fn each_benchmarked_read_stays_within_its_aws_call_budget() {
             "/maven/acme/com/acme/lib/1.0/lib-1.0.pom".into(),
             &alice,
             "*/*",
-            2,
+            1,
         ),
         (
             "maven jar HEAD",

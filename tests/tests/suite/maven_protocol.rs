@@ -123,6 +123,23 @@ async fn deploy_and_resolve_files_checksums_and_metadata(stores: Stores) {
         download(&server, &alice, &format!("{BASE}/1.0/lib-1.0-sources.jar")).await,
         sources
     );
+    // The same bytes again, as another file: stored once, read through the first copy.
+    let objects = server.stores.object_count().await;
+    assert_eq!(
+        put(
+            &server,
+            &alice,
+            &format!("{BASE}/1.0/lib-1.0-copy.jar"),
+            &jar
+        )
+        .await,
+        201
+    );
+    assert_eq!(server.stores.object_count().await, objects);
+    assert_eq!(
+        download(&server, &alice, &format!("{BASE}/1.0/lib-1.0-copy.jar")).await,
+        jar
+    );
     // Every checksum, computed by the server.
     for (suffix, expected) in [
         ("md5", hex::encode(Md5::digest(&jar))),
