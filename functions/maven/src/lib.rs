@@ -10,6 +10,8 @@ mod records;
 mod route;
 mod version;
 
+pub use records::MavenContent;
+
 use std::sync::Arc;
 
 use axum::Router;

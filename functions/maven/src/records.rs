@@ -12,9 +12,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use stowage_domain::Digest;
+use stowage_domain::{Digest, PackageType};
 use stowage_service::Checksums;
-use stowage_storage::Key;
+use stowage_storage::{Item, Key};
 
 pub const FILE_PREFIX: &str = "FILE#";
 
@@ -39,4 +39,26 @@ pub struct MavenFile {
     pub object_key: String,
     pub uploaded_at: DateTime<Utc>,
     pub uploaded_by: String,
+}
+
+/// What the purge needs to know of Maven's records: the blob each file is. A SNAPSHOT file
+/// deployed again leaves its old blob's link unused.
+pub struct MavenContent;
+
+impl stowage_service::ContentReader for MavenContent {
+    fn tracks_references(&self, kind: PackageType) -> bool {
+        kind == PackageType::Maven
+    }
+
+    fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
+        if kind != PackageType::Maven || !item.key.sort.starts_with(FILE_PREFIX) {
+            return Some(Vec::new());
+        }
+        let file: MavenFile = stowage_service::records::decode(item).ok()?;
+        Some(vec![file.digest])
+    }
+
+    fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {
+        Vec::new()
+    }
 }

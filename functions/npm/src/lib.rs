@@ -11,6 +11,8 @@ mod records;
 mod route;
 mod tags;
 
+pub use records::NpmContent;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Body;

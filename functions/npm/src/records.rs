@@ -7,12 +7,13 @@
 //! ```
 //!
 //! The package document is built from these on every read: no item grows with the package.
+//! A link no version uses any more (its version was unpublished) is left to the purge.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use stowage_domain::Digest;
-use stowage_storage::{Key, SortRange};
+use stowage_domain::{Digest, PackageType};
+use stowage_storage::{Item, Key, SortRange};
 
 pub const VERSION_PREFIX: &str = stowage_service::records::keys::VERSION_PREFIX;
 pub const DIST_TAG_PREFIX: &str = "DISTTAG#";
@@ -61,4 +62,24 @@ pub struct NpmVersion {
 pub struct DistTag {
     pub version: String,
     pub updated_at: DateTime<Utc>,
+}
+/// What the purge needs to know of npm's records: the tarball each version uses.
+pub struct NpmContent;
+
+impl stowage_service::ContentReader for NpmContent {
+    fn tracks_references(&self, kind: PackageType) -> bool {
+        kind == PackageType::Npm
+    }
+
+    fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
+        if kind != PackageType::Npm || !item.key.sort.starts_with(VERSION_PREFIX) {
+            return Some(Vec::new());
+        }
+        let version: NpmVersion = stowage_service::records::decode(item).ok()?;
+        Some(vec![version.tarball.digest])
+    }
+
+    fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {
+        Vec::new()
+    }
 }

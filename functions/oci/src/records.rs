@@ -106,14 +106,14 @@ impl stowage_service::ContentReader for OciContent {
         kind == stowage_domain::PackageType::Container
     }
 
-    fn references(&self, kind: stowage_domain::PackageType, item: &Item) -> Vec<Digest> {
+    fn references(&self, kind: stowage_domain::PackageType, item: &Item) -> Option<Vec<Digest>> {
         if kind != stowage_domain::PackageType::Container || !item.key.sort.starts_with("MANIFEST#")
         {
-            return Vec::new();
+            return Some(Vec::new());
         }
         decode_manifest(item)
+            .ok()
             .map(|(record, _)| record.references)
-            .unwrap_or_default()
     }
 
     fn owned_objects(&self, kind: stowage_domain::PackageType, item: &Item) -> Vec<String> {

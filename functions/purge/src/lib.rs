@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use stowage_service::{PurgeReport, Registry, Result};
+use stowage_domain::{Digest, PackageType};
+use stowage_service::{ContentReader, PurgeReport, Registry, Result};
+use stowage_storage::Item;
 
 /// Time kept back from the invocation's deadline, to report and return.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(30);
@@ -26,7 +28,7 @@ pub async fn handle(
 
 /// One run within `budget`.
 pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
-    let report = registry.purge(&stowage_oci::OciContent, budget).await?;
+    let report = registry.purge(&Content, budget).await?;
     tracing::info!(
         operation = "purge",
         purged = report.purged.len(),
@@ -39,4 +41,31 @@ pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
         "purge run"
     );
     Ok(report)
+}
+
+/// What every protocol's records say about blobs, each package asking its own protocol.
+pub struct Content;
+
+impl Content {
+    fn of(kind: PackageType) -> &'static dyn ContentReader {
+        match kind {
+            PackageType::Container => &stowage_oci::OciContent,
+            PackageType::Npm => &stowage_npm::NpmContent,
+            PackageType::Maven => &stowage_maven::MavenContent,
+        }
+    }
+}
+
+impl ContentReader for Content {
+    fn tracks_references(&self, kind: PackageType) -> bool {
+        Self::of(kind).tracks_references(kind)
+    }
+
+    fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
+        Self::of(kind).references(kind, item)
+    }
+
+    fn owned_objects(&self, kind: PackageType, item: &Item) -> Vec<String> {
+        Self::of(kind).owned_objects(kind, item)
+    }
 }

@@ -50,8 +50,9 @@ pub trait ContentReader: Send + Sync {
     /// [`ContentReader::references`].
     fn tracks_references(&self, kind: PackageType) -> bool;
 
-    /// The blobs an item of a package uses, if it uses any.
-    fn references(&self, kind: PackageType, item: &Item) -> Vec<Digest>;
+    /// The blobs an item of a package uses (none for an item that is not a record of use);
+    /// `None` when the item cannot be read, and so every link of its package is kept.
+    fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>>;
 
     /// Objects of the blob store that belong to this item alone, deleted with it.
     fn owned_objects(&self, kind: PackageType, item: &Item) -> Vec<String>;
@@ -596,6 +597,26 @@ impl Run<'_> {
         Ok(true)
     }
 
+    /// Collects the blobs a package's items use into `referenced`; false when an item cannot
+    /// be read, so that none of the package's links is taken for unused.
+    fn referenced(
+        &self,
+        kind: PackageType,
+        items: &[Item],
+        referenced: &mut HashSet<Digest>,
+    ) -> bool {
+        for item in items {
+            match self.reader.references(kind, item) {
+                Some(digests) => referenced.extend(digests),
+                None => {
+                    tracing::warn!(key = ?item.key, "an unreadable record: the package's links are all kept");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Adds the digests a package's links use to `linked`; for packages that track
     /// references, first drops links that no record uses, past the grace period.
     async fn links_in_use(
@@ -606,15 +627,9 @@ impl Run<'_> {
         let items = self
             .all(Query::prefix(package.partition(), "", PAGE))
             .await?;
-        let tracks = self.reader.tracks_references(package.kind);
-        let referenced: HashSet<Digest> = if tracks {
-            items
-                .iter()
-                .flat_map(|item| self.reader.references(package.kind, item))
-                .collect()
-        } else {
-            HashSet::new()
-        };
+        let mut referenced = HashSet::new();
+        let tracks = self.reader.tracks_references(package.kind)
+            && self.referenced(package.kind, &items, &mut referenced);
         let grace = self.registry.settings().collection_grace;
         let mut waiting = false;
         for item in items.iter().filter(|i| i.key.sort.starts_with("BLOB#")) {
@@ -774,8 +789,8 @@ impl ContentReader for NoContent {
         false
     }
 
-    fn references(&self, _: PackageType, _: &Item) -> Vec<Digest> {
-        Vec::new()
+    fn references(&self, _: PackageType, _: &Item) -> Option<Vec<Digest>> {
+        Some(Vec::new())
     }
 
     fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {

@@ -18,6 +18,8 @@ on_both_backends!(
     usage_counts_unique_bytes_and_billing,
     plan_limits_refuse_pushes_over_quota,
     unused_blobs_are_collected_after_the_grace_period,
+    unpublished_tarballs_and_overwritten_snapshots_are_collected,
+    an_unreadable_record_keeps_every_link_of_its_package,
     a_push_racing_the_collector_keeps_its_blob,
     abandoned_uploads_are_cleared,
 );
@@ -60,7 +62,7 @@ async fn fixture(stores: Stores, plan_limits: PlanLimits) -> (TestServer, String
 async fn purge(server: &TestServer) -> PurgeReport {
     server
         .registry
-        .purge(&stowage_oci::OciContent, Duration::from_secs(120))
+        .purge(&stowage_purge::Content, Duration::from_secs(120))
         .await
         .expect("purge")
 }
@@ -635,6 +637,131 @@ async fn unused_blobs_are_collected_after_the_grace_period(stores: Stores) {
     assert_eq!(usage.stored_bytes, usage.total_bytes);
 }
 
+/// npm and Maven leave links no record uses: an unpublished version's tarball (the document
+/// update removes the version; the client's tarball DELETE may never come) and a SNAPSHOT
+/// file's earlier bytes when it is deployed again. The purge collects them like OCI's.
+async fn unpublished_tarballs_and_overwritten_snapshots_are_collected(stores: Stores) {
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    for version in ["1.0.0", "1.1.0"] {
+        let document = publish_document("left-pad", version, &tarball("left-pad", version));
+        let (status, _) = server
+            .call(
+                "PUT",
+                "/npm/acme/left-pad",
+                Auth::Bearer(&alice),
+                Some(document),
+            )
+            .await;
+        assert_eq!(status, 201, "{version}");
+    }
+    let (_, mut document) = server
+        .call(
+            "GET",
+            "/npm/acme/left-pad?write=true",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    let rev = document["_rev"].as_str().expect("rev").to_owned();
+    document["versions"]
+        .as_object_mut()
+        .expect("versions")
+        .remove("1.1.0");
+    document["dist-tags"] = json!({"latest": "1.0.0"});
+    let (status, _) = server
+        .call(
+            "PUT",
+            &format!("/npm/acme/left-pad/-rev/{rev}"),
+            Auth::Bearer(&alice),
+            Some(document),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let snapshot = "/maven/acme/com/acme/lib/1.0-SNAPSHOT/lib-1.0-SNAPSHOT.jar";
+    let latest = random_bytes(3_000);
+    for bytes in [random_bytes(2_000), latest.clone()] {
+        let response = client
+            .request("PUT", snapshot)
+            .body(bytes)
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(response.status(), 201);
+    }
+    let objects = server.stores.object_count().await;
+    let used = stowage_tests::usage_of(&server, "acme").await;
+
+    assert_eq!(
+        purge(&server).await.links_collected,
+        0,
+        "within the grace period"
+    );
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(
+        report.links_collected, 2,
+        "the unpublished tarball and the snapshot's first jar: {report:?}"
+    );
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(report.blobs_collected, 2, "{report:?}");
+    assert_eq!(server.stores.object_count().await, objects - 2);
+    let now_used = stowage_tests::usage_of(&server, "acme").await;
+    let freed = (tarball("left-pad", "1.1.0").len() + 2_000) as u64;
+    assert_eq!(
+        now_used.stored_bytes,
+        used.stored_bytes - freed,
+        "{now_used:?}"
+    );
+    assert_eq!(now_used.total_bytes, now_used.stored_bytes, "{now_used:?}");
+
+    // What is still published still downloads.
+    let response = client.get("/npm/acme/left-pad/-/left-pad-1.0.0.tgz").await;
+    assert_eq!(response.status(), 307);
+    let response = client.get(snapshot).await;
+    assert_eq!(response.status(), 307);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let downloaded = reqwest::get(&location)
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(downloaded.as_ref(), latest.as_slice());
+}
+
+/// A record the purge cannot read might be using any blob: its package keeps all its links.
+async fn an_unreadable_record_keeps_every_link_of_its_package(stores: Stores) {
+    use stowage_storage::{Key, Put, Write};
+
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let response = client
+        .request(
+            "PUT",
+            "/maven/acme/com/acme/lib/1.0-SNAPSHOT/lib-1.0-SNAPSHOT.jar",
+        )
+        .body(random_bytes(1_000))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(response.status(), 201);
+    let partition = "PKG#acme#maven#com.acme:lib";
+    let unreadable = Key::new(partition, "FILE#1.0-SNAPSHOT#lib-1.0-SNAPSHOT.jar");
+    server
+        .registry
+        .metadata()
+        .write(Write::Put(Put::new(unreadable, b"not a record".to_vec())))
+        .await
+        .expect("write");
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(report.links_collected, 0, "{report:?}");
+}
+
 async fn a_push_racing_the_collector_keeps_its_blob(stores: Stores) {
     let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
     let layer = image(&[40_000], "amd64", OCI_MANIFEST);
@@ -892,7 +1019,7 @@ async fn a_big_workspace_is_purged_in_bounded_runs_with_a_kill(stores: Stores) {
 async fn purge_within(server: &TestServer, budget: Duration) -> PurgeReport {
     server
         .registry
-        .purge(&stowage_oci::OciContent, budget)
+        .purge(&stowage_purge::Content, budget)
         .await
         .expect("purge")
 }

@@ -413,7 +413,7 @@ async fn a_name_purged_and_taken_in_another_repository_follows_its_new_repositor
     server.clock.advance(chrono::Duration::days(31));
     let report = server
         .registry
-        .purge(&stowage_oci::OciContent, std::time::Duration::from_secs(60))
+        .purge(&stowage_purge::Content, std::time::Duration::from_secs(60))
         .await
         .expect("purge");
     assert!(report.finished);
