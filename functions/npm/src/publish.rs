@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Principal, Role, Slug};
-use stowage_service::records::{encode, keys};
+use stowage_service::records::{BlobLink, encode, keys};
 use stowage_service::{Error, Registry};
 use stowage_storage::{ByteStream, Condition, Key, MAX_TRANSACTION_WRITES, Put, Write};
 
@@ -214,33 +214,39 @@ pub async fn publish(
         DigestAlgorithm::Sha256,
         &hex::encode(Sha256::digest(&publication.tarball)),
     );
-    let record = NpmVersion {
-        version: publication.version.clone(),
-        published_at: now,
-        published_by: caller.display_name(),
-        manifest: publication.manifest,
-        tarball: Tarball {
-            digest: digest.clone(),
-            size: publication.tarball.len() as u64,
-            shasum: publication.shasum,
-            integrity: publication.integrity,
-        },
-    };
+    let published_by = caller.display_name();
+    let size = publication.tarball.len() as u64;
     // The version is claimed in the same transaction that links the tarball: concurrent
     // publishes of one version cannot both win, and a refused one leaves nothing.
-    let mut extra = vec![Write::Put(
-        Put::new(version_key, encode(&record)).when(Condition::Absent),
-    )];
-    for tag in &publication.tags {
-        let target = DistTag {
+    let extra = |link: &BlobLink| {
+        let record = NpmVersion {
             version: publication.version.clone(),
-            updated_at: now,
+            published_at: now,
+            published_by: published_by.clone(),
+            manifest: publication.manifest.clone(),
+            tarball: Tarball {
+                digest: digest.clone(),
+                size,
+                shasum: publication.shasum.clone(),
+                integrity: publication.integrity.clone(),
+                object_key: link.object_key.clone(),
+            },
         };
-        extra.push(Write::Put(Put::new(
-            records::dist_tag(&partition, tag),
-            encode(&target),
-        )));
-    }
+        let mut writes = vec![Write::Put(
+            Put::new(version_key.clone(), encode(&record)).when(Condition::Absent),
+        )];
+        for tag in &publication.tags {
+            let target = DistTag {
+                version: publication.version.clone(),
+                updated_at: now,
+            };
+            writes.push(Write::Put(Put::new(
+                records::dist_tag(&partition, tag),
+                encode(&target),
+            )));
+        }
+        writes
+    };
     let tarball = publication.tarball;
     let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(tarball) }));
     registry

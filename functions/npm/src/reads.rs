@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::AppState;
-use stowage_service::records::{BlobLink, decode, keys};
+use stowage_service::records::{decode, keys};
 use stowage_storage::PresignOptions;
 
 use crate::document::{self, PackageState, tarball_url};
@@ -175,16 +175,10 @@ pub async fn tarball(
         )
         .await?;
     let record: NpmVersion = decode(open.extra[0].as_ref().ok_or_else(NpmError::not_found)?)?;
-    let link = registry
-        .metadata()
-        .get(&keys::blob_link(&partition, &record.tarball.digest))
-        .await?
-        .ok_or_else(NpmError::not_found)?;
-    let link: BlobLink = decode(&link)?;
     let disposition = format!("attachment; filename=\"{file}\"");
     redirect(
         state,
-        &link.object_key,
+        &record.tarball.object_key,
         "application/octet-stream",
         Some(disposition),
     )

@@ -43,6 +43,10 @@ pub struct Tarball {
     pub shasum: String,
     /// `sha512-<base64>`, npm's `dist.integrity`.
     pub integrity: String,
+    /// Where its bytes are: the link's object, copied so that a download is one read. A
+    /// linked blob keeps its object for as long as the link lives, and the link lives as
+    /// long as a version uses it.
+    pub object_key: String,
 }
 
 /// A published version. Its first three fields are the service's `VersionRecord`, so the

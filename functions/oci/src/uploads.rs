@@ -139,7 +139,7 @@ pub async fn start(
                 body_stream(body),
                 Some(&digest),
                 request_limit(state),
-                Vec::new(),
+                |_| Vec::new(),
             )
             .await?;
         return Ok(created(name, &digest));

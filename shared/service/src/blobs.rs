@@ -287,20 +287,22 @@ pub(crate) async fn verify(
 impl Registry {
     /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
     /// checking it against `expected` if given (else it is named by its sha256). At most
-    /// `limit` bytes are taken. `extra` writes are applied in the same transaction as the
-    /// link (a version record, say): if one of their conditions fails, `Conflict`. Nothing is
-    /// kept if anything fails.
+    /// `limit` bytes are taken. `extra` writes, made from the link, are applied in the same
+    /// transaction as the link (a version record, say): if one of their conditions fails,
+    /// `Conflict`. Nothing is kept if anything fails.
     pub async fn store_blob(
         &self,
         package: &PackageRecord,
         body: ByteStream,
         expected: Option<&Digest>,
         limit: Option<u64>,
-        extra: Vec<Write>,
+        extra: impl Fn(&BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<BlobLink> {
         let writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
         let (link, _) = self
-            .store(writer, package, body, expected, limit, |_, _| extra.clone())
+            .store(writer, package, body, expected, limit, |_, link| {
+                extra(link)
+            })
             .await?;
         Ok(link)
     }

@@ -172,7 +172,7 @@ async fn each_benchmarked_read_stays_within_its_aws_call_budget() {
             "/npm/acme/left-pad/-/left-pad-1.7.0.tgz".into(),
             &alice,
             "*/*",
-            2,
+            1,
         ),
         (
             "maven pom GET (redirect)",

@@ -17,6 +17,7 @@ on_both_backends!(
     logins_whoami_ping_audits_and_search,
     an_abbreviated_document_is_one_query,
     a_package_of_two_thousand_versions,
+    versions_with_the_same_bytes_share_one_blob,
 );
 
 /// A server with npm packages `@acme/ui` and `left-pad` in repository `web` of `acme`.
@@ -879,4 +880,83 @@ async fn a_package_of_two_thousand_versions(stores: Stores) {
     .await;
     assert_eq!(status, 200);
     assert_eq!(body["versions"].as_object().map(|v| v.len()), Some(2000));
+}
+
+/// Two versions whose tarballs are the same bytes: one object, both downloadable, and
+/// unpublishing one leaves the other whole.
+async fn versions_with_the_same_bytes_share_one_blob(stores: Stores) {
+    let (server, alice) = fixture(stores).await;
+    let bytes = tarball("left-pad", "1.0.0");
+    let download = |version: &str| {
+        let request = server
+            .client
+            .get(format!(
+                "{}/npm/acme/left-pad/-/left-pad-{version}.tgz",
+                server.url
+            ))
+            .bearer_auth(&alice);
+        async move {
+            let response = request.send().await.expect("GET");
+            assert_eq!(response.status(), 307);
+            let location = response.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            reqwest::get(&location)
+                .await
+                .expect("download")
+                .bytes()
+                .await
+                .expect("bytes")
+                .to_vec()
+        }
+    };
+    let objects = server.stores.object_count().await;
+    for version in ["1.0.0", "1.0.1"] {
+        let (status, _) = server
+            .call(
+                "PUT",
+                "/npm/acme/left-pad",
+                Auth::Bearer(&alice),
+                Some(publish_document("left-pad", version, &bytes)),
+            )
+            .await;
+        assert_eq!(status, 201, "{version}");
+    }
+    assert_eq!(server.stores.object_count().await, objects + 1);
+    assert_eq!(download("1.0.0").await, bytes);
+    assert_eq!(download("1.0.1").await, bytes);
+
+    let (_, mut body) = server
+        .call(
+            "GET",
+            "/npm/acme/left-pad?write=true",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    let rev = body["_rev"].as_str().expect("rev").to_owned();
+    body["versions"]
+        .as_object_mut()
+        .expect("versions")
+        .remove("1.0.0");
+    let (status, _) = server
+        .call(
+            "PUT",
+            &format!("/npm/acme/left-pad/-rev/{rev}"),
+            Auth::Bearer(&alice),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .call(
+            "DELETE",
+            &format!("/npm/acme/left-pad/-/left-pad-1.0.0.tgz/-rev/{rev}"),
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(download("1.0.1").await, bytes);
 }
