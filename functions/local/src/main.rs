@@ -11,6 +11,10 @@ use stowage_local::{SignedBlobs, app};
 use stowage_runtime::StartupError;
 use tokio::net::TcpListener;
 
+/// glibc's allocator serialises the server's threads on its arena locks under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The default largest request body on the local server (the Lambda path is capped by AWS).
 const DEFAULT_MAX_BODY: usize = 512 * 1024 * 1024;
 
