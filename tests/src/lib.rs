@@ -13,7 +13,7 @@ mod server;
 
 use std::sync::Arc;
 
-pub use server::{ADMIN_TOKEN, Auth, TestServer};
+pub use server::{ADMIN_TOKEN, Auth, TestServer, finish_request};
 
 use futures_util::StreamExt;
 use stowage_storage::{BlobStore, ByteStream, MetadataStore};

@@ -247,23 +247,10 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (mut stream, head) = self.open_request(method, path, headers, body.len()).await;
-        stream.write_all(head.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write body");
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.expect("read");
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        let stream = self
+            .send_partly(method, path, headers, body.len(), body)
+            .await;
+        finish_request(stream, b"").await
     }
 
     /// Announces a body of `declared` bytes, sends only `body`, and hangs up: a client that
@@ -276,32 +263,38 @@ impl TestServer {
         declared: usize,
         body: &[u8],
     ) {
-        use tokio::io::AsyncWriteExt;
-        let (mut stream, head) = self.open_request(method, path, headers, declared).await;
-        stream.write_all(head.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write body");
-        stream.flush().await.expect("flush");
+        drop(
+            self.send_partly(method, path, headers, declared, body)
+                .await,
+        );
     }
 
-    async fn open_request(
+    /// Starts a request over a plain socket, announcing a body of `declared` bytes, and sends
+    /// `body`, the first of them: a slow client. [`finish_request`] sends the rest.
+    pub async fn send_partly(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
-        content_length: usize,
-    ) -> (tokio::net::TcpStream, String) {
+        declared: usize,
+        body: &[u8],
+    ) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
         let address = self.url.trim_start_matches("http://");
-        let stream = tokio::net::TcpStream::connect(address)
+        let mut stream = tokio::net::TcpStream::connect(address)
             .await
             .expect("connect");
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {content_length}\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
         );
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        (stream, head)
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(body).await.expect("write body");
+        stream.flush().await.expect("flush");
+        stream
     }
 
     /// Waits (up to 10 s) for the blob store to hold `expected` objects and unfinished
@@ -317,4 +310,23 @@ impl TestServer {
         }
         count
     }
+}
+
+/// Sends the rest of a request begun with [`TestServer::send_partly`]; its status and body.
+pub async fn finish_request(mut stream: tokio::net::TcpStream, rest: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(rest).await.expect("write body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

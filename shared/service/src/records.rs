@@ -184,9 +184,11 @@ pub mod keys {
         Key::new(format!("UPLOAD#{id}"), "UPLOAD")
     }
 
-    /// Where an upload keeps the bytes it carries from one request to the next.
+    /// A new place for the bytes an upload carries from one request to the next. Each
+    /// request's carried bytes get their own, so a request that lost its claim can never
+    /// overwrite those of the request that took the upload over.
     pub fn upload_remainder(workspace: &Slug, id: &str) -> String {
-        format!("ws/{workspace}/uploads/{id}")
+        format!("ws/{workspace}/uploads/{id}/{}", uuid::Uuid::new_v4())
     }
 
     pub fn version(package_partition: &str, version: &str) -> Key {

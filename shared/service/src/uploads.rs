@@ -58,6 +58,9 @@ pub struct UploadRecord {
     pub parts: Vec<CompletedPart>,
     /// Bytes received but not yet in a part, kept as an object of their own.
     pub remainder: u64,
+    /// Where those bytes are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remainder_key: Option<String>,
 }
 
 impl UploadRecord {
@@ -96,6 +99,7 @@ impl Registry {
             multipart: None,
             parts: Vec::new(),
             remainder: 0,
+            remainder_key: None,
         };
         self.metadata()
             .write(Write::Put(
@@ -168,8 +172,13 @@ impl Registry {
         writer.size = record.offset - record.remainder;
         writer.sha256 = load_hasher(&record.sha256_state)?;
         if record.remainder > 0 {
-            let key = keys::upload_remainder(&record.workspace, &record.id);
-            let read = self.blobs().get(&key, None).await?;
+            let key = record.remainder_key.as_deref().ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "upload {}: its carried bytes are unnamed",
+                    record.id
+                ))
+            })?;
+            let read = self.blobs().get(key, None).await?;
             let mut carried = Vec::with_capacity(record.remainder as usize);
             let mut body = read.body;
             while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
@@ -217,6 +226,7 @@ impl Registry {
         limit: Option<u64>,
     ) -> Result<UploadRecord> {
         let (mut record, claimed) = self.claim_upload(package, id, start).await?;
+        let carried = record.remainder_key.clone();
         let (outcome, started_multipart) = self.append_claimed(&mut record, body, limit).await;
         if let Err(error) = outcome {
             // Give the upload back as it was, so the client can send the chunk again; then
@@ -231,8 +241,27 @@ impl Registry {
             return Err(error);
         }
         record.claimed_until = None;
-        self.save_upload(&record, claimed).await?;
+        if let Err(error) = self.save_upload(&record, claimed).await {
+            // The upload was taken over: what this request carried is nobody's.
+            self.delete_carried(&record.id, record.remainder_key.as_deref())
+                .await;
+            return Err(error);
+        }
+        if carried != record.remainder_key {
+            self.delete_carried(&record.id, carried.as_deref()).await;
+        }
         Ok(record)
+    }
+
+    /// Deletes carried bytes no record points at any more; a failure is logged, as the
+    /// object only takes space.
+    async fn delete_carried(&self, upload: &str, key: Option<&str>) {
+        let Some(key) = key else {
+            return;
+        };
+        if let Err(error) = self.blobs().delete(key).await {
+            tracing::warn!(?error, upload, "could not delete carried bytes");
+        }
     }
 
     /// Appends a chunk to a claimed upload. Also returns the multipart upload the chunk
@@ -266,14 +295,17 @@ impl Registry {
             let part = std::mem::take(&mut writer.buffer).freeze();
             writer.write_part(part).await?;
         }
-        let remainder_key = keys::upload_remainder(&record.workspace, &record.id);
-        if !writer.buffer.is_empty() {
+        // New carried bytes go to a new object; the old one goes once the record has moved on.
+        let remainder_key = if writer.buffer.is_empty() {
+            None
+        } else {
+            let key = keys::upload_remainder(&record.workspace, &record.id);
             self.blobs()
-                .put(&remainder_key, writer.buffer.clone().freeze())
+                .put(&key, writer.buffer.clone().freeze())
                 .await?;
-        } else if record.remainder > 0 {
-            self.blobs().delete(&remainder_key).await?;
-        }
+            Some(key)
+        };
+        record.remainder_key = remainder_key;
         record.offset = writer.size;
         record.remainder = writer.buffer.len() as u64;
         record.sha256_state = save_hasher(&writer.sha256);
@@ -302,7 +334,6 @@ impl Registry {
             self.save_upload(&released, claimed).await?;
             return Err(error);
         }
-        let remainder_key = keys::upload_remainder(&record.workspace, &record.id);
         let key = writer.key.clone();
         let multipart = writer.multipart.clone();
         let written = match writer.finish().await {
@@ -313,9 +344,8 @@ impl Registry {
                 return Err(error);
             }
         };
-        if record.remainder > 0 {
-            self.blobs().delete(&remainder_key).await?;
-        }
+        self.delete_carried(&record.id, record.remainder_key.as_deref())
+            .await;
         if let Err(error) = verify(self, &key, &written, expected).await {
             self.drop_upload(&record, claimed, None).await;
             return Err(error);
@@ -345,14 +375,8 @@ impl Registry {
         version: u64,
         multipart: Option<&str>,
     ) {
-        if record.remainder > 0
-            && let Err(error) = self
-                .blobs()
-                .delete(&keys::upload_remainder(&record.workspace, &record.id))
-                .await
-        {
-            tracing::warn!(?error, upload = %record.id, "could not delete carried bytes");
-        }
+        self.delete_carried(&record.id, record.remainder_key.as_deref())
+            .await;
         discard_object(self, &record.object_key, multipart).await;
         let deleted = self
             .metadata()

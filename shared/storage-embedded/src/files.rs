@@ -2,9 +2,10 @@
 //! place, so a reader sees a whole object or none.
 //!
 //! A multipart upload appends its parts, in order (a part sent again replaces it and those
-//! after it), to one file and keeps a list of part sizes
-//! beside it; completing it checks the sizes against S3's rule and renames the file into place,
-//! so finishing a large upload costs no copy.
+//! after it), to one file and keeps a list of the parts beside it, each with its size and a
+//! fresh ETag; completing it checks the parts listed against that list (as S3 does, so a part
+//! replaced since its receipt was given fails the upload) and S3's size rule, and renames the
+//! file into place, so finishing a large upload costs no copy.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -117,18 +118,31 @@ fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<(), BlobError> {
     file.sync_data().map_err(io("sync part"))
 }
 
-async fn read_part_sizes(path: &Path) -> Result<Vec<u64>, BlobError> {
-    match fs::read_to_string(path).await {
-        Ok(text) => Ok(text.lines().filter_map(|line| line.parse().ok()).collect()),
+/// A stored part: its size and the ETag its receipt carries.
+type StoredPart = (u64, String);
+
+async fn read_parts(path: &Path) -> Result<Vec<StoredPart>, BlobError> {
+    let text = match fs::read_to_string(path).await {
+        Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Err(BlobError::InvalidMultipart("unknown upload".into()))
+            return Err(BlobError::InvalidMultipart("unknown upload".into()));
         }
-        Err(error) => Err(io("read part list")(error)),
-    }
+        Err(error) => return Err(io("read part list")(error)),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (size, etag) = line.split_once(' ')?;
+            Some((size.parse().ok()?, etag.to_owned()))
+        })
+        .collect())
 }
 
-async fn write_part_sizes(path: &Path, sizes: &[u64]) -> Result<(), BlobError> {
-    let text: String = sizes.iter().map(|size| format!("{size}\n")).collect();
+async fn write_parts(path: &Path, parts: &[StoredPart]) -> Result<(), BlobError> {
+    let text: String = parts
+        .iter()
+        .map(|(size, etag)| format!("{size} {etag}\n"))
+        .collect();
     fs::write(path, text).await.map_err(io("write part list"))
 }
 
@@ -208,7 +222,7 @@ impl BlobStore for FileBlobStore {
         let upload_id = uuid::Uuid::new_v4().to_string();
         let (data, parts) = self.multipart_paths(&upload_id)?;
         fs::File::create(&data).await.map_err(io("create upload"))?;
-        write_part_sizes(&parts, &[]).await?;
+        write_parts(&parts, &[]).await?;
         Ok(upload_id)
     }
 
@@ -220,29 +234,30 @@ impl BlobStore for FileBlobStore {
         body: Bytes,
     ) -> Result<CompletedPart, BlobError> {
         let (data, parts) = self.multipart_paths(upload_id)?;
-        let mut sizes = read_part_sizes(&parts).await?;
+        let mut stored = read_parts(&parts).await?;
         let number_index = number as usize;
         // The next part, or an earlier one again: a retry replaces it and drops those after it,
         // as a resumed upload rewrites from there.
-        if number_index == 0 || number_index > sizes.len() + 1 {
+        if number_index == 0 || number_index > stored.len() + 1 {
             return Err(BlobError::InvalidMultipart(format!(
                 "part {number} arrived after {} parts; parts go in order",
-                sizes.len()
+                stored.len()
             )));
         }
-        sizes.truncate(number_index - 1);
-        let offset: u64 = sizes.iter().sum();
+        stored.truncate(number_index - 1);
+        let offset: u64 = stored.iter().map(|(size, _)| size).sum();
         let length = body.len() as u64;
         // One blocking call writes the part straight from its buffer: tokio's file would copy
         // it again, in 2 MiB steps, each a trip to the blocking pool.
         tokio::task::spawn_blocking(move || write_at(&data, offset, &body))
             .await
             .map_err(|join| BlobError::backend("files: part write stopped", join))??;
-        sizes.push(length);
-        write_part_sizes(&parts, &sizes).await?;
+        let etag = uuid::Uuid::new_v4().simple().to_string();
+        stored.push((length, etag.clone()));
+        write_parts(&parts, &stored).await?;
         Ok(CompletedPart {
             number,
-            etag: format!("part-{number}-{length}"),
+            etag,
             size: length,
         })
     }
@@ -254,20 +269,23 @@ impl BlobStore for FileBlobStore {
         parts: &[CompletedPart],
     ) -> Result<(), BlobError> {
         let (data, parts_path) = self.multipart_paths(upload_id)?;
-        let sizes = read_part_sizes(&parts_path).await?;
-        let listed: Vec<u64> = parts.iter().map(|part| part.size).collect();
+        let stored = read_parts(&parts_path).await?;
+        let listed: Vec<StoredPart> = parts
+            .iter()
+            .map(|part| (part.size, part.etag.clone()))
+            .collect();
         let numbered_in_order = parts
             .iter()
             .enumerate()
             .all(|(i, part)| part.number as usize == i + 1);
-        if parts.is_empty() || listed != sizes || !numbered_in_order {
+        if parts.is_empty() || listed != stored || !numbered_in_order {
             return Err(BlobError::InvalidMultipart(
                 "the parts listed are not the parts uploaded".into(),
             ));
         }
-        if sizes[..sizes.len() - 1]
+        if stored[..stored.len() - 1]
             .iter()
-            .any(|&size| size < MIN_MULTIPART_PART)
+            .any(|&(size, _)| size < MIN_MULTIPART_PART)
         {
             return Err(BlobError::InvalidMultipart(format!(
                 "every part but the last must be at least {MIN_MULTIPART_PART} bytes"

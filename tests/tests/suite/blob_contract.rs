@@ -11,6 +11,7 @@ on_both_backends!(
     range_reads,
     multipart_uploads,
     multipart_parts_must_be_large_enough,
+    a_part_sent_again_replaces_the_earlier_one,
     presigned_urls_name_the_object,
 );
 
@@ -187,6 +188,37 @@ async fn multipart_parts_must_be_large_enough(stores: Stores) {
         .await
         .expect("complete");
     assert_eq!(blobs.size(key).await.expect("size"), Some(4));
+}
+
+/// A part number uploaded again replaces the part: completing with the earlier part's
+/// receipt fails (nothing is assembled from bytes the caller did not list), and with the new
+/// receipt the object holds the new bytes.
+async fn a_part_sent_again_replaces_the_earlier_one(stores: Stores) {
+    let blobs = &stores.blobs;
+    let key = "ws/acme/uploads/again";
+    let upload = blobs.start_multipart(key).await.expect("start");
+    let earlier = blobs
+        .put_part(key, &upload, 1, Bytes::from(vec![1u8; 1024]))
+        .await
+        .expect("part 1");
+    let again = blobs
+        .put_part(key, &upload, 1, Bytes::from(vec![2u8; 1024]))
+        .await
+        .expect("part 1 again");
+    let completed = blobs
+        .complete_multipart(key, &upload, std::slice::from_ref(&earlier))
+        .await;
+    assert!(
+        matches!(completed, Err(BlobError::InvalidMultipart(_))),
+        "{completed:?}"
+    );
+    assert_eq!(blobs.size(key).await.expect("size"), None);
+    blobs
+        .complete_multipart(key, &upload, &[again])
+        .await
+        .expect("complete");
+    let content = collect(blobs.get(key, None).await.expect("get").body).await;
+    assert_eq!(content, vec![2u8; 1024]);
 }
 
 async fn presigned_urls_name_the_object(stores: Stores) {

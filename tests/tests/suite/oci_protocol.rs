@@ -16,6 +16,7 @@ on_both_backends!(
     uploads_in_every_style,
     a_digest_mismatch_leaves_nothing,
     a_chunk_cut_off_midway_can_be_sent_again,
+    a_chunk_that_lost_its_upload_leaves_the_new_holder_intact,
     mounts_need_read_access_on_the_source,
     tag_lists_page_with_links,
     referrers_list_artifacts_by_type,
@@ -656,6 +657,112 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
         server.settled_object_count(1).await,
         1,
         "only the blob is stored: what the broken chunk wrote is freed"
+    );
+}
+
+/// A chunk so slow that its claim on the upload lapses, and another request takes the upload
+/// over: the slow one is refused when it ends, and what it carried never replaces what the
+/// new holder carried.
+async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Stores) {
+    let (server, _, client) = fixture(stores).await;
+    let chunk = 1024 * 1024;
+    let (slow, taken_over, rest) = (
+        random_bytes(chunk),
+        random_bytes(chunk),
+        random_bytes(chunk),
+    );
+    let started = client
+        .request("POST", "/v2/acme/api/server/blobs/uploads/")
+        .send()
+        .await
+        .expect("POST");
+    let location = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let id = location.rsplit('/').next().expect("id").to_owned();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("alice:{}", client.token)
+        )
+    );
+    let range = format!("0-{}", chunk - 1);
+    let path = location.trim_start_matches(&server.url).to_owned();
+    let pending = server
+        .send_partly(
+            "PATCH",
+            &path,
+            &[("Authorization", &basic), ("Content-Range", &range)],
+            chunk,
+            &slow[..chunk / 2],
+        )
+        .await;
+    // Once the slow chunk holds the upload, its claim runs out.
+    let mut claimed = false;
+    for _ in 0..100 {
+        let item = server
+            .registry
+            .metadata()
+            .get(&stowage_service::records::keys::upload(&id))
+            .await
+            .expect("read")
+            .expect("upload");
+        let record: stowage_service::UploadRecord =
+            stowage_service::records::decode(&item).expect("record");
+        if record.claimed_until.is_some() {
+            claimed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(claimed, "the slow chunk claims the upload");
+    server.clock.advance(chrono::Duration::minutes(11));
+
+    let patched = client
+        .request("PATCH", &location)
+        .header("content-range", &range)
+        .body(taken_over.clone())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202, "the upload is taken over");
+    let (status, body) = stowage_tests::finish_request(pending, &slow[chunk / 2..]).await;
+    assert_eq!(status, 416, "the slow chunk lost the upload: {body}");
+
+    let whole = [taken_over, rest.clone()].concat();
+    let finished = client
+        .request("PUT", &format!("{location}?digest={}", sha256(&whole)))
+        .header("content-range", format!("{chunk}-{}", 2 * chunk - 1))
+        .body(rest)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
+    // The digest is checked against the running hash, so the bytes are checked here.
+    let blob = client
+        .get(&format!("/v2/acme/api/server/blobs/{}", sha256(&whole)))
+        .await;
+    assert_eq!(blob.status(), 307);
+    let location = blob.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let stored = reqwest::get(&location)
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(
+        stored.as_ref() == whole.as_slice(),
+        "the blob holds what its digest says"
+    );
+    assert_eq!(
+        server.settled_object_count(1).await,
+        1,
+        "only the blob is stored: no carried bytes are left"
     );
 }
 
