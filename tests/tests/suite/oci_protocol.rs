@@ -627,7 +627,8 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
     );
 
     // The server may still be taking the broken chunk apart, holding the upload: until it
-    // lets go, a chunk is refused with the range it stands at.
+    // lets go, a chunk is refused with the range it stands at, often before its body is sent
+    // (the client then sees the connection close under it).
     let mut finished = None;
     for _ in 0..100 {
         let response = client
@@ -635,9 +636,10 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
             .header("content-range", &range)
             .body(blob[first..].to_vec())
             .send()
-            .await
-            .expect("PUT");
-        if response.status() != 416 {
+            .await;
+        if let Ok(response) = response
+            && response.status() != 416
+        {
             finished = Some(response.status());
             break;
         }
