@@ -29,6 +29,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         }
         Error::UploadUnknown => (StatusCode::NOT_FOUND, "not_found"),
         Error::UploadOutOfOrder { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "out_of_order"),
+        Error::UploadBroken => (StatusCode::CONFLICT, "conflict"),
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         Error::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),

@@ -38,7 +38,7 @@ impl From<Error> for MavenError {
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::UploadBroken => StatusCode::CONFLICT,
             Error::TooLarge(_) | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,

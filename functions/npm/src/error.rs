@@ -48,7 +48,7 @@ impl From<Error> for NpmError {
             Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::UploadBroken => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,

@@ -192,6 +192,7 @@ impl From<Error> for OciError {
                 error
             }
             Error::SizeMismatch(message) => OciError::new(Code::SizeInvalid, message),
+            Error::UploadBroken => OciError::upload_invalid(Error::UploadBroken.to_string()),
             internal @ (Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)) => {
                 tracing::error!(error = ?internal, "registry request failed");
                 OciError::new(Code::Unknown, "internal error")

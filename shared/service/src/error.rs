@@ -30,6 +30,10 @@ pub enum Error {
     /// A chunk that does not start where the upload stands.
     #[error("the upload stands at byte {offset}; a chunk must start there")]
     UploadOutOfOrder { offset: u64 },
+    /// An upload whose parts were replaced by a request that had lost its hold on it. Nothing
+    /// of it is kept.
+    #[error("the upload was changed by a request that had lost it; start the upload again")]
+    UploadBroken,
     /// A length that does not match the content.
     #[error("{0}")]
     SizeMismatch(String),

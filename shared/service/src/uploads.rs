@@ -242,9 +242,13 @@ impl Registry {
         }
         record.claimed_until = None;
         if let Err(error) = self.save_upload(&record, claimed).await {
-            // The upload was taken over: what this request carried is nobody's.
+            // The upload was taken over: what this request carried, and a multipart upload it
+            // started, are nobody's.
             self.delete_carried(&record.id, record.remainder_key.as_deref())
                 .await;
+            if let Some(upload_id) = started_multipart {
+                discard_object(self, &record.object_key, Some(&upload_id)).await;
+            }
             return Err(error);
         }
         if carried != record.remainder_key {
@@ -341,7 +345,11 @@ impl Registry {
             Err(error) => {
                 self.drop_upload(&record, claimed, multipart.as_deref())
                     .await;
-                return Err(error);
+                // The parts listed are not the parts stored: a late request replaced one.
+                return Err(match error {
+                    Error::Blob(BlobError::InvalidMultipart(_)) => Error::UploadBroken,
+                    other => other,
+                });
             }
         };
         self.delete_carried(&record.id, record.remainder_key.as_deref())

@@ -662,27 +662,31 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
     );
 }
 
-/// A chunk so slow that its claim on the upload lapses, and another request takes the upload
-/// over: the slow one is refused when it ends, and what it carried never replaces what the
-/// new holder carried.
-async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Stores) {
-    let (server, _, client) = fixture(stores).await;
-    let chunk = 1024 * 1024;
-    let (slow, taken_over, rest) = (
-        random_bytes(chunk),
-        random_bytes(chunk),
-        random_bytes(chunk),
-    );
+/// Starts an upload; its location.
+async fn start_upload(client: &RegistryClient) -> String {
     let started = client
         .request("POST", "/v2/acme/api/server/blobs/uploads/")
         .send()
         .await
         .expect("POST");
-    let location = started.headers()["location"]
+    started.headers()["location"]
         .to_str()
         .expect("location")
-        .to_owned();
-    let id = location.rsplit('/').next().expect("id").to_owned();
+        .to_owned()
+}
+
+/// Sends `slow` from `offset` so slowly that its hold on the upload lapses, meanwhile
+/// `taken_over` (as long) from the same offset takes the upload over; the slow chunk is
+/// refused when it ends.
+async fn lose_a_chunk(
+    server: &TestServer,
+    client: &RegistryClient,
+    location: &str,
+    offset: usize,
+    slow: &[u8],
+    taken_over: &[u8],
+) {
+    let id = location.rsplit('/').next().expect("id");
     let basic = format!(
         "Basic {}",
         base64::Engine::encode(
@@ -690,24 +694,24 @@ async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Store
             format!("alice:{}", client.token)
         )
     );
-    let range = format!("0-{}", chunk - 1);
-    let path = location.trim_start_matches(&server.url).to_owned();
+    let range = format!("{offset}-{}", offset + slow.len() - 1);
+    let path = location.trim_start_matches(&server.url);
+    let half = slow.len() / 2;
     let pending = server
         .send_partly(
             "PATCH",
-            &path,
+            path,
             &[("Authorization", &basic), ("Content-Range", &range)],
-            chunk,
-            &slow[..chunk / 2],
+            slow.len(),
+            &slow[..half],
         )
         .await;
-    // Once the slow chunk holds the upload, its claim runs out.
     let mut claimed = false;
     for _ in 0..100 {
         let item = server
             .registry
             .metadata()
-            .get(&stowage_service::records::keys::upload(&id))
+            .get(&stowage_service::records::keys::upload(id))
             .await
             .expect("read")
             .expect("upload");
@@ -719,52 +723,137 @@ async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Store
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(claimed, "the slow chunk claims the upload");
+    assert!(claimed, "the slow chunk holds the upload");
     server.clock.advance(chrono::Duration::minutes(11));
-
     let patched = client
-        .request("PATCH", &location)
+        .request("PATCH", location)
         .header("content-range", &range)
-        .body(taken_over.clone())
+        .body(taken_over.to_vec())
         .send()
         .await
         .expect("PATCH");
     assert_eq!(patched.status(), 202, "the upload is taken over");
-    let (status, body) = stowage_tests::finish_request(pending, &slow[chunk / 2..]).await;
+    let (status, body) = stowage_tests::finish_request(pending, &slow[half..]).await;
     assert_eq!(status, 416, "the slow chunk lost the upload: {body}");
+}
 
-    let whole = [taken_over, rest.clone()].concat();
-    let finished = client
-        .request("PUT", &format!("{location}?digest={}", sha256(&whole)))
-        .header("content-range", format!("{chunk}-{}", 2 * chunk - 1))
-        .body(rest)
+/// Finishes an upload with `rest`, named by the digest of `whole`.
+async fn finish_upload(
+    client: &RegistryClient,
+    location: &str,
+    offset: usize,
+    rest: &[u8],
+    whole: &[u8],
+) -> reqwest::Response {
+    client
+        .request("PUT", &format!("{location}?digest={}", sha256(whole)))
+        .header(
+            "content-range",
+            format!("{offset}-{}", offset + rest.len() - 1),
+        )
+        .body(rest.to_vec())
         .send()
         .await
-        .expect("PUT");
-    assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
-    // The digest is checked against the running hash, so the bytes are checked here.
+        .expect("PUT")
+}
+
+/// A blob's bytes, through its redirect.
+async fn blob_bytes(client: &RegistryClient, digest: &str) -> Vec<u8> {
     let blob = client
-        .get(&format!("/v2/acme/api/server/blobs/{}", sha256(&whole)))
+        .get(&format!("/v2/acme/api/server/blobs/{digest}"))
         .await;
     assert_eq!(blob.status(), 307);
     let location = blob.headers()["location"]
         .to_str()
         .expect("location")
         .to_owned();
-    let stored = reqwest::get(&location)
+    reqwest::get(&location)
         .await
         .expect("download")
         .bytes()
         .await
-        .expect("bytes");
+        .expect("bytes")
+        .to_vec()
+}
+
+/// A chunk so slow that its hold on the upload lapses, and another request takes the upload
+/// over: what the slow one wrote never replaces what the new holder wrote, or, where it
+/// could not be kept apart (a part of the same multipart upload), the upload fails whole.
+async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Stores) {
+    let (server, _, client) = fixture(stores).await;
+
+    // Small chunks: all carried to the next request.
+    let chunk = 1024 * 1024;
+    let (slow, taken_over, rest) = (
+        random_bytes(chunk),
+        random_bytes(chunk),
+        random_bytes(chunk),
+    );
+    let location = start_upload(&client).await;
+    lose_a_chunk(&server, &client, &location, 0, &slow, &taken_over).await;
+    let whole = [taken_over, rest.clone()].concat();
+    let finished = finish_upload(&client, &location, chunk, &rest, &whole).await;
+    assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
+    // The digest is checked against the running hash, so the bytes are checked here.
     assert!(
-        stored.as_ref() == whole.as_slice(),
-        "the blob holds what its digest says"
+        blob_bytes(&client, &sha256(&whole)).await == whole,
+        "the blob holds its digest's bytes"
     );
     assert_eq!(
         server.settled_object_count(1).await,
         1,
-        "only the blob is stored: no carried bytes are left"
+        "no carried bytes are left"
+    );
+
+    // A first chunk over a part: each request starts its own multipart upload.
+    let chunk = 9 * 1024 * 1024;
+    let (slow, taken_over, rest) = (random_bytes(chunk), random_bytes(chunk), random_bytes(1000));
+    let location = start_upload(&client).await;
+    lose_a_chunk(&server, &client, &location, 0, &slow, &taken_over).await;
+    let whole = [taken_over, rest.clone()].concat();
+    let finished = finish_upload(&client, &location, chunk, &rest, &whole).await;
+    assert_eq!(finished.status(), 201, "{:?}", finished.text().await);
+    assert!(
+        blob_bytes(&client, &sha256(&whole)).await == whole,
+        "the blob holds its digest's bytes"
+    );
+    assert_eq!(
+        server.settled_object_count(2).await,
+        2,
+        "the slow chunk's multipart upload is freed"
+    );
+
+    // A later chunk over a part: both write parts of the one multipart upload.
+    let (first, slow, taken_over, rest) = (
+        random_bytes(chunk),
+        random_bytes(chunk),
+        random_bytes(chunk),
+        random_bytes(1000),
+    );
+    let location = start_upload(&client).await;
+    let patched = client
+        .request("PATCH", &location)
+        .header("content-range", format!("0-{}", chunk - 1))
+        .body(first.clone())
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(patched.status(), 202);
+    lose_a_chunk(&server, &client, &location, chunk, &slow, &taken_over).await;
+    let whole = [first, taken_over, rest.clone()].concat();
+    let finished = finish_upload(&client, &location, 2 * chunk, &rest, &whole).await;
+    assert_eq!(
+        (
+            finished.status().as_u16(),
+            error_code(finished).await.as_str()
+        ),
+        (400, "BLOB_UPLOAD_INVALID"),
+        "a part was replaced: the upload must start again"
+    );
+    assert_eq!(
+        server.settled_object_count(2).await,
+        2,
+        "nothing of the failed upload is left"
     );
 }
 
