@@ -5,29 +5,11 @@
 //! has changed, on this instance or any other.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use stowage_storage::Key;
+
+use crate::records::Revision;
 
 /// How much generated metadata one instance keeps.
 const CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
-
-/// A package's revision: replaced, never reused, by every deploy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revision {
-    pub revision: String,
-}
-
-impl Revision {
-    pub fn fresh() -> Self {
-        Self {
-            revision: uuid::Uuid::new_v4().simple().to_string(),
-        }
-    }
-
-    pub fn key(partition: &str) -> Key {
-        Key::new(partition, "REVISION")
-    }
-}
 
 /// One document: a package partition and, for SNAPSHOT-level metadata, the version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -14,10 +14,10 @@ use stowage_service::records::{BlobLink, VersionRecord, decode, encode, keys};
 use stowage_service::{Error, OpenPackage, Registry};
 use stowage_storage::{Condition, Key, PresignOptions, Put, Query, Write};
 
-use crate::cache::{DocumentId, MetadataCache, Revision};
+use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
 use crate::metadata::{self, UPLOADED_METADATA_MAX};
-use crate::records::{self, MavenFile};
+use crate::records::{self, MavenFile, Revision};
 use crate::route::{ChecksumKind, MavenPath, Target};
 use crate::version::is_snapshot;
 
@@ -145,8 +145,8 @@ async fn metadata_document(
     documents: &MetadataCache,
     caller: &Principal,
     path: &MavenPath,
+    partition: String,
 ) -> MavenResult<Bytes> {
-    let partition = partition(path);
     let open = open(
         registry,
         caller,
@@ -191,7 +191,7 @@ pub async fn get(
     let registry = &state.registry;
     let partition = partition(path);
     let Target::File { version, file } = &path.target else {
-        let xml = metadata_document(registry, documents, caller, path).await?;
+        let xml = metadata_document(registry, documents, caller, path, partition).await?;
         return Ok(match path.checksum {
             Some(kind) => respond(
                 StatusCode::OK,

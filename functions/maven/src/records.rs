@@ -26,6 +26,24 @@ pub fn files_of_version(version: &str) -> String {
     format!("{FILE_PREFIX}{version}#")
 }
 
+/// A package's revision: replaced, never reused, by every deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub revision: String,
+}
+
+impl Revision {
+    pub fn fresh() -> Self {
+        Self {
+            revision: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    pub fn key(partition: &str) -> Key {
+        Key::new(partition, "REVISION")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MavenFile {
     pub file: String,

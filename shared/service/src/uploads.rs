@@ -226,33 +226,36 @@ impl Registry {
         limit: Option<u64>,
     ) -> Result<UploadRecord> {
         let (mut record, claimed) = self.claim_upload(package, id, start).await?;
-        let carried = record.remainder_key.clone();
-        let (outcome, started_multipart) = self.append_claimed(&mut record, body, limit).await;
-        if let Err(error) = outcome {
-            // Give the upload back as it was, so the client can send the chunk again; then
-            // free the multipart upload the chunk started, which the record never took in.
-            let (unchanged, _) = self.load_upload(package, id).await?;
-            let mut released = unchanged;
-            released.claimed_until = None;
-            self.save_upload(&released, claimed).await?;
+        let before = record.clone();
+        let (appended, started_multipart) = self.append_claimed(&mut record, body, limit).await;
+        let saved = match appended {
+            // Give the upload back as it was, so the client can send the chunk again.
+            Err(error) => {
+                let released = UploadRecord {
+                    claimed_until: None,
+                    ..before.clone()
+                };
+                self.save_upload(&released, claimed).await.and(Err(error))
+            }
+            Ok(()) => {
+                record.claimed_until = None;
+                self.save_upload(&record, claimed).await
+            }
+        };
+        if let Err(error) = saved {
+            // What this chunk wrote is nobody's (a failed save: the upload was taken over).
+            if record.remainder_key != before.remainder_key {
+                self.delete_carried(&record.id, record.remainder_key.as_deref())
+                    .await;
+            }
             if let Some(upload_id) = started_multipart {
                 discard_object(self, &record.object_key, Some(&upload_id)).await;
             }
             return Err(error);
         }
-        record.claimed_until = None;
-        if let Err(error) = self.save_upload(&record, claimed).await {
-            // The upload was taken over: what this request carried, and a multipart upload it
-            // started, are nobody's.
-            self.delete_carried(&record.id, record.remainder_key.as_deref())
+        if before.remainder_key != record.remainder_key {
+            self.delete_carried(&record.id, before.remainder_key.as_deref())
                 .await;
-            if let Some(upload_id) = started_multipart {
-                discard_object(self, &record.object_key, Some(&upload_id)).await;
-            }
-            return Err(error);
-        }
-        if carried != record.remainder_key {
-            self.delete_carried(&record.id, carried.as_deref()).await;
         }
         Ok(record)
     }
@@ -352,12 +355,12 @@ impl Registry {
                 });
             }
         };
-        self.delete_carried(&record.id, record.remainder_key.as_deref())
-            .await;
         if let Err(error) = verify(self, &key, &written, expected).await {
             self.drop_upload(&record, claimed, None).await;
             return Err(error);
         }
+        self.delete_carried(&record.id, record.remainder_key.as_deref())
+            .await;
         let finished = Write::Delete {
             key: keys::upload(id),
             condition: Condition::Version(claimed),
