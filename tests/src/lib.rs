@@ -200,6 +200,32 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Follows a download's redirect, which it must be, and returns the bytes.
+pub async fn follow_redirect(response: reqwest::Response) -> Vec<u8> {
+    assert_eq!(response.status(), 307, "{}", response.url());
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    reqwest::get(&location)
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes")
+        .to_vec()
+}
+
+/// An `Authorization` header's value for HTTP Basic.
+pub fn basic_authorization(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
 /// Reads a whole stream into memory.
 pub async fn collect(mut body: ByteStream) -> Vec<u8> {
     let mut all = Vec::new();

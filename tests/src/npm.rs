@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha512};
 
+use crate::{Auth, TestServer};
+
 /// A package tarball: `package/package.json` and `package/index.js`.
 pub fn tarball(name: &str, version: &str) -> Vec<u8> {
     let manifest = json!({ "name": name, "version": version, "main": "index.js" }).to_string();
@@ -68,4 +70,43 @@ pub fn publish_document(name: &str, version: &str, tarball: &[u8]) -> Value {
 /// How npm spells a package in a URL: scoped names with `%2f`.
 pub fn encoded(name: &str) -> String {
     name.replace('/', "%2f")
+}
+
+/// npm's first step of `npm unpublish <name>@<version>`, in workspace `acme`: the document,
+/// read for writing, put back without the version (with `dist_tags` instead of its own, when
+/// given). Returns the revision it was read at, which the tarball's DELETE names.
+pub async fn put_without_version(
+    server: &TestServer,
+    token: &str,
+    name: &str,
+    version: &str,
+    dist_tags: Option<Value>,
+) -> String {
+    let path = format!("/npm/acme/{}", encoded(name));
+    let (_, mut document) = server
+        .call(
+            "GET",
+            &format!("{path}?write=true"),
+            Auth::Bearer(token),
+            None,
+        )
+        .await;
+    let rev = document["_rev"].as_str().expect("rev").to_owned();
+    document["versions"]
+        .as_object_mut()
+        .expect("versions")
+        .remove(version);
+    if let Some(tags) = dist_tags {
+        document["dist-tags"] = tags;
+    }
+    let (status, body) = server
+        .call(
+            "PUT",
+            &format!("{path}/-rev/{rev}"),
+            Auth::Bearer(token),
+            Some(document),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    rev
 }

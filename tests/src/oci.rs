@@ -168,6 +168,20 @@ impl RegistryClient {
             .basic_auth(&self.user, Some(&self.token))
     }
 
+    /// Starts an upload session (`POST …/blobs/uploads/`); its location.
+    pub async fn start_upload(&self, name: &str) -> String {
+        let started = self
+            .request("POST", &format!("/v2/{name}/blobs/uploads/"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(started.status(), 202);
+        started.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned()
+    }
+
     /// Pushes a blob in one request (`POST ?digest=`).
     pub async fn push_blob(&self, name: &str, blob: &[u8]) -> reqwest::Response {
         self.request(

@@ -505,7 +505,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
     let app = image(&[2_000], "arm64", OCI_MANIFEST);
     oci.push_image(name, "1.0", &app).await;
     let big = random_bytes(9 * 1024 * 1024);
-    let location = start_upload(&oci, name).await;
+    let location = oci.start_upload(name).await;
     let location = patch_chunks(&oci, &location, &big, 0).await;
     let done = oci
         .request(
@@ -537,7 +537,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("HEAD");
     assert_eq!(head.status(), StatusCode::OK);
-    let cancelled = start_upload(&oci, name).await;
+    let cancelled = oci.start_upload(name).await;
     patch_chunks(&oci, &cancelled, &random_bytes(6 * 1024 * 1024), 0).await;
     assert_eq!(
         oci.request("DELETE", &cancelled)
@@ -547,7 +547,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let abandoned = start_upload(&oci, name).await;
+    let abandoned = oci.start_upload(name).await;
     patch_chunks(&oci, &abandoned, &random_bytes(6 * 1024 * 1024), 0).await;
     let deleted = oci
         .request("DELETE", &format!("/v2/{name}/manifests/{}", app.digest()))
@@ -696,19 +696,6 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         "{report:?} {second:?}"
     );
     assert_covered(&functions, "stowage-purge", &recorder.take());
-}
-
-async fn start_upload(client: &RegistryClient, name: &str) -> String {
-    let response = client
-        .request("POST", &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    response.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned()
 }
 
 /// Sends `bytes` from `offset` in chunks of 3 MiB (within Lambda's limit); returns the next

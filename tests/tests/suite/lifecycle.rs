@@ -8,9 +8,9 @@ use chrono::Duration as Days;
 use serde_json::{Value, json};
 use stowage_http::Limits;
 use stowage_service::{PlanLimits, PurgeReport, Settings};
-use stowage_tests::npm::{encoded, publish_document, tarball};
+use stowage_tests::npm::{encoded, publish_document, put_without_version, tarball};
 use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
-use stowage_tests::{Auth, Backend, Stores, TestServer, on_both_backends};
+use stowage_tests::{Auth, Backend, Stores, TestServer, follow_redirect, on_both_backends};
 
 on_both_backends!(
     deletions_hide_at_once_and_restores_bring_everything_back,
@@ -654,29 +654,14 @@ async fn unpublished_tarballs_and_overwritten_snapshots_are_collected(stores: St
             .await;
         assert_eq!(status, 201, "{version}");
     }
-    let (_, mut document) = server
-        .call(
-            "GET",
-            "/npm/acme/left-pad?write=true",
-            Auth::Bearer(&alice),
-            None,
-        )
-        .await;
-    let rev = document["_rev"].as_str().expect("rev").to_owned();
-    document["versions"]
-        .as_object_mut()
-        .expect("versions")
-        .remove("1.1.0");
-    document["dist-tags"] = json!({"latest": "1.0.0"});
-    let (status, _) = server
-        .call(
-            "PUT",
-            &format!("/npm/acme/left-pad/-rev/{rev}"),
-            Auth::Bearer(&alice),
-            Some(document),
-        )
-        .await;
-    assert_eq!(status, 200);
+    put_without_version(
+        &server,
+        &alice,
+        "left-pad",
+        "1.1.0",
+        Some(json!({"latest": "1.0.0"})),
+    )
+    .await;
 
     let snapshot = "/maven/acme/com/acme/lib/1.0-SNAPSHOT/lib-1.0-SNAPSHOT.jar";
     let latest = random_bytes(3_000);
@@ -719,19 +704,7 @@ async fn unpublished_tarballs_and_overwritten_snapshots_are_collected(stores: St
     // What is still published still downloads.
     let response = client.get("/npm/acme/left-pad/-/left-pad-1.0.0.tgz").await;
     assert_eq!(response.status(), 307);
-    let response = client.get(snapshot).await;
-    assert_eq!(response.status(), 307);
-    let location = response.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    let downloaded = reqwest::get(&location)
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("bytes");
-    assert_eq!(downloaded.as_ref(), latest.as_slice());
+    assert_eq!(follow_redirect(client.get(snapshot).await).await, latest);
 }
 
 /// A record the purge cannot read might be using any blob: its package keeps all its links.
@@ -863,15 +836,7 @@ async fn a_push_racing_the_collector_keeps_its_blob(stores: Stores) {
 async fn abandoned_uploads_are_cleared(stores: Stores) {
     let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
     let before = server.stores.object_count().await;
-    let started = client
-        .request("POST", "/v2/acme/api/server/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let location = started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let location = client.start_upload("acme/api/server").await;
     // Over one part, so a multipart upload is open, plus carried bytes.
     let patched = client
         .request("PATCH", &location)

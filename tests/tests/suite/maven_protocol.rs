@@ -7,7 +7,9 @@ use serde_json::json;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_tests::oci::random_bytes;
-use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+use stowage_tests::{
+    Auth, Stores, TestServer, basic_authorization, follow_redirect, on_both_backends,
+};
 
 on_both_backends!(
     deploy_and_resolve_files_checksums_and_metadata,
@@ -64,19 +66,7 @@ async fn text(server: &TestServer, token: &str, path: &str) -> (u16, String) {
 
 /// Follows a file's redirect and returns its bytes.
 async fn download(server: &TestServer, token: &str, path: &str) -> Vec<u8> {
-    let response = get(server, token, path).await;
-    assert_eq!(response.status(), 307, "{path}");
-    let location = response.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    reqwest::get(&location)
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("bytes")
-        .to_vec()
+    follow_redirect(get(server, token, path).await).await
 }
 
 async fn deploy_and_resolve_files_checksums_and_metadata(stores: Stores) {
@@ -484,13 +474,7 @@ async fn access_rules(stores: Stores) {
 
 async fn bad_input_is_refused_and_stores_nothing(stores: Stores) {
     let (server, alice) = fixture(stores).await;
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("alice:{alice}")
-        )
-    );
+    let basic = basic_authorization("alice", &alice);
     for path in [
         "/maven/acme/com/acme/lib/1.0/../1.0/lib-1.0.jar",
         "/maven/acme/com/acme/lib/%2e%2e/lib-1.0.jar",
@@ -536,13 +520,7 @@ async fn bad_input_is_refused_and_stores_nothing(stores: Stores) {
 /// break off, and frees the parts it had written.
 async fn a_deploy_cut_off_midway_leaves_nothing(stores: Stores) {
     let (server, alice) = fixture(stores).await;
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("alice:{alice}")
-        )
-    );
+    let basic = basic_authorization("alice", &alice);
     // Past the first 8 MiB part, so a multipart upload is under way.
     server
         .hang_up_midway(

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stowage_storage::{Put, Query, Write};
-use stowage_tests::npm::{encoded, integrity, publish_document, shasum, tarball};
-use stowage_tests::{Auth, Backend, Stores, TestServer, on_both_backends};
+use stowage_tests::npm::{
+    encoded, integrity, publish_document, put_without_version, shasum, tarball,
+};
+use stowage_tests::{Auth, Backend, Stores, TestServer, follow_redirect, on_both_backends};
 
 on_both_backends!(
     publish_then_read_every_way,
@@ -152,18 +154,7 @@ async fn publish_then_read_every_way(stores: Stores) {
             .send()
             .await
             .expect("tarball");
-        assert_eq!(response.status(), 307, "{url}");
-        let location = response.headers()["location"]
-            .to_str()
-            .expect("location")
-            .to_owned();
-        let downloaded = reqwest::get(&location)
-            .await
-            .expect("download")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert_eq!(downloaded.as_ref(), &bytes[..]);
+        assert_eq!(follow_redirect(response).await, bytes);
     }
     let response = server
         .client
@@ -464,25 +455,14 @@ async fn dist_tags_deprecation_and_unpublishing(stores: Stores) {
     );
 
     // Unpublish one version: PUT the document without it, then DELETE its tarball.
-    let rev = body["_rev"].as_str().expect("rev").to_owned();
-    let mut without = body.clone();
-    without["versions"]
-        .as_object_mut()
-        .expect("versions")
-        .remove("2.0.0");
-    without["dist-tags"] = json!({"latest": "1.1.0"});
-    assert_eq!(
-        server
-            .call(
-                "PUT",
-                &format!("/npm/acme/left-pad/-rev/{rev}"),
-                Auth::Bearer(&alice),
-                Some(without)
-            )
-            .await
-            .0,
-        200
-    );
+    let rev = put_without_version(
+        &server,
+        &alice,
+        "left-pad",
+        "2.0.0",
+        Some(json!({"latest": "1.1.0"})),
+    )
+    .await;
     assert_eq!(
         server
             .call(
@@ -895,21 +875,7 @@ async fn versions_with_the_same_bytes_share_one_blob(stores: Stores) {
                 server.url
             ))
             .bearer_auth(&alice);
-        async move {
-            let response = request.send().await.expect("GET");
-            assert_eq!(response.status(), 307);
-            let location = response.headers()["location"]
-                .to_str()
-                .expect("location")
-                .to_owned();
-            reqwest::get(&location)
-                .await
-                .expect("download")
-                .bytes()
-                .await
-                .expect("bytes")
-                .to_vec()
-        }
+        async move { follow_redirect(request.send().await.expect("GET")).await }
     };
     let objects = server.stores.object_count().await;
     for version in ["1.0.0", "1.0.1"] {
@@ -927,28 +893,7 @@ async fn versions_with_the_same_bytes_share_one_blob(stores: Stores) {
     assert_eq!(download("1.0.0").await, bytes);
     assert_eq!(download("1.0.1").await, bytes);
 
-    let (_, mut body) = server
-        .call(
-            "GET",
-            "/npm/acme/left-pad?write=true",
-            Auth::Bearer(&alice),
-            None,
-        )
-        .await;
-    let rev = body["_rev"].as_str().expect("rev").to_owned();
-    body["versions"]
-        .as_object_mut()
-        .expect("versions")
-        .remove("1.0.0");
-    let (status, _) = server
-        .call(
-            "PUT",
-            &format!("/npm/acme/left-pad/-rev/{rev}"),
-            Auth::Bearer(&alice),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let rev = put_without_version(&server, &alice, "left-pad", "1.0.0", None).await;
     let (status, _) = server
         .call(
             "DELETE",

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use stowage_domain::{ManualClock, PackageType};
 use stowage_http::{AppState, Limits};
 use stowage_service::Registry;
@@ -35,10 +34,7 @@ async fn deployed(stores: &Stores) -> (Arc<Registry>, LambdaFunction, String) {
         limits: Limits::LAMBDA,
     };
     let function = LambdaFunction::new(stowage_oci::router(state), "ANY /v2/{proxy+}");
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_TOKEN}"))
-    );
+    let basic = stowage_tests::basic_authorization("admin", ADMIN_TOKEN);
     (registry, function, basic)
 }
 

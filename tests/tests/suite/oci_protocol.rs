@@ -6,7 +6,9 @@ use stowage_tests::oci::{
     DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, RegistryClient, error_code, image,
     index, random_bytes, sha256,
 };
-use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+use stowage_tests::{
+    Auth, Stores, TestServer, basic_authorization, follow_redirect, on_both_backends,
+};
 
 on_both_backends!(
     every_manifest_type_round_trips_exactly,
@@ -361,15 +363,7 @@ async fn uploads_in_every_style(stores: Stores) {
 
     // Chunked: three PATCHes with Content-Range, a status check, out-of-order refusal, PUT.
     let blob = random_bytes(3 * 1_000_000 + 17);
-    let started = client
-        .request("POST", &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("POST");
-    let location = started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let location = client.start_upload(name).await;
     let chunks: Vec<&[u8]> = blob.chunks(1_000_000).collect();
     let mut offset = 0usize;
     for chunk in &chunks[..3] {
@@ -447,15 +441,7 @@ async fn uploads_in_every_style(stores: Stores) {
     );
 
     // Cancelled uploads are gone; ids of another image's uploads are unknown here.
-    let started = client
-        .request("POST", &format!("/v2/{name}/blobs/uploads/"))
-        .send()
-        .await
-        .expect("POST");
-    let location = started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let location = client.start_upload(name).await;
     let foreign = location.replace("acme/api/server", "acme/web/site");
     let response = client
         .request("PATCH", &foreign)
@@ -532,15 +518,7 @@ async fn a_digest_mismatch_leaves_nothing(stores: Stores) {
         ),
         (400, "DIGEST_INVALID")
     );
-    let started = client
-        .request("POST", "/v2/acme/api/server/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let location = started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let location = client.start_upload("acme/api/server").await;
     let patched = client
         .request("PATCH", &location)
         .body(blob[..9_000_000].to_vec())
@@ -584,15 +562,7 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
     let (server, _, client) = fixture(stores).await;
     let blob = random_bytes(20 * 1024 * 1024);
     let first = 1024 * 1024;
-    let started = client
-        .request("POST", "/v2/acme/api/server/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    let location = started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    let location = client.start_upload("acme/api/server").await;
     let patched = client
         .request("PATCH", &location)
         .body(blob[..first].to_vec())
@@ -601,13 +571,7 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
         .expect("PATCH");
     assert_eq!(patched.status(), 202);
 
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("alice:{}", client.token)
-        )
-    );
+    let basic = basic_authorization("alice", &client.token);
     let path = location.trim_start_matches(&server.url);
     let range = format!("{first}-{}", blob.len() - 1);
     // Well past a part, so the broken chunk had started a multipart upload.
@@ -662,19 +626,6 @@ async fn a_chunk_cut_off_midway_can_be_sent_again(stores: Stores) {
     );
 }
 
-/// Starts an upload; its location.
-async fn start_upload(client: &RegistryClient) -> String {
-    let started = client
-        .request("POST", "/v2/acme/api/server/blobs/uploads/")
-        .send()
-        .await
-        .expect("POST");
-    started.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned()
-}
-
 /// Sends `slow` from `offset` so slowly that its hold on the upload lapses, meanwhile
 /// `taken_over` (as long) from the same offset takes the upload over; the slow chunk is
 /// refused when it ends.
@@ -687,13 +638,7 @@ async fn lose_a_chunk(
     taken_over: &[u8],
 ) {
     let id = location.rsplit('/').next().expect("id");
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("alice:{}", client.token)
-        )
-    );
+    let basic = basic_authorization("alice", &client.token);
     let range = format!("{offset}-{}", offset + slow.len() - 1);
     let path = location.trim_start_matches(&server.url);
     let half = slow.len() / 2;
@@ -759,21 +704,12 @@ async fn finish_upload(
 
 /// A blob's bytes, through its redirect.
 async fn blob_bytes(client: &RegistryClient, digest: &str) -> Vec<u8> {
-    let blob = client
-        .get(&format!("/v2/acme/api/server/blobs/{digest}"))
-        .await;
-    assert_eq!(blob.status(), 307);
-    let location = blob.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    reqwest::get(&location)
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("bytes")
-        .to_vec()
+    follow_redirect(
+        client
+            .get(&format!("/v2/acme/api/server/blobs/{digest}"))
+            .await,
+    )
+    .await
 }
 
 /// A chunk so slow that its hold on the upload lapses, and another request takes the upload
@@ -789,7 +725,7 @@ async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Store
         random_bytes(chunk),
         random_bytes(chunk),
     );
-    let location = start_upload(&client).await;
+    let location = client.start_upload("acme/api/server").await;
     lose_a_chunk(&server, &client, &location, 0, &slow, &taken_over).await;
     let whole = [taken_over, rest.clone()].concat();
     let finished = finish_upload(&client, &location, chunk, &rest, &whole).await;
@@ -808,7 +744,7 @@ async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Store
     // A first chunk over a part: each request starts its own multipart upload.
     let chunk = 9 * 1024 * 1024;
     let (slow, taken_over, rest) = (random_bytes(chunk), random_bytes(chunk), random_bytes(1000));
-    let location = start_upload(&client).await;
+    let location = client.start_upload("acme/api/server").await;
     lose_a_chunk(&server, &client, &location, 0, &slow, &taken_over).await;
     let whole = [taken_over, rest.clone()].concat();
     let finished = finish_upload(&client, &location, chunk, &rest, &whole).await;
@@ -830,7 +766,7 @@ async fn a_chunk_that_lost_its_upload_leaves_the_new_holder_intact(stores: Store
         random_bytes(chunk),
         random_bytes(1000),
     );
-    let location = start_upload(&client).await;
+    let location = client.start_upload("acme/api/server").await;
     let patched = client
         .request("PATCH", &location)
         .header("content-range", format!("0-{}", chunk - 1))
@@ -1223,13 +1159,7 @@ async fn bad_input_gets_the_spec_codes(stores: Stores) {
         assert_eq!(error_code(response).await, code, "{path}");
     }
     // Path traversal, sent as written (an HTTP client would resolve the `..` first).
-    let basic = format!(
-        "Basic {}",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            format!("alice:{}", client.token)
-        )
-    );
+    let basic = basic_authorization("alice", &client.token);
     for path in [
         "/v2/acme/a/../b/manifests/latest",
         "/v2/acme/../acme/api/server/manifests/latest",
