@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
-    Router::new().nest("/api", stowage_http::request_logging(routes))
+    Router::new().nest("/api", stowage_http::edge(routes))
 }
 
 async fn not_found() -> error::ApiError {

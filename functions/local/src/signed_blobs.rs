@@ -18,9 +18,11 @@ use stowage_storage_embedded::SignedUrlError;
 use crate::SignedBlobs;
 
 pub fn signed_blob_router(signed: SignedBlobs) -> Router {
-    Router::new()
-        .route("/_blob/{*key}", get(serve_signed_blob))
-        .with_state(signed)
+    stowage_http::protect_responses(
+        Router::new()
+            .route("/_blob/{*key}", get(serve_signed_blob))
+            .with_state(signed),
+    )
 }
 
 fn now_unix() -> u64 {
@@ -101,13 +103,13 @@ async fn serve_signed_blob(
             format!("bytes {}-{}/{}", blob.start, blob.end, size),
         );
     }
-    if let Some(disposition) = read
+    // A download, never a page: the bytes are anyone's, served from the registry's origin.
+    let disposition = read
         .content_disposition
         .as_deref()
         .and_then(|d| HeaderValue::from_str(d).ok())
-    {
-        response = response.header(CONTENT_DISPOSITION, disposition);
-    }
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    response = response.header(CONTENT_DISPOSITION, disposition);
     let body = if method == Method::HEAD {
         Body::empty()
     } else {

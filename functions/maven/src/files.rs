@@ -242,7 +242,7 @@ pub async fn get(
     let options = PresignOptions {
         expires_in: registry.settings().presign_ttl,
         content_type: Some(content_type(file).to_owned()),
-        content_disposition: None,
+        content_disposition: Some(format!("attachment; filename=\"{file}\"")),
     };
     let url = registry
         .blobs()

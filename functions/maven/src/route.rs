@@ -124,6 +124,13 @@ pub fn parse(path: &str) -> Result<MavenPath, MavenError> {
             "a file goes in <group>/<artifactId>/<version>/",
         ));
     };
+    // A groupId's dots are folders, so `com/acme` and `com.acme` would name one package twice.
+    if let Some(dotted) = group.iter().find(|segment| segment.contains('.')) {
+        return Err(MavenError::bad_request(format!(
+            "{dotted:?}: the dots of a groupId are folders in the path ({})",
+            dotted.replace('.', "/")
+        )));
+    }
     let group = group.join(".");
     let coordinates = format!("{group}:{artifact}");
     let package =
@@ -233,6 +240,10 @@ mod tests {
             }
         );
         assert!(parse("/maven/acme/com/acme/lib/1.1-SNAPSHOT/lib-1.1-SNAPSHOT.pom").is_ok());
+        // An artifactId may have dots; only the group's are folders.
+        let dotted = parse("/maven/acme/org/eclipse/org.eclipse.core/3.1/org.eclipse.core-3.1.jar")
+            .expect("dotted artifactId");
+        assert_eq!(dotted.package.as_str(), "org.eclipse:org.eclipse.core");
     }
 
     #[test]
@@ -246,6 +257,8 @@ mod tests {
             "/maven/acme/com/acme%2flib/1.0/lib-1.0.jar",
             "/maven/acme/com//lib/1.0/lib-1.0.jar",
             "/maven/acme/lib-1.0.jar",
+            "/maven/acme/com.acme/lib/1.0/lib-1.0.jar",
+            "/maven/acme/com.acme/lib/maven-metadata.xml",
             "/maven/acme/com/acme/lib/1.1-SNAPSHOT/lib-1.1-2026.223152-1.jar",
         ] {
             assert_eq!(

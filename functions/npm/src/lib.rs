@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/npm/{*rest}", any(dispatch))
         .with_state(state);
-    stowage_http::request_logging(routes)
+    stowage_http::edge(routes)
 }
 
 async fn dispatch(

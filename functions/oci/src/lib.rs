@@ -32,7 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(dispatch))
         .route("/v2/{*tail}", any(dispatch))
         .with_state(state);
-    stowage_http::request_logging(routes)
+    stowage_http::edge(routes)
 }
 
 async fn dispatch(

@@ -172,24 +172,26 @@ pub async fn get(
 ) -> OciResult<Response> {
     let partition =
         service_keys::package_partition(&name.workspace, PackageType::Container, &name.path);
+    let not_found = || OciError::manifest_unknown(&reference.to_string());
     let first = match reference {
         Reference::Tag(tag) => records::tag(&partition, tag),
         Reference::Digest(digest) => records::manifest(&partition, digest),
+        Reference::InvalidTag(_) => {
+            caller.open(registry, name, Role::Read, &[]).await?;
+            return Err(not_found());
+        }
     };
     let open = caller.open(registry, name, Role::Read, &[first]).await?;
-    let not_found = || OciError::manifest_unknown(&reference.to_string());
-    let item = match reference {
-        Reference::Digest(_) => open.extra[0].clone(),
-        Reference::Tag(_) => {
-            let Some(tag_item) = &open.extra[0] else {
-                return Err(not_found());
-            };
+    let item = match (reference, &open.extra[0]) {
+        (Reference::Tag(_), Some(tag_item)) => {
             let tag: TagRecord = stowage_service::records::decode(tag_item)?;
             registry
                 .metadata()
                 .get(&records::manifest(&partition, &tag.digest))
                 .await?
         }
+        // By digest, the manifest's own item.
+        (_, item) => item.clone(),
     };
     let item = item.ok_or_else(not_found)?;
     let (record, inline) = decode_manifest(&item)?;
@@ -242,6 +244,9 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> OciResult<Response> {
+    if let Reference::InvalidTag(tag) = reference {
+        return Err(OciError::tag_invalid(tag));
+    }
     let bytes = stowage_http::read_limited(body, MANIFEST_MAX)
         .await
         .map_err(|_| OciError::too_large(format!("a manifest is at most {MANIFEST_MAX} bytes")))?;
@@ -260,7 +265,7 @@ pub async fn put(
             }
             actual
         }
-        Reference::Tag(_) => digest_of(&bytes, DigestAlgorithm::Sha256),
+        _ => digest_of(&bytes, DigestAlgorithm::Sha256),
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let parsed = parse(content_type, &bytes)?;
@@ -429,6 +434,7 @@ pub async fn delete(
     let open = caller.open(registry, name, Role::Write, &[]).await?;
     let partition = open.package.partition();
     match reference {
+        Reference::InvalidTag(tag) => return Err(OciError::manifest_unknown(tag)),
         Reference::Tag(tag) => {
             registry
                 .transact(vec![

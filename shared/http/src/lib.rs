@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod completion;
+mod edge;
 mod range;
 mod state;
 mod trace;
@@ -11,6 +12,7 @@ mod trace;
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
 pub use body::{body_stream, read_limited};
 pub use completion::run_to_completion;
+pub use edge::{edge, protect_responses};
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};
-pub use trace::{describe_request, request_logging};
+pub use trace::describe_request;

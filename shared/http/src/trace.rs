@@ -12,7 +12,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 /// Wraps every route of `router` (apply it to the routes, before nesting) in the request log.
-pub fn request_logging<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn request_logging<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     router.layer(axum::middleware::from_fn(log_request))
 }
 

@@ -137,7 +137,7 @@ pub fn embedded_stores(data_dir: &Path, public_url: &Url) -> Result<Stores, Star
             path: data_dir.display().to_string(),
             source,
         };
-    std::fs::create_dir_all(data_dir).map_err(|e| folder_error(Box::new(e)))?;
+    create_private_dir(data_dir).map_err(|e| folder_error(Box::new(e)))?;
     let key =
         load_or_create_key(&data_dir.join("signing.key")).map_err(|e| folder_error(Box::new(e)))?;
     let signer = UrlSigner::new(public_url.clone(), key);
@@ -150,6 +150,22 @@ pub fn embedded_stores(data_dir: &Path, public_url: &Url) -> Result<Stores, Star
         blobs: Arc::new(blobs),
         signer: Some(signer),
     })
+}
+
+/// Creates the data folder, or makes an existing one, accessible to its owner only: it holds
+/// every package and the signing key.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    builder.create(path)
 }
 
 /// The service over the given stores, on the system clock.
@@ -232,4 +248,28 @@ pub fn init_tracing() {
     };
     // A subscriber set already (by a test harness) is fine.
     drop(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_is_its_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().expect("temporary folder");
+        let data = parent.path().join("data");
+        let url = Url::parse("http://127.0.0.1:8080/").expect("url");
+        embedded_stores(&data, &url).expect("stores");
+        let mode =
+            |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("stowage.db")), 0o600);
+        assert_eq!(mode(&data.join("signing.key")), 0o600);
+        // A folder made by hand with the usual umask is closed on start.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        embedded_stores(&data, &url).expect("stores again");
+        assert_eq!(mode(&data), 0o700);
+    }
 }

@@ -247,9 +247,15 @@ impl Registry {
             .await?
             .ok_or(Error::NotFound("package"))?;
         let package: PackageRecord = decode(&item)?;
+        // Whoever cannot read the repository learns nothing: the answer of a package that
+        // does not exist.
         let access = self
             .repository_access(caller, &workspace, &package.repository)
-            .await?;
+            .await
+            .map_err(|error| match error {
+                Error::NotFound(_) => Error::NotFound("package"),
+                other => other,
+            })?;
         require(access.access, Role::Admin, &access.repository)?;
         Ok((package, item.version))
     }

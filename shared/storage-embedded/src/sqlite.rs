@@ -44,6 +44,8 @@ struct Inner {
 
 impl SqliteMetadataStore {
     pub fn open(path: &Path) -> Result<Self, MetadataError> {
+        create_private_file(path)
+            .map_err(|error| MetadataError::backend("create the database file", error))?;
         let store = Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -362,6 +364,16 @@ impl MetadataStore for SqliteMetadataStore {
     }
 }
 
+/// Creates the database file readable by its owner only, if it is not there yet. SQLite gives
+/// its journal files the database file's permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::prefix_upper_bound;
@@ -374,3 +386,4 @@ mod tests {
         assert_eq!(prefix_upper_bound("\u{D7FF}"), Some("\u{E000}".to_owned()));
     }
 }
+

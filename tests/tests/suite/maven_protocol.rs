@@ -158,6 +158,30 @@ async fn deploy_and_resolve_files_checksums_and_metadata(stores: Stores) {
         hex::encode(Sha1::digest(&jar)).as_str()
     );
     assert!(head.headers().get("location").is_none());
+    // Stored files are downloads that a browser never runs: the registry's own answers and
+    // the file behind the redirect (the local server's, on the embedded pair; S3's otherwise)
+    // say so.
+    let pom_path = format!("{BASE}/1.0/lib-1.0.pom");
+    for response in [
+        get(&server, &alice, &pom_path).await,
+        get(&server, &alice, &format!("{pom_path}.sha1")).await,
+    ] {
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .expect("policy");
+        assert!(policy.contains("sandbox") && policy.contains("default-src 'none'"));
+    }
+    let redirect = get(&server, &alice, &pom_path).await;
+    let location = redirect.headers()["location"].to_str().expect("location");
+    let file = reqwest::get(location).await.expect("download");
+    assert_eq!(
+        file.headers()["content-disposition"],
+        "attachment; filename=\"lib-1.0.pom\""
+    );
+    if server.stores.signer.is_some() {
+        assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+    }
 
     // A metadata upload is accepted, but the records decide what it says.
     let claimed = b"<?xml version=\"1.0\"?><metadata><groupId>com.acme</groupId><artifactId>lib</artifactId><versioning><versions><version>9.9</version></versions></versioning></metadata>";
@@ -484,6 +508,8 @@ async fn bad_input_is_refused_and_stores_nothing(stores: Stores) {
         "/maven/acme/com/acme/lib/1.0/lib-2.0.jar",
         "/maven/acme/com/acme/lib-1.0.jar",
         "/maven/acme/com/acme/lib/1.0/lib-1.0.jar%00.txt",
+        // One package, one path: a groupId's dots are folders.
+        "/maven/acme/com.acme/lib/1.0/lib-1.0.jar",
     ] {
         let (status, body) = server
             .raw("PUT", path, &[("Authorization", &basic)], b"content")

@@ -1207,6 +1207,33 @@ async fn bad_input_gets_the_spec_codes(stores: Stores) {
         ),
         (404, "NAME_UNKNOWN")
     );
+    // A tag outside the grammar names no manifest: reads and deletes find nothing (the
+    // spec's 404), in a repository the caller can read, and NAME_UNKNOWN in one that is not.
+    for (path, code, methods) in [
+        (
+            "/v2/acme/api/server/manifests/-bad-tag",
+            "MANIFEST_UNKNOWN",
+            &["GET", "DELETE"][..],
+        ),
+        (
+            "/v2/acme/api/server/manifests/.hidden",
+            "MANIFEST_UNKNOWN",
+            &["GET", "DELETE"],
+        ),
+        (
+            "/v2/acme/nothing/here/manifests/-bad-tag",
+            "NAME_UNKNOWN",
+            &["GET"],
+        ),
+    ] {
+        for &method in methods {
+            let response = client.request(method, path).send().await.expect("send");
+            assert_eq!(response.status(), 404, "{method} {path}");
+            assert_eq!(error_code(response).await, code, "{method} {path}");
+        }
+        let response = client.request("HEAD", path).send().await.expect("HEAD");
+        assert_eq!(response.status(), 404, "HEAD {path}");
+    }
     // Pushing where no package exists: denied, saying an admin must create it.
     let response = client.push_blob("acme/not/created", b"x").await;
     assert_eq!(response.status(), 403);

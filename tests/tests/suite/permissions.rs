@@ -349,6 +349,41 @@ async fn permission_table(stores: Stores) {
             "{} lists container packages",
             row.caller
         );
+        deleting_and_restoring_tell_outsiders_nothing(&server, caller, row).await;
+    }
+}
+
+/// Deleting or restoring a package that exists (`web/site`) and one that does not
+/// (`web/none`): a caller who cannot read the package gets the very same answer for both; one
+/// who can read it but is not its admin is refused.
+async fn deleting_and_restoring_tell_outsiders_nothing(
+    server: &TestServer,
+    caller: &Caller,
+    row: &Row,
+) {
+    if row.web_package.contains('A') {
+        return;
+    }
+    let auth = Auth::Basic(&caller.auth.0, &caller.auth.1);
+    for (method, suffix) in [("DELETE", ""), ("POST", "/restore")] {
+        let path = |name: &str| format!("/api/workspaces/acme/packages/container/{name}{suffix}");
+        let existing = server.call(method, &path("web%2Fsite"), auth, None).await;
+        let missing = server.call(method, &path("web%2Fnone"), auth, None).await;
+        if row.web_package.contains('R') {
+            assert_eq!(
+                existing.0,
+                StatusCode::FORBIDDEN,
+                "{} {method} {:?}",
+                row.caller,
+                existing.1
+            );
+        } else {
+            assert_eq!(
+                existing, missing,
+                "{} {method}: an unreadable package looks absent",
+                row.caller
+            );
+        }
     }
 }
 
