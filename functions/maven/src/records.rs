@@ -75,8 +75,4 @@ impl stowage_service::ContentReader for MavenContent {
         let file: MavenFile = stowage_service::records::decode(item).ok()?;
         Some(vec![file.digest])
     }
-
-    fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {
-        Vec::new()
-    }
 }

@@ -82,8 +82,4 @@ impl stowage_service::ContentReader for NpmContent {
         let version: NpmVersion = stowage_service::records::decode(item).ok()?;
         Some(vec![version.tarball.digest])
     }
-
-    fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {
-        Vec::new()
-    }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
 use stowage_service::Registry;
 use stowage_service::records::{VersionRecord, encode, keys as service_keys};
-use stowage_storage::{Condition, Key, MAX_BATCH_KEYS, Put, Query, Write};
+use stowage_storage::{ByteStream, Condition, Key, MAX_BATCH_KEYS, Put, Query, Write};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
@@ -277,13 +277,16 @@ pub async fn put(
     let stored = if inline {
         Stored::Inline
     } else {
-        let key = records::manifest_object(&package.workspace, &digest);
-        registry
-            .blobs()
-            .put(&key, bytes.clone())
-            .await
-            .map_err(stowage_service::Error::from)?;
-        Stored::Object { key }
+        // Stored as a blob of the package: identical manifests elsewhere share its content,
+        // which is collected only once nothing uses it.
+        let content = bytes.clone();
+        let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(content) }));
+        let link = registry
+            .store_blob(package, body, Some(&digest), None, |_| Vec::new())
+            .await?;
+        Stored::Object {
+            key: link.object_key,
+        }
     };
     let record = ManifestRecord {
         digest: digest.clone(),
@@ -306,7 +309,7 @@ pub async fn put(
     ))];
     // Touching the links of the blobs it uses makes a collector that found them unused just
     // before give up deleting them (their versions change).
-    let touches = link_touches(&partition, &parsed);
+    let touches = link_touches(&partition, &parsed, &record);
     let touch_inline = touches.len() + 4 <= stowage_storage::MAX_TRANSACTION_WRITES;
     if touch_inline {
         writes.extend(touches.iter().cloned());
@@ -361,10 +364,14 @@ pub async fn put(
     Ok(response.body(Body::empty()).unwrap_or_default())
 }
 
-fn link_touches(partition: &str, parsed: &Parsed) -> Vec<Write> {
+/// Touches of the links of every blob a manifest uses: those it refers to, and its own
+/// content when that is a blob.
+fn link_touches(partition: &str, parsed: &Parsed, record: &ManifestRecord) -> Vec<Write> {
+    let own = matches!(record.stored, Stored::Object { .. }).then_some(&record.digest);
     let mut keys: Vec<Key> = parsed
         .blobs
         .iter()
+        .chain(own)
         .map(|digest| service_keys::blob_link(partition, digest))
         .collect();
     keys.sort();
@@ -472,17 +479,11 @@ pub async fn delete(
                     condition: Condition::None,
                 });
             }
+            // A large manifest's content is a blob: the collector frees it once unused.
             registry
                 .transact(writes)
                 .await
                 .map_err(|_| OciError::manifest_unknown(digest.as_str()))?;
-            if let Stored::Object { key } = &record.stored {
-                registry
-                    .blobs()
-                    .delete(key)
-                    .await
-                    .map_err(stowage_service::Error::from)?;
-            }
             untag(registry, &partition, digest).await?;
         }
     }

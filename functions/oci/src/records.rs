@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use stowage_domain::{Digest, Slug};
+use stowage_domain::Digest;
 use stowage_service::Error;
 use stowage_storage::{Item, Key};
 
@@ -36,11 +36,6 @@ pub fn referrer(partition: &str, subject: &Digest, digest: &Digest) -> Key {
     Key::new(partition, format!("{}{digest}", referrers_prefix(subject)))
 }
 
-/// Where a manifest too large for its record is kept.
-pub fn manifest_object(workspace: &Slug, digest: &Digest) -> String {
-    format!("ws/{workspace}/manifests/{digest}")
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagRecord {
     pub digest: Digest,
@@ -54,9 +49,9 @@ pub struct TagRecord {
 pub enum Stored {
     /// After the record's header, in the same item.
     Inline,
-    Object {
-        key: String,
-    },
+    /// In the blob store, as the package's blob of the manifest's digest: `key` is that
+    /// link's object, kept while a link to it lives.
+    Object { key: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +67,18 @@ pub struct ManifestRecord {
     pub references: Vec<Digest>,
     pub stored: Stored,
     pub created_at: DateTime<Utc>,
+}
+
+impl ManifestRecord {
+    /// Every blob the manifest needs kept: those it refers to, and its own content when that
+    /// is a blob.
+    pub fn blobs_in_use(&self) -> Vec<Digest> {
+        let mut digests = self.references.clone();
+        if matches!(self.stored, Stored::Object { .. }) {
+            digests.push(self.digest.clone());
+        }
+        digests
+    }
 }
 
 /// A manifest item's data: a length-prefixed JSON header, then the manifest's bytes when they
@@ -97,8 +104,7 @@ pub fn decode_manifest(item: &Item) -> Result<(ManifestRecord, &[u8]), Error> {
     Ok((record, &item.data[4 + length..]))
 }
 
-/// What the purge needs to know of the registry's records: the blobs each manifest uses, and
-/// the objects that large manifests own.
+/// What the purge needs to know of the registry's records: the blobs each manifest uses.
 pub struct OciContent;
 
 impl stowage_service::ContentReader for OciContent {
@@ -113,24 +119,7 @@ impl stowage_service::ContentReader for OciContent {
         }
         decode_manifest(item)
             .ok()
-            .map(|(record, _)| record.references)
-    }
-
-    fn owned_objects(&self, kind: stowage_domain::PackageType, item: &Item) -> Vec<String> {
-        if kind != stowage_domain::PackageType::Container || !item.key.sort.starts_with("MANIFEST#")
-        {
-            return Vec::new();
-        }
-        match decode_manifest(item) {
-            Ok((
-                ManifestRecord {
-                    stored: Stored::Object { key },
-                    ..
-                },
-                _,
-            )) => vec![key],
-            _ => Vec::new(),
-        }
+            .map(|(record, _)| record.blobs_in_use())
     }
 }
 

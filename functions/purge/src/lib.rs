@@ -64,8 +64,4 @@ impl ContentReader for Content {
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
         Self::of(kind).references(kind, item)
     }
-
-    fn owned_objects(&self, kind: PackageType, item: &Item) -> Vec<String> {
-        Self::of(kind).owned_objects(kind, item)
-    }
 }

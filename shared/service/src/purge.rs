@@ -10,9 +10,10 @@
 //!      condition that their record's version is the one seen when they were marked;
 //!    - the versions of all blob records are read, *then* every package's links: a link made
 //!      after the first read rewrote the record (new version), so its blob cannot be deleted;
-//!    - links of container packages that no manifest uses, past the grace period, are
-//!      dropped (a manifest written meanwhile touched them, failing the conditional delete);
-//!    - blobs that no link uses become candidates for the next run;
+//!    - links that no record of their package uses (no manifest, npm version or Maven
+//!      file), past the grace period, are dropped (a manifest written meanwhile touched them,
+//!      failing the conditional delete);
+//!    - blobs that no link and no record uses become candidates for the next run;
 //!    - the stored-bytes counter is checked against a recount and repaired.
 //!
 //! The race with a push, written down: a blob is deleted only if (a) no link to it existed
@@ -51,11 +52,9 @@ pub trait ContentReader: Send + Sync {
     fn tracks_references(&self, kind: PackageType) -> bool;
 
     /// The blobs an item of a package uses (none for an item that is not a record of use);
-    /// `None` when the item cannot be read, and so every link of its package is kept.
+    /// `None` when the item cannot be read, and so every link of its package is kept. A blob
+    /// a record uses is never collected, with or without a link.
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>>;
-
-    /// Objects of the blob store that belong to this item alone, deleted with it.
-    fn owned_objects(&self, kind: PackageType, item: &Item) -> Vec<String>;
 }
 
 /// What a run did.
@@ -114,22 +113,10 @@ impl Run<'_> {
         }
     }
 
-    /// Deletes items (and the objects only they own), a transaction at a time.
-    async fn delete_items(
-        &mut self,
-        kind: Option<PackageType>,
-        items: &[Item],
-        then: Option<Write>,
-    ) -> Result<()> {
+    /// Deletes items, a transaction at a time. Blob objects are never theirs alone: the
+    /// collector frees them once no link and no record uses them.
+    async fn delete_items(&mut self, items: &[Item], then: Option<Write>) -> Result<()> {
         for batch in items.chunks(MAX_TRANSACTION_WRITES - 1) {
-            if let Some(kind) = kind {
-                for item in batch {
-                    for object in self.reader.owned_objects(kind, item) {
-                        self.registry.blobs().delete(&object).await?;
-                        self.report.objects_deleted += 1;
-                    }
-                }
-            }
             let mut writes: Vec<Write> = batch
                 .iter()
                 .map(|item| Write::Delete {
@@ -157,7 +144,7 @@ impl Run<'_> {
             if page.items.is_empty() {
                 return Ok(true);
             }
-            self.delete_items(None, &page.items, None).await?;
+            self.delete_items(&page.items, None).await?;
         }
     }
 
@@ -176,12 +163,8 @@ impl Run<'_> {
             if page.items.is_empty() {
                 break;
             }
-            self.delete_items(
-                Some(package.kind),
-                &page.items,
-                Some(mark_for_collection(&package.workspace)),
-            )
-            .await?;
+            self.delete_items(&page.items, Some(mark_for_collection(&package.workspace)))
+                .await?;
         }
         let key = keys::package(&package.workspace, package.kind, &package.name);
         self.registry
@@ -318,7 +301,7 @@ impl Run<'_> {
                 registry.blobs().delete(&record.object_key).await?;
                 self.report.objects_deleted += 1;
             }
-            self.delete_items(None, &page.items, None).await?;
+            self.delete_items(&page.items, None).await?;
         }
         for partition in [
             keys::workspace_partition(workspace),
@@ -342,7 +325,7 @@ impl Run<'_> {
                 if rest.is_empty() {
                     break;
                 }
-                self.delete_items(None, &rest, None).await?;
+                self.delete_items(&rest, None).await?;
             }
         }
         registry
@@ -630,6 +613,9 @@ impl Run<'_> {
         let mut referenced = HashSet::new();
         let tracks = self.reader.tracks_references(package.kind)
             && self.referenced(package.kind, &items, &mut referenced);
+        // What a record uses stays, even without a link (a blob deleted from the package
+        // while a manifest of it still names it).
+        linked.extend(referenced.iter().cloned());
         let grace = self.registry.settings().collection_grace;
         let mut waiting = false;
         for item in items.iter().filter(|i| i.key.sort.starts_with("BLOB#")) {
@@ -791,9 +777,5 @@ impl ContentReader for NoContent {
 
     fn references(&self, _: PackageType, _: &Item) -> Option<Vec<Digest>> {
         Some(Vec::new())
-    }
-
-    fn owned_objects(&self, _: PackageType, _: &Item) -> Vec<String> {
-        Vec::new()
     }
 }

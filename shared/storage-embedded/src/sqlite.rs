@@ -386,4 +386,3 @@ mod tests {
         assert_eq!(prefix_upper_bound("\u{D7FF}"), Some("\u{E000}".to_owned()));
     }
 }
-

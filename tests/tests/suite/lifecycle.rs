@@ -22,6 +22,7 @@ on_both_backends!(
     an_unreadable_record_keeps_every_link_of_its_package,
     a_push_racing_the_collector_keeps_its_blob,
     abandoned_uploads_are_cleared,
+    identical_large_manifests_in_two_repositories_stay_readable,
 );
 
 const GRACE: i64 = 3600;
@@ -635,6 +636,98 @@ async fn unused_blobs_are_collected_after_the_grace_period(stores: Stores) {
     }
     let usage = stowage_tests::usage_of(&server, "acme").await;
     assert_eq!(usage.stored_bytes, usage.total_bytes);
+}
+
+/// A manifest too large for its record is kept in the blob store. The same bytes pushed in two
+/// repositories share that content, like any blob: deleting it in one (by a pipeline that
+/// cannot even read the other), or purging a deleted package, must leave the other readable.
+/// Once nothing uses it, it is collected.
+async fn identical_large_manifests_in_two_repositories_stay_readable(stores: Stores) {
+    let (server, alice, client) = fixture(stores, PlanLimits::default()).await;
+    let img = image(&[10], "amd64", OCI_MANIFEST);
+    let mut value: Value = serde_json::from_slice(&img.manifest).expect("json");
+    value["annotations"] = json!({ "org.example.filler": "x".repeat(400 * 1024) });
+    let big = value.to_string().into_bytes();
+    client.push_image("acme/api/server", "v1", &img).await;
+    let pushed = client
+        .push_manifest("acme/api/server", "big", OCI_MANIFEST, &big)
+        .await;
+    assert_eq!(pushed.status(), 201);
+    let (status, pipeline) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories/web/pipeline-tokens",
+            Auth::Bearer(&alice),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let web = RegistryClient::new(
+        &server.url,
+        pipeline["username"].as_str().expect("username"),
+        pipeline["token"].as_str().expect("token"),
+    );
+    web.push_image("acme/web/site", "v1", &img).await;
+    let pushed = web
+        .push_manifest("acme/web/site", "big", OCI_MANIFEST, &big)
+        .await;
+    assert_eq!(pushed.status(), 201);
+    let deleted = web
+        .request(
+            "DELETE",
+            &format!("/v2/acme/web/site/manifests/{}", sha256(&big)),
+        )
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 202);
+    let read = |client: RegistryClient| async move {
+        let response = client.get("/v2/acme/api/server/manifests/big").await;
+        let status = response.status().as_u16();
+        (status, sha256(&response.bytes().await.expect("body")))
+    };
+    assert_eq!(read(client.clone()).await, (200, sha256(&big)));
+    // The other package deleted and purged, and every collection run there is.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/container/web%2Fsite",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    for _ in 0..3 {
+        server.clock.advance(Days::days(31));
+        assert!(purge(&server).await.finished);
+    }
+    assert_eq!(read(client.clone()).await, (200, sha256(&big)));
+    // Deleted here too, the manifest's content is collected like a blob.
+    let objects = server.stores.object_count().await;
+    let deleted = client
+        .request(
+            "DELETE",
+            &format!("/v2/acme/api/server/manifests/{}", sha256(&big)),
+        )
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), 202);
+    let mut collected = 0;
+    for _ in 0..3 {
+        server.clock.advance(Days::seconds(GRACE + 1));
+        collected += purge(&server).await.blobs_collected;
+    }
+    assert_eq!(collected, 1, "the large manifest's content, alone");
+    assert_eq!(server.stores.object_count().await, objects - 1);
+    assert_eq!(read(client.clone()).await.0, 404);
+    assert_eq!(
+        client
+            .get("/v2/acme/api/server/manifests/v1")
+            .await
+            .status(),
+        200
+    );
 }
 
 /// npm and Maven leave links no record uses: an unpublished version's tarball (the document
