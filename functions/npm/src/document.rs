@@ -12,7 +12,7 @@ use stowage_service::records::decode;
 use stowage_storage::Query;
 
 use crate::error::NpmResult;
-use crate::records::{self, DIST_TAG_PREFIX, DistTag, NpmVersion};
+use crate::records::{self, DIST_TAG_PREFIX, DistTag, NpmVersion, UNPUBLISHED_PREFIX, Unpublished};
 use crate::route::tarball_file;
 
 const PAGE: usize = 1000;
@@ -49,6 +49,8 @@ const INSTALL_FIELDS: &[&str] = &[
 pub struct PackageState {
     pub versions: BTreeMap<String, (NpmVersion, u64)>,
     pub tags: BTreeMap<String, DistTag>,
+    /// Versions published once and unpublished since.
+    pub unpublished: BTreeMap<String, Unpublished>,
 }
 
 impl PackageState {
@@ -64,6 +66,8 @@ impl PackageState {
             for item in &page.items {
                 if let Some(tag) = item.key.sort.strip_prefix(DIST_TAG_PREFIX) {
                     state.tags.insert(tag.to_owned(), decode(item)?);
+                } else if let Some(version) = item.key.sort.strip_prefix(UNPUBLISHED_PREFIX) {
+                    state.unpublished.insert(version.to_owned(), decode(item)?);
                 } else {
                     let version: NpmVersion = decode(item)?;
                     state

@@ -2,6 +2,7 @@
 //! documents are built from one record per version and per tag; tarballs are redirected to
 //! presigned URLs. Paths are taken apart in [`route`].
 
+mod body;
 mod document;
 mod error;
 mod misc;
@@ -45,6 +46,18 @@ async fn dispatch(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Bodies that are a few KiB at most: a login, a dist-tag's version.
+const SMALL_BODY_MAX: usize = 64 * 1024;
+
+/// A publish is created; an update answers like any change.
+fn answer_put((published, value): (bool, Value)) -> Response {
+    if published {
+        created(value)
+    } else {
+        json(value)
+    }
+}
+
 fn json(value: Value) -> Response {
     Json(value).into_response()
 }
@@ -53,31 +66,31 @@ fn created(value: Value) -> Response {
     (StatusCode::CREATED, Json(value)).into_response()
 }
 
-/// A request body, refused beyond the configured (or, on Lambda, the platform's) limit.
-async fn read_body(state: &AppState, body: Body) -> NpmResult<bytes::Bytes> {
+/// The answer to a body over the configured (or, on Lambda, the platform's) limit.
+fn too_large(state: &AppState) -> NpmError {
     let limit = state.limits.max_body;
-    read_limited(body, limit).await.map_err(|_| {
-        let why = if state.limits.platform_limited {
-            format!(
-                "AWS Lambda takes at most {limit} bytes per request; a publish carries its tarball in base64, \
-                 so tarballs of up to about {} bytes can be published here",
-                limit / 4 * 3 - 64 * 1024
-            )
-        } else {
-            format!("this registry takes request bodies of at most {limit} bytes (stowage-local --max-body-bytes)")
-        };
-        NpmError::new(StatusCode::PAYLOAD_TOO_LARGE, why)
-    })
+    let why = if state.limits.platform_limited {
+        format!(
+            "AWS Lambda takes at most {limit} bytes per request; a publish carries its tarball in base64, \
+             so tarballs of up to about {} bytes can be published here",
+            limit / 4 * 3 - 64 * 1024
+        )
+    } else {
+        format!(
+            "this registry takes request bodies of at most {limit} bytes (stowage-local --max-body-bytes)"
+        )
+    };
+    NpmError::new(StatusCode::PAYLOAD_TOO_LARGE, why)
 }
 
-fn parse_document(bytes: &[u8]) -> NpmResult<Value> {
-    let document: Value = serde_json::from_slice(bytes).map_err(|error| {
-        NpmError::bad_request(format!("the document is not valid JSON: {error}"))
-    })?;
-    if !document.is_object() {
-        return Err(NpmError::bad_request("the document must be a JSON object"));
-    }
-    Ok(document)
+/// A small body (a login, a dist-tag's version), refused beyond `limit` bytes.
+async fn read_small(body: Body, limit: usize) -> NpmResult<bytes::Bytes> {
+    read_limited(body, limit).await.map_err(|_| {
+        NpmError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("this request's body is at most {limit} bytes"),
+        )
+    })
 }
 
 fn method_not_allowed() -> NpmError {
@@ -110,7 +123,7 @@ async fn handle(
             ));
         }
         (Endpoint::Login { username }, &Method::PUT) => {
-            let bytes = read_body(state, body).await?;
+            let bytes = read_small(body, SMALL_BODY_MAX).await?;
             let basic = credential_from_headers(headers).ok().flatten();
             return Ok(created(
                 misc::login(registry, username, &bytes, basic).await?,
@@ -127,29 +140,16 @@ async fn handle(
             reads::package_document(state, &caller, &workspace, &name, headers, &base).await
         }
         (Endpoint::Package { name }, Method::PUT) => {
-            let document = parse_document(&read_body(state, body).await?)?;
-            let attached = document
-                .get("_attachments")
-                .and_then(Value::as_object)
-                .is_some_and(|a| !a.is_empty());
-            if attached {
-                Ok(created(
-                    publish::publish(registry, &caller, &workspace, &name, &document).await?,
-                ))
-            } else {
-                Ok(json(
-                    publish::update(registry, &caller, &workspace, &name, &document).await?,
-                ))
-            }
+            let put = publish::put_document(state, &caller, &workspace, &name, None, body).await?;
+            Ok(answer_put(put))
         }
-        (Endpoint::PackageRevision { name }, Method::PUT) => {
-            let document = parse_document(&read_body(state, body).await?)?;
-            Ok(json(
-                publish::update(registry, &caller, &workspace, &name, &document).await?,
-            ))
+        (Endpoint::PackageRevision { name, rev }, Method::PUT) => {
+            let put =
+                publish::put_document(state, &caller, &workspace, &name, Some(&rev), body).await?;
+            Ok(answer_put(put))
         }
-        (Endpoint::PackageRevision { name }, Method::DELETE) => Ok(json(
-            publish::unpublish_all(registry, &caller, &workspace, &name).await?,
+        (Endpoint::PackageRevision { name, rev }, Method::DELETE) => Ok(json(
+            publish::unpublish_all(registry, &caller, &workspace, &name, &rev).await?,
         )),
         (Endpoint::Version { name, version }, Method::GET | Method::HEAD) => Ok(json(
             reads::version_document(state, &caller, &workspace, &name, &version, &base).await?,
@@ -169,12 +169,9 @@ async fn handle(
                 tag: Some(tag),
             },
             Method::PUT | Method::POST,
-        ) => {
-            let bytes = read_body(state, body).await?;
-            Ok(created(
-                tags::set(registry, &caller, &workspace, &name, &tag, &bytes).await?,
-            ))
-        }
+        ) => Ok(created(
+            tags::set(registry, &caller, &workspace, &name, &tag, body).await?,
+        )),
         (
             Endpoint::DistTags {
                 name,

@@ -121,6 +121,12 @@ pub fn audit(quick: bool) -> Value {
     })
 }
 
+/// What npm's legacy login sends; only the password is read.
+#[derive(serde::Deserialize)]
+struct LoginBody {
+    password: Option<String>,
+}
+
 /// `PUT /-/user/org.couchdb.user:<name>` (`npm login --auth-type=legacy`): succeeds when the
 /// password is one of the user's API tokens, and hands that token back for npm to keep.
 /// Stowage never takes account passwords.
@@ -139,15 +145,11 @@ pub async fn login(
     let credential = match basic {
         Some(credential) => credential,
         None => {
-            let body: Value = serde_json::from_slice(body)
-                .map_err(|_| NpmError::bad_request("the login body is not JSON"))?;
-            let password = body
-                .get("password")
-                .and_then(Value::as_str)
-                .ok_or_else(refusal)?;
+            let body: LoginBody = serde_json::from_slice(body)
+                .map_err(|_| NpmError::bad_request("the login body is not npm's login document"))?;
             Credential::Basic {
                 username: username.to_owned(),
-                secret: TokenSecret::from_presented(password.to_owned()),
+                secret: TokenSecret::from_presented(body.password.ok_or_else(refusal)?),
             }
         }
     };

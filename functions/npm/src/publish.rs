@@ -1,32 +1,44 @@
-//! Writing to a package: `npm publish` (a document with one version and its tarball
-//! attached), document updates (`npm deprecate`, the first step of `npm unpublish pkg@v`), and
-//! unpublishing.
+//! Writing to a package: `npm publish` (a document with one new version and its tarball
+//! attached), document updates (`npm deprecate`, `npm dist-tag` through the document, the
+//! first step of `npm unpublish pkg@v`), and unpublishing.
+//!
+//! A document is not trusted as a whole, as CouchDB-era registries did: it is read for what
+//! the client may change. A publish adds one version with its tarball; an update may deprecate
+//! versions, move dist-tags and remove versions (each recorded as unpublished, so the number is
+//! never used again), and only if it carries the revision the client read. Nothing else in a
+//! document is taken.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use sha1::Sha1;
-use sha2::{Digest as _, Sha256, Sha512};
-use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Principal, Role, Slug};
-use stowage_service::records::{BlobLink, encode, keys};
-use stowage_service::{Error, Registry};
-use stowage_storage::{ByteStream, Condition, Key, MAX_TRANSACTION_WRITES, Put, Write};
+use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
+use stowage_http::AppState;
+use stowage_service::records::{BlobLink, PackageRecord, encode, keys};
+use stowage_service::{Error, OpenPackage, Registry, StagedBlob, Written};
+use stowage_storage::{
+    ByteStream, Condition, Key, MAX_TRANSACTION_WRITES, MetadataError, Put, Write,
+};
 
+use crate::body::{self, BodyError, Document};
 use crate::document::PackageState;
 use crate::error::{NpmError, NpmResult};
-use crate::records::{self, DistTag, NpmVersion, Tarball};
+use crate::records::{self, DistTag, NpmVersion, Tarball, Unpublished};
 use crate::route::{tarball_file, version_of_tarball};
 
 /// Fields of a published manifest not kept with the version: large, and not needed to install.
 const DROPPED_FIELDS: [&str; 2] = ["readme", "readmeFilename"];
-
-fn object<'a>(value: &'a Value, field: &str) -> NpmResult<&'a Map<String, Value>> {
-    value
-        .get(field)
-        .and_then(Value::as_object)
-        .ok_or_else(|| NpmError::bad_request(format!("the document needs a \"{field}\" object")))
-}
+/// The most a version's manifest may hold once its readme is dropped: it is one record, and
+/// DynamoDB items stop at 400 KB.
+const VERSION_RECORD_MAX: usize = 300 * 1024;
 
 /// A dist-tag name: not empty, URL-safe, and not itself a version (npm refuses those too).
 pub fn check_tag(tag: &str) -> NpmResult<()> {
@@ -50,41 +62,270 @@ fn check_version(version: &str) -> NpmResult<()> {
     })
 }
 
-/// What a publish carries, checked: the version, its manifest, its tarball and its tags.
+fn check_claimed_name(name: &PackageName, claimed: Option<&str>) -> NpmResult<()> {
+    match claimed {
+        Some(claimed) if claimed != name.as_str() => Err(NpmError::bad_request(format!(
+            "the document is for {claimed}, not {name}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn used_before(version: &str) -> NpmError {
+    NpmError::conflict(format!(
+        "version {version} was published before and unpublished: npm never reuses a version \
+         number (lockfiles pin what was published under it), so publish a new version"
+    ))
+}
+
+fn published_already(version: &str) -> NpmError {
+    NpmError::conflict(format!(
+        "cannot publish over the previously published version {version}"
+    ))
+}
+
+/// `PUT /<pkg>` or `PUT /<pkg>/-rev/<rev>`: a publish when the document carries a tarball,
+/// else a document update. The caller's right to write is checked before the body is read;
+/// the body is read as it arrives, its tarball stored on the way.
+pub async fn put_document(
+    state: &AppState,
+    caller: &Principal,
+    workspace: &Slug,
+    name: &PackageName,
+    url_rev: Option<&str>,
+    body: Body,
+) -> NpmResult<(bool, Value)> {
+    let registry = &state.registry;
+    let open = registry
+        .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
+        .await?;
+    let package_state = PackageState::load(registry, &open.package.partition()).await?;
+    let known = package_state.versions.keys().cloned().collect();
+    let (document, staged) = receive(state, workspace, known, body).await?;
+    match staged {
+        Some(staged) => {
+            let published = publish(caller, &open, &package_state, &document, &staged);
+            match published {
+                Ok(publication) => commit(registry, &open, publication, staged)
+                    .await
+                    .map(|value| (true, value)),
+                Err(error) => {
+                    registry.discard_staged(staged).await;
+                    Err(error)
+                }
+            }
+        }
+        None => update(registry, caller, &open, &package_state, document, url_rev)
+            .await
+            .map(|value| (false, value)),
+    }
+}
+
+/// Reads the document from the body and stores its tarball, if it has one, while it streams
+/// in. Memory stays within a few pieces of the tarball and the bounded rest of the document.
+async fn receive(
+    state: &AppState,
+    workspace: &Slug,
+    known: BTreeSet<String>,
+    body: Body,
+) -> NpmResult<(Document, Option<StagedBlob>)> {
+    let registry = &state.registry;
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(capped(
+        body,
+        state.limits.max_body as u64,
+        Arc::clone(&over_limit),
+    )));
+    let (sender, pieces) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
+    let parser = tokio::task::spawn_blocking(move || {
+        let read = body::read_document(reader, &known, &mut |piece| {
+            sender
+                .blocking_send(Ok(piece))
+                .map_err(|_| io::Error::other("the tarball's store went away"))
+        });
+        if let Err(error) = &read {
+            // The tarball's store sees the body fail, and frees what it wrote.
+            drop(sender.blocking_send(Err(io::Error::other(error.to_string()))));
+        }
+        read
+    });
+    let mut pieces = pieces;
+    let staged = match pieces.recv().await {
+        Some(Ok(first)) => {
+            let rest = futures_util::stream::unfold(pieces, |mut pieces| async move {
+                pieces.recv().await.map(|piece| (piece, pieces))
+            });
+            let tarball: ByteStream =
+                Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest));
+            Some(registry.stage_blob(workspace, tarball, None, true).await)
+        }
+        _ => None,
+    };
+    let read = parser
+        .await
+        .map_err(|join| Error::Corrupt(format!("the document reader stopped: {join}")))?;
+    let document = match read {
+        Ok(document) => document,
+        Err(BodyError::Refused) => {
+            return Err(match staged {
+                Some(Err(error)) => error.into(),
+                _ => Error::Corrupt("the tarball was refused for no reason".into()).into(),
+            });
+        }
+        Err(error) => {
+            if let Some(Ok(staged)) = staged {
+                registry.discard_staged(staged).await;
+            }
+            return Err(body_error(state, error, over_limit.load(Ordering::Relaxed)));
+        }
+    };
+    Ok((document, staged.transpose()?))
+}
+
+/// A request body that ends in an error past `limit` bytes, noting that it did.
+fn capped(body: Body, limit: u64, over: Arc<AtomicBool>) -> ByteStream {
+    let mut seen = 0u64;
+    Box::pin(stowage_http::body_stream(body).map(move |piece| {
+        let piece = piece?;
+        seen += piece.len() as u64;
+        if seen > limit {
+            over.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("over the body limit"));
+        }
+        Ok(piece)
+    }))
+}
+
+fn body_error(state: &AppState, error: BodyError, over_limit: bool) -> NpmError {
+    if over_limit {
+        return crate::too_large(state);
+    }
+    match error {
+        BodyError::TooLarge => {
+            NpmError::new(http::StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+        }
+        other => NpmError::bad_request(other.to_string()),
+    }
+}
+
+/// What a publish carries, checked against its tarball as stored.
 struct Publication {
     version: String,
     manifest: Map<String, Value>,
-    tarball: Bytes,
-    shasum: String,
-    integrity: String,
+    tarball: Tarball,
     tags: Vec<String>,
+    published_by: String,
 }
 
-fn check_publication(name: &PackageName, document: &Value) -> NpmResult<Publication> {
-    if let Some(claimed) = document.get("name").and_then(Value::as_str)
-        && claimed != name.as_str()
-    {
-        return Err(NpmError::bad_request(format!(
-            "the document is for {claimed}, not {name}"
-        )));
-    }
-    let versions = object(document, "versions")?;
-    let [(version, manifest)] = versions.iter().collect::<Vec<_>>()[..] else {
-        return Err(NpmError::bad_request(
-            "a publish carries exactly one version",
-        ));
+fn publish(
+    caller: &Principal,
+    open: &OpenPackage,
+    state: &PackageState,
+    document: &Document,
+    staged: &StagedBlob,
+) -> NpmResult<Publication> {
+    let name = &open.package.name;
+    check_claimed_name(name, document.name.as_deref())?;
+    let attachment = document
+        .attachment
+        .as_ref()
+        .ok_or_else(|| NpmError::bad_request("a publish carries a tarball"))?;
+    let Some((version, raw)) = &document.added else {
+        return Err(match document.listed.keys().next() {
+            Some(version) => published_already(version),
+            None => NpmError::bad_request("a publish carries exactly one version"),
+        });
     };
     check_version(version)?;
-    let mut manifest = manifest
-        .as_object()
-        .cloned()
-        .ok_or_else(|| NpmError::bad_request("a version is an object"))?;
-    for (field, expected) in [("name", name.as_str()), ("version", version.as_str())] {
+    if state.unpublished.contains_key(version) {
+        return Err(used_before(version));
+    }
+    let manifest = version_manifest(name, version, raw)?;
+    let tarball = check_tarball(name, version, &manifest, attachment, &staged.written)?;
+    let mut tags = Vec::new();
+    for (tag, target) in document.dist_tags.iter().flatten() {
+        check_tag(tag)?;
+        if target != version {
+            return Err(NpmError::bad_request(format!(
+                "dist-tag {tag} must point at the version published"
+            )));
+        }
+        tags.push(tag.clone());
+    }
+    if tags.is_empty() {
+        tags.push("latest".to_owned());
+    }
+    Ok(Publication {
+        version: version.clone(),
+        manifest,
+        tarball,
+        tags,
+        published_by: caller.display_name(),
+    })
+}
+
+/// The manifest of a new version as it is kept: without its readme, within a record's size,
+/// naming this package and version.
+fn version_manifest(
+    name: &PackageName,
+    version: &str,
+    raw: &[u8],
+) -> NpmResult<Map<String, Value>> {
+    let invalid = |error: serde_json::Error| {
+        NpmError::bad_request(format!("version {version} is not a JSON object: {error}"))
+    };
+    let mut fields: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_slice(raw).map_err(invalid)?;
+    for field in DROPPED_FIELDS {
+        fields.remove(field);
+    }
+    let size: usize = fields.iter().map(|(k, v)| k.len() + v.get().len()).sum();
+    if size > VERSION_RECORD_MAX {
+        return Err(NpmError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a version's manifest, without its readme, may hold at most {VERSION_RECORD_MAX} bytes"
+            ),
+        ));
+    }
+    let mut manifest = Map::new();
+    for (field, value) in fields {
+        manifest.insert(field, serde_json::from_str(value.get()).map_err(invalid)?);
+    }
+    for (field, expected) in [("name", name.as_str()), ("version", version)] {
         if manifest.get(field).and_then(Value::as_str) != Some(expected) {
             return Err(NpmError::bad_request(format!(
                 "the version's {field} must be {expected:?}"
             )));
         }
+    }
+    Ok(manifest)
+}
+
+/// Checks the stored tarball against what the document says of it.
+fn check_tarball(
+    name: &PackageName,
+    version: &str,
+    manifest: &Map<String, Value>,
+    attachment: &body::Attachment,
+    written: &Written,
+) -> NpmResult<Tarball> {
+    // npm names the attachment after the full name (`@scope/name-1.0.0.tgz`); the download
+    // file name drops the scope.
+    let expected = [format!("{name}-{version}.tgz"), tarball_file(name, version)];
+    if !expected.contains(&attachment.file) {
+        return Err(NpmError::bad_request(format!(
+            "the tarball is named {}, not {}",
+            attachment.file, expected[0]
+        )));
+    }
+    if let Some(length) = attachment.length
+        && length != written.size
+    {
+        return Err(NpmError::bad_request(format!(
+            "the tarball is {} bytes, not the {length} announced",
+            written.size
+        )));
     }
     let dist = manifest
         .get("dist")
@@ -92,53 +333,21 @@ fn check_publication(name: &PackageName, document: &Value) -> NpmResult<Publicat
         .ok_or_else(|| {
             NpmError::bad_request("the version has no dist (shasum and integrity of its tarball)")
         })?;
-    let claimed_shasum = dist
-        .get("shasum")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let claimed_integrity = dist
-        .get("integrity")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let checksums = written
+        .checksums
+        .as_ref()
+        .ok_or_else(|| Error::Corrupt("a tarball was stored without its checksums".into()))?;
+    let sha512 = hex::decode(&checksums.sha512)
+        .map_err(|_| Error::Corrupt("a tarball's sha512 is not hex".into()))?;
+    let integrity = format!("sha512-{}", STANDARD.encode(sha512));
+    let claimed_shasum = dist.get("shasum").and_then(Value::as_str);
+    let claimed_integrity = dist.get("integrity").and_then(Value::as_str);
     if claimed_shasum.is_none() && claimed_integrity.is_none() {
         return Err(NpmError::bad_request(
             "the version's dist needs shasum or integrity",
         ));
     }
-
-    let attachments = object(document, "_attachments")?;
-    let [(file, attachment)] = attachments.iter().collect::<Vec<_>>()[..] else {
-        return Err(NpmError::bad_request(
-            "a publish carries exactly one tarball",
-        ));
-    };
-    // npm names the attachment after the full name (`@scope/name-1.0.0.tgz`); the download
-    // file name drops the scope.
-    let expected = [format!("{name}-{version}.tgz"), tarball_file(name, version)];
-    if !expected.contains(file) {
-        return Err(NpmError::bad_request(format!(
-            "the tarball is named {file}, not {}",
-            expected[0]
-        )));
-    }
-    let data = attachment
-        .get("data")
-        .and_then(Value::as_str)
-        .ok_or_else(|| NpmError::bad_request("the tarball has no data"))?;
-    let tarball = STANDARD
-        .decode(data)
-        .map_err(|_| NpmError::bad_request("the tarball's data is not base64"))?;
-    if let Some(length) = attachment.get("length").and_then(Value::as_u64)
-        && length != tarball.len() as u64
-    {
-        return Err(NpmError::bad_request(format!(
-            "the tarball is {} bytes, not the {length} announced",
-            tarball.len()
-        )));
-    }
-    let shasum = hex::encode(Sha1::digest(&tarball));
-    let integrity = format!("sha512-{}", STANDARD.encode(Sha512::digest(&tarball)));
-    if claimed_shasum.is_some_and(|claimed| claimed != shasum) {
+    if claimed_shasum.is_some_and(|claimed| claimed != checksums.sha1) {
         return Err(NpmError::bad_request(
             "the tarball does not match dist.shasum",
         ));
@@ -148,93 +357,48 @@ fn check_publication(name: &PackageName, document: &Value) -> NpmResult<Publicat
             "the tarball does not match dist.integrity (sha512)",
         ));
     }
-
-    let mut tags = Vec::new();
-    if let Some(dist_tags) = document.get("dist-tags").and_then(Value::as_object) {
-        for (tag, target) in dist_tags {
-            check_tag(tag)?;
-            if target.as_str() != Some(version) {
-                return Err(NpmError::bad_request(format!(
-                    "dist-tag {tag} must point at the version published"
-                )));
-            }
-            tags.push(tag.clone());
-        }
-    }
-    if tags.is_empty() {
-        tags.push("latest".to_owned());
-    }
-    for field in DROPPED_FIELDS {
-        manifest.remove(field);
-    }
-    Ok(Publication {
-        version: version.clone(),
-        manifest,
-        tarball: Bytes::from(tarball),
-        shasum,
+    Ok(Tarball {
+        digest: stowage_domain::Digest::from_hex(
+            stowage_domain::DigestAlgorithm::Sha256,
+            &written.sha256,
+        ),
+        size: written.size,
+        shasum: checksums.sha1.clone(),
         integrity,
-        tags,
+        object_key: String::new(),
     })
 }
 
-/// `PUT /<pkg>` with an attachment: publishes one version. The tarball, the version and its
-/// tags are written together, and a version that exists is never overwritten (409, which npm
-/// reports as EPUBLISHCONFLICT).
-pub async fn publish(
+/// Records a checked publication: the version (claimed only if it was never used), its tags
+/// and its tarball's link, in one transaction.
+async fn commit(
     registry: &Registry,
-    caller: &Principal,
-    workspace: &Slug,
-    name: &PackageName,
-    document: &Value,
+    open: &OpenPackage,
+    publication: Publication,
+    staged: StagedBlob,
 ) -> NpmResult<Value> {
-    let publication = check_publication(name, document)?;
-    let partition = keys::package_partition(workspace, PackageType::Npm, name);
+    let partition = open.package.partition();
     let version_key = records::version(&partition, &publication.version);
-    let open = registry
-        .open_package(
-            caller,
-            workspace,
-            PackageType::Npm,
-            name,
-            Role::Write,
-            std::slice::from_ref(&version_key),
-        )
-        .await?;
-    let conflict = || {
-        NpmError::conflict(format!(
-            "cannot publish over the previously published version {}",
-            publication.version
-        ))
-    };
-    if open.extra[0].is_some() {
-        return Err(conflict());
-    }
+    let retired_key = records::unpublished(&partition, &publication.version);
     let now = registry.now();
-    let digest = Digest::from_hex(
-        DigestAlgorithm::Sha256,
-        &hex::encode(Sha256::digest(&publication.tarball)),
-    );
-    let published_by = caller.display_name();
-    let size = publication.tarball.len() as u64;
-    // The version is claimed in the same transaction that links the tarball: concurrent
-    // publishes of one version cannot both win, and a refused one leaves nothing.
-    let extra = |link: &BlobLink| {
+    let extra = |_: &Written, link: &BlobLink| {
         let record = NpmVersion {
             version: publication.version.clone(),
             published_at: now,
-            published_by: published_by.clone(),
+            published_by: publication.published_by.clone(),
             manifest: publication.manifest.clone(),
             tarball: Tarball {
-                digest: digest.clone(),
-                size,
-                shasum: publication.shasum.clone(),
-                integrity: publication.integrity.clone(),
                 object_key: link.object_key.clone(),
+                ..publication.tarball.clone()
             },
         };
-        let mut writes = vec![Write::Put(
-            Put::new(version_key.clone(), encode(&record)).when(Condition::Absent),
-        )];
+        let mut writes = vec![
+            Write::Put(Put::new(version_key.clone(), encode(&record)).when(Condition::Absent)),
+            Write::Check {
+                key: retired_key.clone(),
+                condition: Condition::Absent,
+            },
+        ];
         for tag in &publication.tags {
             let target = DistTag {
                 version: publication.version.clone(),
@@ -247,123 +411,243 @@ pub async fn publish(
         }
         writes
     };
-    let tarball = publication.tarball;
-    let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(tarball) }));
-    registry
-        .store_blob(&open.package, body, Some(&digest), None, extra)
+    match registry
+        .commit_staged(&open.package, staged, None, extra)
         .await
-        .map_err(|error| match error {
-            Error::Conflict(_) => conflict(),
-            other => other.into(),
-        })?;
-    Ok(json!({ "ok": true, "id": name.as_str() }))
+    {
+        Ok(_) => Ok(json!({ "ok": true, "id": open.package.name.as_str() })),
+        // Another publish of this version won, or an unpublish retired it, meanwhile.
+        Err(Error::Conflict(_)) => {
+            let items = registry
+                .metadata()
+                .get_many(&[version_key, retired_key])
+                .await?;
+            Err(match items[1] {
+                Some(_) => used_before(&publication.version),
+                None => published_already(&publication.version),
+            })
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
-/// `PUT /<pkg>` without attachments, or `PUT /<pkg>/-rev/<rev>`: the client sends the whole
-/// document back changed. Changes to `deprecated` are applied; versions it no longer lists are
-/// unpublished; its dist-tags replace the package's.
-pub async fn update(
+/// A document update: deprecations, dist-tags and removed versions, applied only if the
+/// document was read at the package's current revision.
+async fn update(
     registry: &Registry,
     caller: &Principal,
-    workspace: &Slug,
-    name: &PackageName,
-    document: &Value,
+    open: &OpenPackage,
+    state: &PackageState,
+    document: Document,
+    url_rev: Option<&str>,
 ) -> NpmResult<Value> {
-    let open = registry
-        .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
-        .await?;
-    let partition = open.package.partition();
-    let wanted = object(document, "versions")?;
-    let state = PackageState::load(registry, &partition).await?;
-    let mut writes = Vec::new();
-    for (version, (record, item_version)) in &state.versions {
-        let key = records::version(&partition, version);
-        match wanted.get(version) {
-            None => writes.push(Write::Delete {
-                key,
-                condition: Condition::Version(*item_version),
-            }),
-            Some(sent) => {
-                let deprecated = sent
-                    .get("deprecated")
-                    .and_then(Value::as_str)
-                    .filter(|m| !m.is_empty());
-                if deprecated != record.manifest.get("deprecated").and_then(Value::as_str) {
-                    let mut changed = record.clone();
-                    match deprecated {
-                        Some(message) => {
-                            changed.manifest.insert("deprecated".into(), json!(message))
-                        }
-                        None => changed.manifest.remove("deprecated"),
-                    };
-                    writes.push(Write::Put(
-                        Put::new(key, encode(&changed)).when(Condition::Version(*item_version)),
-                    ));
+    let package = &open.package;
+    check_claimed_name(&package.name, document.name.as_deref())?;
+    if let Some((version, _)) = &document.added {
+        return Err(NpmError::bad_request(format!(
+            "version {version} is not in the package: a new version is published with its \
+             tarball (npm publish)"
+        )));
+    }
+    check_revision(state, document.rev.as_deref().or(url_rev))?;
+    let removed: Vec<&String> = state
+        .versions
+        .keys()
+        .filter(|version| !document.listed.contains_key(*version))
+        .collect();
+    if !removed.is_empty() && removed.len() == state.versions.len() {
+        require_admin(open, "removing every version unpublishes the package")?;
+    }
+    let partition = package.partition();
+    let mut changes = Changes::default();
+    for (version, deprecated) in &document.listed {
+        let (record, item_version) = &state.versions[version];
+        let wanted = deprecated.as_deref().filter(|message| !message.is_empty());
+        if wanted == record.manifest.get("deprecated").and_then(Value::as_str) {
+            continue;
+        }
+        let mut changed = record.clone();
+        match wanted {
+            Some(message) => changed.manifest.insert("deprecated".into(), json!(message)),
+            None => changed.manifest.remove("deprecated"),
+        };
+        changes.put(Write::Put(
+            Put::new(records::version(&partition, version), encode(&changed))
+                .when(Condition::Version(*item_version)),
+        ));
+    }
+    let remaining: BTreeSet<&String> = document.listed.keys().collect();
+    let wanted_tags = wanted_tags(state, document.dist_tags.as_ref(), &remaining)?;
+    retag(registry, &partition, state, &wanted_tags, &mut changes);
+    let by = caller.display_name();
+    for version in removed {
+        changes.extend(retire(registry, package, state, version, &by));
+    }
+    apply(registry, changes.into_writes()).await?;
+    let revision = PackageState::load(registry, &partition).await?.revision();
+    Ok(json!({ "ok": true, "id": package.name.as_str(), "rev": revision }))
+}
+
+fn check_revision(state: &PackageState, sent: Option<&str>) -> NpmResult<()> {
+    let current = state.revision();
+    match sent {
+        Some(sent) if sent == current => Ok(()),
+        Some(_) => Err(NpmError::conflict(
+            "the package changed since this document was read (its _rev is not the current \
+             one): read it again and retry",
+        )),
+        None => Err(NpmError::conflict(
+            "a document update carries the _rev it was read at",
+        )),
+    }
+}
+
+fn require_admin(open: &OpenPackage, what: &str) -> NpmResult<()> {
+    if open.access.allows(Role::Admin) {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "{what}, which takes the admin role on repository {}/{}",
+        open.package.workspace, open.package.repository
+    ))
+    .into())
+}
+
+/// The dist-tags the package is to have: those the document sends (all of them, when it
+/// sends any), or those it has; never one on a removed version; and always a `latest` while a
+/// version remains, so that an install of the bare name works.
+fn wanted_tags(
+    state: &PackageState,
+    sent: Option<&BTreeMap<String, String>>,
+    remaining: &BTreeSet<&String>,
+) -> NpmResult<BTreeMap<String, String>> {
+    let mut wanted = BTreeMap::new();
+    match sent {
+        Some(sent) => {
+            for (tag, version) in sent {
+                check_tag(tag)?;
+                if !remaining.contains(version) {
+                    return Err(NpmError::bad_request(format!(
+                        "dist-tag {tag} points at {version}, which the package does not keep"
+                    )));
+                }
+                wanted.insert(tag.clone(), version.clone());
+            }
+        }
+        None => {
+            for (tag, target) in &state.tags {
+                if remaining.contains(&target.version) {
+                    wanted.insert(tag.clone(), target.version.clone());
                 }
             }
         }
     }
-    let now = registry.now();
-    let sent_tags = document
-        .get("dist-tags")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for (tag, target) in &state.tags {
-        let kept = sent_tags.get(tag).and_then(Value::as_str);
-        match kept {
-            Some(version) if version == target.version && wanted.contains_key(version) => {}
-            Some(version)
-                if wanted.contains_key(version) && state.versions.contains_key(version) =>
-            {
-                let target = DistTag {
-                    version: version.to_owned(),
-                    updated_at: now,
-                };
-                writes.push(Write::Put(Put::new(
-                    records::dist_tag(&partition, tag),
-                    encode(&target),
-                )));
-            }
-            _ => writes.push(Write::Delete {
-                key: records::dist_tag(&partition, tag),
-                condition: Condition::None,
-            }),
-        }
+    if !wanted.contains_key("latest")
+        && let Some(highest) = remaining
+            .iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .max()
+    {
+        wanted.insert("latest".into(), highest.to_string());
     }
-    for (tag, version) in &sent_tags {
-        let Some(version) = version.as_str() else {
-            continue;
-        };
-        if !state.tags.contains_key(tag)
-            && wanted.contains_key(version)
-            && state.versions.contains_key(version)
-        {
-            check_tag(tag)?;
-            let target = DistTag {
-                version: version.to_owned(),
-                updated_at: now,
-            };
-            writes.push(Write::Put(Put::new(
-                records::dist_tag(&partition, tag),
-                encode(&target),
-            )));
-        }
-    }
-    apply(registry, writes).await?;
-    Ok(
-        json!({ "ok": true, "id": name.as_str(), "rev": PackageState::load(registry, &partition).await?.revision() }),
-    )
+    Ok(wanted)
 }
 
-/// Applies writes in transactions of the store's size; a lost race is a conflict.
+/// The writes that give the package `wanted` tags. A tag put on a version touches it, so an
+/// unpublish of that version racing the tag fails rather than leave the tag dangling.
+fn retag(
+    registry: &Registry,
+    partition: &str,
+    state: &PackageState,
+    wanted: &BTreeMap<String, String>,
+    changes: &mut Changes,
+) {
+    for tag in state.tags.keys().filter(|tag| !wanted.contains_key(*tag)) {
+        changes.put(Write::Delete {
+            key: records::dist_tag(partition, tag),
+            condition: Condition::None,
+        });
+    }
+    for (tag, version) in wanted {
+        if state.tags.get(tag).is_some_and(|t| &t.version == version) {
+            continue;
+        }
+        let target = DistTag {
+            version: version.clone(),
+            updated_at: registry.now(),
+        };
+        changes.put(Write::Put(Put::new(
+            records::dist_tag(partition, tag),
+            encode(&target),
+        )));
+        changes.touch(records::version(partition, version));
+    }
+}
+
+/// The writes that unpublish one version: its record goes, on the condition that it is as
+/// read, and its number is retired for good.
+fn retire(
+    registry: &Registry,
+    package: &PackageRecord,
+    state: &PackageState,
+    version: &str,
+    by: &str,
+) -> Vec<Write> {
+    let partition = &package.partition();
+    let (record, item_version) = &state.versions[version];
+    let retired = Unpublished {
+        version: version.to_owned(),
+        integrity: record.tarball.integrity.clone(),
+        unpublished_at: registry.now(),
+        unpublished_by: by.to_owned(),
+    };
+    vec![
+        Write::Delete {
+            key: records::version(partition, version),
+            condition: Condition::Version(*item_version),
+        },
+        Write::Put(Put::new(
+            records::unpublished(partition, version),
+            encode(&retired),
+        )),
+        stowage_service::mark_for_collection(&package.workspace),
+    ]
+}
+
+/// The writes of one change to a package, at most one per key: a write that changes an item
+/// takes the place of a mere touch of it.
+#[derive(Default)]
+struct Changes(BTreeMap<Key, Write>);
+
+impl Changes {
+    fn put(&mut self, write: Write) {
+        self.0.insert(write.key().clone(), write);
+    }
+
+    fn touch(&mut self, key: Key) {
+        self.0.entry(key.clone()).or_insert(Write::Touch { key });
+    }
+
+    fn extend(&mut self, writes: Vec<Write>) {
+        for write in writes {
+            self.put(write);
+        }
+    }
+
+    fn into_writes(self) -> Vec<Write> {
+        self.0.into_values().collect()
+    }
+}
+
+/// Applies writes in transactions of the store's size (one, for any change npm makes); a lost
+/// race is a conflict.
 async fn apply(registry: &Registry, writes: Vec<Write>) -> NpmResult<()> {
     for batch in writes.chunks(MAX_TRANSACTION_WRITES) {
         registry
             .transact(batch.to_vec())
             .await
             .map_err(|error| match error {
-                stowage_storage::MetadataError::ConditionFailed { .. } => {
+                MetadataError::ConditionFailed { .. } => {
                     NpmError::conflict("the package changed meanwhile; fetch it and try again")
                 }
                 other => other.into(),
@@ -373,44 +657,44 @@ async fn apply(registry: &Registry, writes: Vec<Write>) -> NpmResult<()> {
 }
 
 /// `DELETE /<pkg>/-rev/<rev>` (`npm unpublish pkg --force`): removes every version and tag
-/// (admins only).
+/// (admins only); the version numbers stay retired.
 pub async fn unpublish_all(
     registry: &Registry,
     caller: &Principal,
     workspace: &Slug,
     name: &PackageName,
+    rev: &str,
 ) -> NpmResult<Value> {
     let open = registry
-        .open_package(caller, workspace, PackageType::Npm, name, Role::Admin, &[])
+        .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
+    require_admin(&open, "unpublishing a whole package")?;
     let partition = open.package.partition();
     let state = PackageState::load(registry, &partition).await?;
-    let mut writes: Vec<Write> = Vec::new();
-    for (version, (record, _)) in &state.versions {
-        writes.push(Write::Delete {
-            key: records::version(&partition, version),
-            condition: Condition::None,
-        });
-        writes.push(Write::Delete {
-            key: keys::blob_link(&partition, &record.tarball.digest),
-            condition: Condition::None,
-        });
-    }
+    check_revision(&state, Some(rev))?;
+    let mut changes = Changes::default();
     for tag in state.tags.keys() {
-        writes.push(Write::Delete {
+        changes.put(Write::Delete {
             key: records::dist_tag(&partition, tag),
             condition: Condition::None,
         });
     }
-    writes.push(stowage_service::mark_for_collection(workspace));
-    dedup_keys(&mut writes);
-    apply(registry, writes).await?;
+    let by = caller.display_name();
+    for (version, (record, _)) in &state.versions {
+        changes.extend(retire(registry, &open.package, &state, version, &by));
+        changes.put(Write::Delete {
+            key: keys::blob_link(&partition, &record.tarball.digest),
+            condition: Condition::None,
+        });
+    }
+    apply(registry, changes.into_writes()).await?;
     Ok(json!({ "ok": true }))
 }
 
 /// `DELETE /<pkg>/-/<file>/-rev/<rev>`: the last step of `npm unpublish pkg@version`. The
 /// version is gone already (the document update removed it); this drops its tarball, unless
-/// another version has the same bytes.
+/// another version has the same bytes. A client that skipped the update has the version
+/// unpublished here.
 pub async fn delete_tarball(
     registry: &Registry,
     caller: &Principal,
@@ -424,38 +708,33 @@ pub async fn delete_tarball(
         .await?;
     let partition = open.package.partition();
     let state = PackageState::load(registry, &partition).await?;
-    let mut writes = Vec::new();
-    if let Some((record, item_version)) = state.versions.get(&version) {
-        writes.push(Write::Delete {
-            key: records::version(&partition, &version),
-            condition: Condition::Version(*item_version),
-        });
-        let shared = state
-            .versions
-            .iter()
-            .any(|(v, (r, _))| v != &version && r.tarball.digest == record.tarball.digest);
-        if !shared {
-            writes.push(Write::Delete {
-                key: keys::blob_link(&partition, &record.tarball.digest),
-                condition: Condition::None,
-            });
-            writes.push(stowage_service::mark_for_collection(workspace));
-        }
-        for (tag, target) in &state.tags {
-            if target.version == version {
-                writes.push(Write::Delete {
-                    key: records::dist_tag(&partition, tag),
-                    condition: Condition::None,
-                });
-            }
-        }
+    let Some((record, _)) = state.versions.get(&version) else {
+        return Ok(json!({ "ok": true }));
+    };
+    if state.versions.len() == 1 {
+        require_admin(&open, "removing the last version unpublishes the package")?;
     }
-    apply(registry, writes).await?;
+    let mut changes = Changes::default();
+    let remaining: BTreeSet<&String> = state.versions.keys().filter(|v| **v != version).collect();
+    let tags = wanted_tags(&state, None, &remaining)?;
+    retag(registry, &partition, &state, &tags, &mut changes);
+    changes.extend(retire(
+        registry,
+        &open.package,
+        &state,
+        &version,
+        &caller.display_name(),
+    ));
+    let shared = state
+        .versions
+        .iter()
+        .any(|(v, (r, _))| *v != version && r.tarball.digest == record.tarball.digest);
+    if !shared {
+        changes.put(Write::Delete {
+            key: keys::blob_link(&partition, &record.tarball.digest),
+            condition: Condition::None,
+        });
+    }
+    apply(registry, changes.into_writes()).await?;
     Ok(json!({ "ok": true }))
-}
-
-/// Two versions with the same tarball would delete one link twice in a transaction.
-fn dedup_keys(writes: &mut Vec<Write>) {
-    let mut seen = std::collections::HashSet::<Key>::new();
-    writes.retain(|write| seen.insert(write.key().clone()));
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! VERSION#<version>     NpmVersion: the version's manifest and its tarball (one item per version)
 //! DISTTAG#<tag>         DistTag: the version a dist-tag points at
+//! UNPUBLISHED#<version> Unpublished: a version that was published once; never published again
 //! BLOB#<digest>         BlobLink (the service's): the tarball's bytes
 //! ```
 //!
@@ -26,7 +27,14 @@ pub fn dist_tag(partition: &str, tag: &str) -> Key {
     Key::new(partition, format!("{DIST_TAG_PREFIX}{tag}"))
 }
 
-/// The sort keys of the document's items (`DISTTAG#…` to `VERSION#…`), read in one query.
+pub const UNPUBLISHED_PREFIX: &str = "UNPUBLISHED#";
+
+pub fn unpublished(partition: &str, version: &str) -> Key {
+    Key::new(partition, format!("{UNPUBLISHED_PREFIX}{version}"))
+}
+
+/// The sort keys of the document's items (`DISTTAG#…`, `UNPUBLISHED#…` and `VERSION#…`),
+/// read in one query.
 pub fn document_range() -> SortRange {
     SortRange::Between {
         start: DIST_TAG_PREFIX.to_owned(),
@@ -60,6 +68,16 @@ pub struct NpmVersion {
     /// the readme.
     pub manifest: Map<String, Value>,
     pub tarball: Tarball,
+}
+
+/// A version that was unpublished. npm never reuses a version number: lockfiles pin the
+/// integrity of what was published under it, so it stays taken until the package is purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpublished {
+    pub version: String,
+    pub integrity: String,
+    pub unpublished_at: DateTime<Utc>,
+    pub unpublished_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

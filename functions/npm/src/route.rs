@@ -13,9 +13,11 @@ pub enum Endpoint {
     Package {
         name: PackageName,
     },
-    /// `PUT`/`DELETE /<pkg>/-rev/<rev>`: a document update, or unpublishing the package.
+    /// `PUT`/`DELETE /<pkg>/-rev/<rev>`: a document update, or unpublishing the package, as
+    /// of the revision the client read.
     PackageRevision {
         name: PackageName,
+        rev: String,
     },
     /// `GET /<pkg>/<version or tag>`: one version's manifest.
     Version {
@@ -56,7 +58,7 @@ impl Endpoint {
     /// What the endpoint is, and the package it is about, for the request log.
     pub fn describe(&self) -> (&'static str, Option<&PackageName>) {
         match self {
-            Endpoint::Package { name } | Endpoint::PackageRevision { name } => {
+            Endpoint::Package { name } | Endpoint::PackageRevision { name, .. } => {
                 ("document", Some(name))
             }
             Endpoint::Version { name, .. } => ("version", Some(name)),
@@ -122,7 +124,10 @@ fn package_endpoint(segments: &[&str]) -> Result<Endpoint, NpmError> {
     let (name, rest) = split_name(segments)?;
     Ok(match rest {
         [] => Endpoint::Package { name },
-        ["-rev", _] => Endpoint::PackageRevision { name },
+        ["-rev", rev] => Endpoint::PackageRevision {
+            name,
+            rev: decode(rev),
+        },
         ["-", file] => Endpoint::Tarball {
             name,
             file: decode(file),

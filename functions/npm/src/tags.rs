@@ -1,52 +1,50 @@
 //! `npm dist-tag add` and `npm dist-tag rm`.
 
+use axum::body::Body;
 use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
+use stowage_http::read_limited;
 use stowage_service::Registry;
-use stowage_service::records::{encode, keys};
-use stowage_storage::{Condition, Put, Write};
+use stowage_service::records::encode;
+use stowage_storage::{Condition, MetadataError, Put, Write};
 
 use crate::error::{NpmError, NpmResult};
 use crate::publish::check_tag;
 use crate::records::{self, DistTag};
 
-/// `PUT /-/package/<pkg>/dist-tags/<tag>` with the version as a JSON string.
+/// A version, as a JSON string: a few bytes.
+const VERSION_BODY_MAX: usize = 1024;
+
+/// `PUT /-/package/<pkg>/dist-tags/<tag>` with the version as a JSON string. The tag is
+/// written in one transaction with a touch of its version, which fails if the version is gone
+/// and makes an unpublish of it that raced this write fail in turn: no tag ever points at a
+/// version that does not exist.
 pub async fn set(
     registry: &Registry,
     caller: &Principal,
     workspace: &Slug,
     name: &PackageName,
     tag: &str,
-    body: &[u8],
+    body: Body,
 ) -> NpmResult<Value> {
     check_tag(tag)?;
-    let version: String = serde_json::from_slice(body)
-        .map_err(|_| NpmError::bad_request("the body must be the version, as a JSON string"))?;
-    let partition = keys::package_partition(workspace, PackageType::Npm, name);
-    let extra = [records::version(&partition, &version)];
     let open = registry
-        .open_package(
-            caller,
-            workspace,
-            PackageType::Npm,
-            name,
-            Role::Write,
-            &extra,
-        )
+        .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
-    let Some(item) = &open.extra[0] else {
-        return Err(NpmError::not_found());
-    };
+    let body = read_limited(body, VERSION_BODY_MAX)
+        .await
+        .map_err(|_| NpmError::bad_request("the body must be the version, as a JSON string"))?;
+    let version: String = serde_json::from_slice(&body)
+        .map_err(|_| NpmError::bad_request("the body must be the version, as a JSON string"))?;
+    let partition = open.package.partition();
     let target = DistTag {
-        version,
+        version: version.clone(),
         updated_at: registry.now(),
     };
-    // The version must still exist when the tag lands on it.
     registry
         .transact(vec![
-            Write::Check {
-                key: item.key.clone(),
-                condition: Condition::Version(item.version),
+            Write::Touch {
+                key: records::version(&partition, &version),
             },
             Write::Put(Put::new(
                 records::dist_tag(&partition, tag),
@@ -54,7 +52,12 @@ pub async fn set(
             )),
         ])
         .await
-        .map_err(|_| NpmError::conflict("the version changed meanwhile; try again"))?;
+        .map_err(|error| match error {
+            MetadataError::ConditionFailed { .. } => {
+                NpmError::not_found_with(format!("{name} has no version {version}"))
+            }
+            other => other.into(),
+        })?;
     Ok(json!({ "ok": true }))
 }
 

@@ -284,6 +284,15 @@ pub(crate) async fn verify(
     }
 }
 
+/// Bytes written to the blob store and hashed, but not yet a blob of any package: committed
+/// with [`Registry::commit_staged`] once the caller has checked them, or freed with
+/// [`Registry::discard_staged`].
+#[must_use = "staged bytes are committed or discarded"]
+pub struct StagedBlob {
+    key: String,
+    pub written: Written,
+}
+
 impl Registry {
     /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
     /// checking it against `expected` if given (else it is named by its sha256). At most
@@ -298,11 +307,11 @@ impl Registry {
         limit: Option<u64>,
         extra: impl Fn(&BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<BlobLink> {
-        let writer = ObjectWriter::new(self, keys::new_object(&package.workspace));
+        let staged = self
+            .stage_blob(&package.workspace, body, limit, false)
+            .await?;
         let (link, _) = self
-            .store(writer, package, body, expected, limit, |_, link| {
-                extra(link)
-            })
+            .commit_staged(package, staged, expected, |_, link| extra(link))
             .await?;
         Ok(link)
     }
@@ -318,25 +327,52 @@ impl Registry {
         limit: Option<u64>,
         extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<(BlobLink, Written)> {
-        let writer = ObjectWriter::new(self, keys::new_object(&package.workspace)).with_checksums();
-        self.store(writer, package, body, None, limit, extra).await
+        let staged = self
+            .stage_blob(&package.workspace, body, limit, true)
+            .await?;
+        self.commit_staged(package, staged, None, extra).await
     }
 
-    async fn store(
+    /// Streams a body into a new object of `workspace`, hashing it (and computing md5, sha1
+    /// and sha512 when `checksums`). At most `limit` bytes are taken. Whatever fails, nothing
+    /// written is left behind.
+    pub async fn stage_blob(
         &self,
-        mut writer: ObjectWriter<'_>,
-        package: &PackageRecord,
+        workspace: &stowage_domain::Slug,
         body: ByteStream,
-        expected: Option<&Digest>,
         limit: Option<u64>,
-        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
-    ) -> Result<(BlobLink, Written)> {
+        checksums: bool,
+    ) -> Result<StagedBlob> {
+        let mut writer = ObjectWriter::new(self, keys::new_object(workspace));
+        if checksums {
+            writer = writer.with_checksums();
+        }
         if let Err(error) = writer.push_stream(body, limit).await {
             writer.discard().await;
             return Err(error);
         }
         let key = writer.key.clone();
-        let written = writer.finish().await?;
+        let multipart = writer.multipart.clone();
+        match writer.finish().await {
+            Ok(written) => Ok(StagedBlob { key, written }),
+            Err(error) => {
+                discard_object(self, &key, multipart.as_deref()).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes staged bytes a blob of `package`, checked against `expected` if given (else
+    /// named by their sha256), with `extra` writes in the link's transaction (see
+    /// [`Registry::store_file`]). Nothing is kept if anything fails.
+    pub async fn commit_staged(
+        &self,
+        package: &PackageRecord,
+        staged: StagedBlob,
+        expected: Option<&Digest>,
+        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
+    ) -> Result<(BlobLink, Written)> {
+        let StagedBlob { key, written } = staged;
         let digest = match expected {
             Some(expected) => expected.clone(),
             None => Digest::from_hex(DigestAlgorithm::Sha256, &written.sha256),
@@ -350,6 +386,11 @@ impl Registry {
             .commit_blob(package, digest, written.size, key, &extra)
             .await?;
         Ok((link, written))
+    }
+
+    /// Frees staged bytes that will not be committed.
+    pub async fn discard_staged(&self, staged: StagedBlob) {
+        discard_object(self, &staged.key, None).await;
     }
 
     /// Records a written object as the workspace's blob `digest` and links it to `package`,

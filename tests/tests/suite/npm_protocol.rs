@@ -20,6 +20,7 @@ on_both_backends!(
     an_abbreviated_document_is_one_query,
     a_package_of_two_thousand_versions,
     versions_with_the_same_bytes_share_one_blob,
+    document_updates_never_drop_or_reuse_versions,
 );
 
 /// A server with npm packages `@acme/ui` and `left-pad` in repository `web` of `acme`.
@@ -435,6 +436,24 @@ async fn dist_tags_deprecation_and_unpublishing(stores: Stores) {
     )
     .await;
     assert_eq!(body["versions"]["1.0.0"]["deprecated"], "use 2.x");
+    // A document read before that change is stale now: its update is refused, whole.
+    full["versions"]["1.0.0"]["deprecated"] = json!("");
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/npm/acme/left-pad",
+            Auth::Bearer(&alice),
+            Some(full.clone()),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, _, mut full) = document(
+        &server,
+        &alice,
+        "/npm/acme/left-pad?write=true",
+        "application/json",
+    )
+    .await;
     full["versions"]["1.0.0"]["deprecated"] = json!("");
     assert_eq!(
         server
@@ -484,8 +503,10 @@ async fn dist_tags_deprecation_and_unpublishing(stores: Stores) {
         .collect();
     assert_eq!(versions, ["1.0.0", "1.1.0"]);
     assert_eq!(body["dist-tags"], json!({"latest": "1.1.0"}));
+    let stale = rev;
+    let rev = body["_rev"].as_str().expect("rev").to_owned();
 
-    // Unpublishing the whole package takes an admin.
+    // Unpublishing the whole package takes an admin, and the revision it was read at.
     let writer = server.user_with_token("wes", &["write:package"]).await;
     server
         .call(
@@ -506,6 +527,18 @@ async fn dist_tags_deprecation_and_unpublishing(stores: Stores) {
             .await
             .0,
         403
+    );
+    assert_eq!(
+        server
+            .call(
+                "DELETE",
+                &format!("/npm/acme/left-pad/-rev/{stale}"),
+                Auth::Bearer(&alice),
+                None
+            )
+            .await
+            .0,
+        409
     );
     assert_eq!(
         server
@@ -904,4 +937,145 @@ async fn versions_with_the_same_bytes_share_one_blob(stores: Stores) {
         .await;
     assert_eq!(status, 200);
     assert_eq!(download("1.0.1").await, bytes);
+}
+
+/// The package's versions, as its full document lists them.
+async fn versions_of(server: &TestServer, token: &str, name: &str) -> Vec<String> {
+    let path = format!("/npm/acme/{}", encoded(name));
+    let (_, _, body) = document(server, token, &path, "application/json").await;
+    body["versions"]
+        .as_object()
+        .map(|v| v.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A document update changes only what npm changes through it, at the revision it was read
+/// at: a body that adds a version without its tarball, or drops every version without the
+/// admin role, or comes from a stale read, changes nothing. An unpublished version's number
+/// is never published again.
+async fn document_updates_never_drop_or_reuse_versions(stores: Stores) {
+    let (server, alice) = fixture(stores).await;
+    for version in ["1.0.0", "2.0.0"] {
+        assert_eq!(publish(&server, &alice, "@acme/ui", version).await.0, 201);
+    }
+    let path = "/npm/acme/@acme%2fui";
+    let both = vec!["1.0.0".to_owned(), "2.0.0".to_owned()];
+    // A version without its tarball.
+    let (status, body) = server
+        .call(
+            "PUT",
+            path,
+            Auth::Bearer(&alice),
+            Some(json!({
+                "name": "@acme/ui",
+                "versions": { "3.0.0": { "name": "@acme/ui", "version": "3.0.0" } },
+                "_attachments": {},
+            })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(versions_of(&server, &alice, "@acme/ui").await, both);
+    // A pipeline (write role) emptying the package, with a made-up revision, then the real one.
+    let (_, pipeline) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories/web/pipeline-tokens",
+            Auth::Bearer(&alice),
+            Some(json!({})),
+        )
+        .await;
+    let pipeline = pipeline["token"].as_str().expect("token").to_owned();
+    let (status, _) = server
+        .call(
+            "PUT",
+            &format!("{path}/-rev/anything"),
+            Auth::Bearer(&pipeline),
+            Some(json!({ "versions": {} })),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (_, _, current) = document(
+        &server,
+        &alice,
+        &format!("{path}?write=true"),
+        "application/json",
+    )
+    .await;
+    let rev = current["_rev"].as_str().expect("rev").to_owned();
+    let (status, body) = server
+        .call(
+            "PUT",
+            &format!("{path}/-rev/{rev}"),
+            Auth::Bearer(&pipeline),
+            Some(json!({ "_rev": rev, "versions": {} })),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|m| m.contains("admin")),
+        "{body}"
+    );
+    // No revision at all.
+    let mut unrevised = current.clone();
+    unrevised.as_object_mut().expect("object").remove("_rev");
+    let (status, _) = server
+        .call("PUT", path, Auth::Bearer(&alice), Some(unrevised))
+        .await;
+    assert_eq!(status, 409);
+    // What an update may not change is not taken from it.
+    let mut tampered = current.clone();
+    tampered["versions"]["1.0.0"]["dist"]["integrity"] = json!("sha512-forged");
+    tampered["versions"]["1.0.0"]["dependencies"] = json!({ "evil": "*" });
+    let (status, _) = server
+        .call("PUT", path, Auth::Bearer(&alice), Some(tampered))
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, after) = document(&server, &alice, path, "application/json").await;
+    assert_eq!(
+        after["versions"]["1.0.0"]["dist"]["integrity"],
+        current["versions"]["1.0.0"]["dist"]["integrity"]
+    );
+    assert!(after["versions"]["1.0.0"].get("dependencies").is_none());
+    assert_eq!(versions_of(&server, &alice, "@acme/ui").await, both);
+
+    // Unpublished, 2.0.0 is retired: neither other bytes nor the same are taken under it.
+    put_without_version(
+        &server,
+        &alice,
+        "@acme/ui",
+        "2.0.0",
+        Some(json!({"latest": "1.0.0"})),
+    )
+    .await;
+    assert_eq!(versions_of(&server, &alice, "@acme/ui").await, ["1.0.0"]);
+    let other = tarball("@acme/ui", "2.0.0-other");
+    let mut republish = publish_document("@acme/ui", "2.0.0", &other);
+    republish["versions"]["2.0.0"]["description"] = json!("other bytes");
+    for document in [
+        republish,
+        publish_document("@acme/ui", "2.0.0", &tarball("@acme/ui", "2.0.0")),
+    ] {
+        let (status, body) = server
+            .call("PUT", path, Auth::Bearer(&alice), Some(document))
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("published before")),
+            "{body}"
+        );
+    }
+    // A tag cannot land on it either.
+    let response = server
+        .request(
+            "PUT",
+            "/npm/acme/-/package/@acme%2fui/dist-tags/next",
+            Auth::Bearer(&alice),
+            Some("\"2.0.0\"".into()),
+        )
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(versions_of(&server, &alice, "@acme/ui").await, ["1.0.0"]);
+    assert_eq!(publish(&server, &alice, "@acme/ui", "2.0.1").await.0, 201);
 }
