@@ -307,6 +307,51 @@ async fn pnpm_and_yarn_install(stores: Stores) {
     let installed = std::fs::read_to_string(app.join("node_modules/@acme/ui/index.js"))
         .expect("installed by pnpm");
     assert!(installed.contains("1.2.0"), "{installed}");
+    // pnpm's own dist-tag, deprecate and unpublish, through the same document rules as npm's.
+    let pnpm = |args: &'static str| {
+        let script = format!("cd '{}' && pnpm {args}", app.display());
+        let env = env.clone();
+        async move { run("sh", &["-c", &script], &env).await }
+    };
+    pnpm("dist-tag add @acme/ui@1.0.0 stable")
+        .await
+        .ok("pnpm dist-tag add");
+    pnpm("deprecate @acme/ui@1.0.0 'use 1.2'")
+        .await
+        .ok("pnpm deprecate");
+    pnpm("unpublish @acme/ui@1.2.0").await.ok("pnpm unpublish");
+    let view = run_in(&user, work.path(), &["view", "@acme/ui", "--json"])
+        .await
+        .ok("npm view");
+    let view: Value = serde_json::from_str(&view.stdout).expect("view JSON");
+    assert_eq!(view["versions"], json!(["1.0.0"]));
+    assert_eq!(
+        view["dist-tags"],
+        json!({"latest": "1.0.0", "stable": "1.0.0"})
+    );
+    assert_eq!(view["deprecated"], "use 1.2");
+    let republished = run_in(
+        &user,
+        &package_dir(work.path(), "@acme/ui", "1.2.0"),
+        &["publish"],
+    )
+    .await;
+    assert!(
+        !republished.success,
+        "an unpublished version is never reused"
+    );
+    assert!(
+        republished.stderr.contains("published before"),
+        "{}",
+        republished.stderr
+    );
+    run_in(
+        &user,
+        &package_dir(work.path(), "@acme/ui", "1.2.1"),
+        &["publish"],
+    )
+    .await
+    .ok("npm publish 1.2.1");
 
     // yarn 4 builds tarball URLs itself, sends no Accept, and judges versions by their age.
     // Under CI=true (as on CI machines) it refuses to create a lockfile unless told it may.
@@ -339,5 +384,18 @@ async fn pnpm_and_yarn_install(stores: Stores) {
     .ok("yarn install");
     let installed = std::fs::read_to_string(app.join("node_modules/@acme/ui/index.js"))
         .expect("installed by yarn");
-    assert!(installed.contains("1.2.0"), "{installed}");
+    assert!(installed.contains("1.2.1"), "{installed}");
+    // yarn's tags: added, listed, removed; never on an unpublished version.
+    let yarn = |args: &'static str| {
+        let script = format!("cd '{}' && yarn npm tag {args}", app.display());
+        let home = user.home.path().display().to_string();
+        async move { run("sh", &["-c", &script], &[("HOME", &home)]).await }
+    };
+    yarn("add @acme/ui@1.2.1 beta").await.ok("yarn npm tag add");
+    let listed = yarn("list @acme/ui").await.ok("yarn npm tag list");
+    assert!(listed.stdout.contains("beta → 1.2.1"), "{}", listed.stdout);
+    yarn("remove @acme/ui beta").await.ok("yarn npm tag remove");
+    let listed = yarn("list @acme/ui").await.ok("yarn npm tag list");
+    assert!(!listed.stdout.contains("beta"), "{}", listed.stdout);
+    assert!(!yarn("add @acme/ui@1.2.0 gone").await.success);
 }
