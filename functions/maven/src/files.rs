@@ -17,7 +17,7 @@ use stowage_storage::{Condition, Key, PresignOptions, Put, Query, Write};
 use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
 use crate::metadata::{self, UPLOADED_METADATA_MAX};
-use crate::records::{self, MavenFile, Revision};
+use crate::records::{self, MavenFile, Retired, Revision};
 use crate::route::{ChecksumKind, MavenPath, Target};
 use crate::version::is_snapshot;
 
@@ -134,7 +134,7 @@ async fn generate_metadata(
                 query_all(registry, partition, &records::files_of_version(version)).await?;
             metadata::snapshot(&path.group, &path.artifact, version, &files)
         }
-        Target::File { .. } => None,
+        Target::File { .. } | Target::VersionFolder { .. } => None,
     })
 }
 
@@ -190,6 +190,13 @@ pub async fn get(
 ) -> MavenResult<Response> {
     let registry = &state.registry;
     let partition = partition(path);
+    if let Target::VersionFolder { .. } = &path.target {
+        open(registry, caller, path, Role::Read, &[]).await?;
+        return Err(MavenError::new(
+            StatusCode::NOT_FOUND,
+            "folders are not listed: ask for maven-metadata.xml or a file",
+        ));
+    }
     let Target::File { version, file } = &path.target else {
         let xml = metadata_document(registry, documents, caller, path, partition).await?;
         return Ok(match path.checksum {
@@ -290,6 +297,11 @@ pub async fn put(
 ) -> MavenResult<Response> {
     let registry = &state.registry;
     let partition = partition(path);
+    if let Target::VersionFolder { .. } = &path.target {
+        return Err(MavenError::bad_request(
+            "a file goes in <group>/<artifactId>/<version>/<file>",
+        ));
+    }
     let Target::File { version, file } = &path.target else {
         let limit = if path.checksum.is_some() {
             CHECKSUM_BODY_MAX
@@ -339,10 +351,20 @@ pub async fn put(
         std::slice::from_ref(&file_key),
     )
     .await?;
+    let retired_key = Retired::key(&partition, version);
     let conflict = || {
         MavenError::new(
             StatusCode::CONFLICT,
             format!("{file} is a release file and is already deployed: releases never change"),
+        )
+    };
+    let retired = || {
+        MavenError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{version} is a deleted release: its coordinates are never deployed again \
+                 (builds that resolved them would get other bytes); deploy a new version"
+            ),
         )
     };
     if release && open.extra[0].is_some() {
@@ -376,6 +398,10 @@ pub async fn put(
         };
         vec![
             Write::Put(Put::new(file_key.clone(), encode(&record)).when(condition)),
+            Write::Check {
+                key: retired_key.clone(),
+                condition: Condition::Absent,
+            },
             // Touched by every file of the version: the management API lists the version.
             Write::Put(Put::new(
                 keys::version(&partition, version),
@@ -387,17 +413,109 @@ pub async fn put(
             )),
         ]
     };
-    registry
+    let stored = registry
         .store_file(
             &open.package,
             body_stream(body),
             request_limit(state),
             records,
         )
-        .await
-        .map_err(|error| match error {
-            Error::Conflict(_) => conflict(),
-            other => other.into(),
-        })?;
-    Ok(created())
+        .await;
+    match stored {
+        Ok(_) => Ok(created()),
+        Err(Error::Conflict(_)) => {
+            let deleted = registry.metadata().get(&retired_key).await?.is_some();
+            Err(if deleted { retired() } else { conflict() })
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// `DELETE <artifact>/<version>/`: removes a version and its files (the write role). A
+/// release's coordinates stay retired; a SNAPSHOT may be deployed again. The files' bytes are
+/// collected by the purge once nothing uses them.
+pub async fn delete_version(
+    state: &AppState,
+    caller: &Principal,
+    path: &MavenPath,
+) -> MavenResult<Response> {
+    let Target::VersionFolder { version } = &path.target else {
+        return Err(MavenError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a DELETE takes a version's folder: <group>/<artifactId>/<version>/",
+        ));
+    };
+    let registry = &state.registry;
+    let partition = partition(path);
+    let open = open(registry, caller, path, Role::Write, &[]).await?;
+    let mut query = Query::prefix(&partition, records::files_of_version(version), PAGE);
+    let mut files = Vec::new();
+    loop {
+        let page = registry.metadata().query(&query).await?;
+        files.extend(page.items);
+        match page.next {
+            Some(cursor) => query = query.after(Some(cursor)),
+            None => break,
+        }
+    }
+    let listed = registry
+        .metadata()
+        .get(&keys::version(&partition, version))
+        .await?;
+    let (false, Some(listed)) = (files.is_empty(), listed) else {
+        return Err(MavenError::not_found());
+    };
+    let mut writes: Vec<Write> = files
+        .iter()
+        .map(|item| Write::Delete {
+            key: item.key.clone(),
+            condition: Condition::Version(item.version),
+        })
+        .collect();
+    // Every deploy rewrites the version's record: one that lands meanwhile fails this.
+    writes.push(Write::Delete {
+        key: listed.key,
+        condition: Condition::Version(listed.version),
+    });
+    if !is_snapshot(version) {
+        let retired = Retired {
+            version: version.clone(),
+            deleted_at: registry.now(),
+            deleted_by: caller.display_name(),
+        };
+        writes.push(Write::Put(Put::new(
+            Retired::key(&partition, version),
+            encode(&retired),
+        )));
+    }
+    writes.push(Write::Put(Put::new(
+        Revision::key(&partition),
+        encode(&Revision::fresh()),
+    )));
+    writes.push(stowage_service::mark_for_collection(
+        &open.package.workspace,
+    ));
+    // The retirement and the revision go with the last batch: until then the version is
+    // still listed, and a retry finishes it.
+    let batches: Vec<Vec<Write>> = writes
+        .rchunks(stowage_storage::MAX_TRANSACTION_WRITES)
+        .rev()
+        .map(<[Write]>::to_vec)
+        .collect();
+    for batch in batches {
+        registry
+            .transact(batch)
+            .await
+            .map_err(|error| match error {
+                stowage_storage::MetadataError::ConditionFailed { .. } => MavenError::new(
+                    StatusCode::CONFLICT,
+                    "the version changed meanwhile; try again",
+                ),
+                other => other.into(),
+            })?;
+    }
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .unwrap_or_default())
 }

@@ -65,6 +65,7 @@ async fn handle(
     let operation = match (&path.target, path.checksum) {
         (_, Some(_)) => "checksum",
         (route::Target::File { .. }, None) => "file",
+        (route::Target::VersionFolder { .. }, None) => "version",
         _ => "metadata",
     };
     stowage_http::describe_request(
@@ -80,6 +81,7 @@ async fn handle(
             files::get(&state.app, &state.documents, &caller, &path, method).await
         }
         Method::PUT => files::put(&state.app, &caller, &path, headers, body).await,
+        Method::DELETE => files::delete_version(&state.app, &caller, &path).await,
         _ => Err(MavenError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",

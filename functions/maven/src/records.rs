@@ -5,6 +5,7 @@
 //! FILE#<version>#<file name>     MavenFile: a file and its checksums
 //! BLOB#<digest>                  BlobLink (the service's): a file's bytes
 //! REVISION                       Revision: replaced by every deploy
+//! RETIRED#<version>              Retired: a deleted release, whose coordinates stay taken
 //! ```
 //!
 //! `maven-metadata.xml` is never stored: it is generated from these records, and kept in
@@ -24,6 +25,22 @@ pub fn file(partition: &str, version: &str, file: &str) -> Key {
 
 pub fn files_of_version(version: &str) -> String {
     format!("{FILE_PREFIX}{version}#")
+}
+
+/// A release deleted from the package. Releases never change, so its coordinates are never
+/// deployed again (a build that resolved them must not get other bytes), until the package
+/// itself is purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    pub version: String,
+    pub deleted_at: DateTime<Utc>,
+    pub deleted_by: String,
+}
+
+impl Retired {
+    pub fn key(partition: &str, version: &str) -> Key {
+        Key::new(partition, format!("RETIRED#{version}"))
+    }
 }
 
 /// A package's revision: replaced, never reused, by every deploy.

@@ -46,6 +46,8 @@ pub enum Target {
     ArtifactMetadata,
     /// `<artifact>/<x-SNAPSHOT>/maven-metadata.xml`.
     VersionMetadata { version: String },
+    /// `<artifact>/<version>/`: a version's folder, which a DELETE removes.
+    VersionFolder { version: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +85,30 @@ pub fn parse(path: &str) -> Result<MavenPath, MavenError> {
         .ok_or_else(MavenError::not_found)?;
     let (workspace, rest) = rest.split_once('/').ok_or_else(MavenError::not_found)?;
     let workspace = Slug::parse("workspace", workspace).map_err(|_| MavenError::not_found())?;
+    let (rest, folder) = match rest.strip_suffix('/') {
+        Some(folder) => (folder, true),
+        None => (rest, false),
+    };
     let segments = rest
         .split('/')
         .map(segment)
         .collect::<Result<Vec<_>, _>>()?;
     let n = segments.len();
+    if folder {
+        if n < 3 {
+            return Err(MavenError::not_found());
+        }
+        let target = Target::VersionFolder {
+            version: segments[n - 1].clone(),
+        };
+        return package_path(
+            workspace,
+            &segments[..n - 2],
+            &segments[n - 2],
+            target,
+            None,
+        );
+    }
     let (last, checksum) = ChecksumKind::split(&segments[n - 1]);
     let last = last.to_owned();
     let (group, artifact, target) = if last == METADATA {
@@ -124,6 +145,17 @@ pub fn parse(path: &str) -> Result<MavenPath, MavenError> {
             "a file goes in <group>/<artifactId>/<version>/",
         ));
     };
+    package_path(workspace, group, artifact, target, checksum)
+}
+
+/// The package a path is in, from its group folders and artifactId.
+fn package_path(
+    workspace: Slug,
+    group: &[String],
+    artifact: &str,
+    target: Target,
+    checksum: Option<ChecksumKind>,
+) -> Result<MavenPath, MavenError> {
     // A groupId's dots are folders, so `com/acme` and `com.acme` would name one package twice.
     if let Some(dotted) = group.iter().find(|segment| segment.contains('.')) {
         return Err(MavenError::bad_request(format!(
@@ -144,7 +176,7 @@ pub fn parse(path: &str) -> Result<MavenPath, MavenError> {
         workspace,
         package,
         group,
-        artifact: artifact.clone(),
+        artifact: artifact.to_owned(),
         target,
         checksum,
     })
@@ -240,6 +272,12 @@ mod tests {
             }
         );
         assert!(parse("/maven/acme/com/acme/lib/1.1-SNAPSHOT/lib-1.1-SNAPSHOT.pom").is_ok());
+        assert_eq!(
+            target("/maven/acme/com/acme/lib/1.0/"),
+            Target::VersionFolder {
+                version: "1.0".into()
+            }
+        );
         // An artifactId may have dots; only the group's are folders.
         let dotted = parse("/maven/acme/org/eclipse/org.eclipse.core/3.1/org.eclipse.core-3.1.jar")
             .expect("dotted artifactId");

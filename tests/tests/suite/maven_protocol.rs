@@ -19,6 +19,7 @@ on_both_backends!(
     access_rules,
     bad_input_is_refused_and_stores_nothing,
     a_deploy_cut_off_midway_leaves_nothing,
+    deleted_versions_go_and_releases_stay_retired,
 );
 
 const BASE: &str = "/maven/acme/com/acme/lib";
@@ -568,5 +569,133 @@ async fn a_deploy_cut_off_midway_leaves_nothing(stores: Stores) {
             .0,
         404,
         "nothing was recorded"
+    );
+}
+
+async fn delete(server: &TestServer, user: &str, token: &str, path: &str) -> u16 {
+    server
+        .client
+        .delete(format!("{}{path}", server.url))
+        .basic_auth(user, Some(token))
+        .send()
+        .await
+        .expect("DELETE")
+        .status()
+        .as_u16()
+}
+
+/// A version's folder can be deleted (write role): its files and its place in the metadata
+/// go. A release's coordinates are never deployed again, until the package itself is purged;
+/// a SNAPSHOT's may be.
+async fn deleted_versions_go_and_releases_stay_retired(stores: Stores) {
+    let (server, alice) = fixture(stores).await;
+    let reader = server.user_with_token("rita", &["read:package"]).await;
+    server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/libs/permissions/rita",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    for (file, body) in [
+        ("1.0/lib-1.0.jar", b"jar".as_slice()),
+        ("1.0/lib-1.0.pom", b"<project/>"),
+        ("1.1/lib-1.1.jar", b"jar 1.1"),
+        ("2.0-SNAPSHOT/lib-2.0-SNAPSHOT.jar", b"snap"),
+    ] {
+        assert_eq!(
+            put(&server, &alice, &format!("{BASE}/{file}"), body).await,
+            201
+        );
+    }
+    assert_eq!(
+        delete(&server, "rita", &reader, &format!("{BASE}/1.0/")).await,
+        403
+    );
+    assert_eq!(
+        delete(&server, "alice", &alice, &format!("{BASE}/9.9/")).await,
+        404
+    );
+    assert_eq!(
+        delete(&server, "alice", &alice, &format!("{BASE}/1.0/lib-1.0.jar")).await,
+        405,
+        "files are deleted with their version"
+    );
+    assert_eq!(
+        delete(&server, "alice", &alice, &format!("{BASE}/1.0/")).await,
+        204
+    );
+    assert_eq!(
+        get(&server, &alice, &format!("{BASE}/1.0/lib-1.0.jar"))
+            .await
+            .status(),
+        404
+    );
+    let (_, xml) = text(&server, &alice, &format!("{BASE}/maven-metadata.xml")).await;
+    assert!(
+        !xml.contains("<version>1.0</version>") && xml.contains("<version>1.1</version>"),
+        "{xml}"
+    );
+    let (_, package) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/packages/maven/com.acme:lib",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = package["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(listed, ["1.1", "2.0-SNAPSHOT"]);
+    // The release's coordinates stay taken, with other bytes or the same.
+    for body in [b"other".as_slice(), b"jar"] {
+        let response = server
+            .client
+            .put(format!("{}{BASE}/1.0/lib-1.0.jar", server.url))
+            .basic_auth("alice", Some(&alice))
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(response.status(), 409);
+        let message = response.text().await.expect("body");
+        assert!(message.contains("deleted release"), "{message}");
+    }
+    // A SNAPSHOT comes back.
+    assert_eq!(
+        delete(&server, "alice", &alice, &format!("{BASE}/2.0-SNAPSHOT/")).await,
+        204
+    );
+    let snapshot = format!("{BASE}/2.0-SNAPSHOT/lib-2.0-SNAPSHOT.jar");
+    assert_eq!(put(&server, &alice, &snapshot, b"again").await, 201);
+    assert_eq!(download(&server, &alice, &snapshot).await, b"again");
+    // Once the package is purged, its name and every coordinate are free again.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/maven/com.acme:lib",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    server.clock.advance(chrono::Duration::days(31));
+    let report = server
+        .registry
+        .purge(&stowage_purge::Content, std::time::Duration::from_secs(60))
+        .await
+        .expect("purge");
+    assert!(report.finished);
+    server
+        .package(&alice, "acme", "libs", "maven", "com.acme:lib")
+        .await;
+    assert_eq!(
+        put(&server, &alice, &format!("{BASE}/1.0/lib-1.0.jar"), b"new").await,
+        201
     );
 }
