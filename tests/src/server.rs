@@ -9,7 +9,7 @@ use http::StatusCode;
 use serde_json::Value;
 use stowage_domain::{ManualClock, TokenSecret};
 use stowage_http::{AppState, Limits};
-use stowage_local::SignedBlobs;
+use stowage_local::{ConnectionLimits, SignedBlobs};
 use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_storage::{
     BlobStore, CallCounts, CountingBlobStore, CountingMetadataStore, MetadataStore,
@@ -53,7 +53,17 @@ impl TestServer {
         Self::start_with(stores, Settings::default(), Limits::local(64 * 1024 * 1024)).await
     }
 
-    pub async fn start_with(mut stores: Stores, settings: Settings, limits: Limits) -> Self {
+    pub async fn start_with(stores: Stores, settings: Settings, limits: Limits) -> Self {
+        Self::start_with_connections(stores, settings, limits, ConnectionLimits::default()).await
+    }
+
+    /// A server whose connections are bounded by `connections`.
+    pub async fn start_with_connections(
+        mut stores: Stores,
+        settings: Settings,
+        limits: Limits,
+        connections: ConnectionLimits,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -92,9 +102,12 @@ impl TestServer {
             limits,
         };
         let app = stowage_local::app(state, signed);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
+        let task = tokio::spawn(stowage_local::serve(
+            listener,
+            app,
+            connections,
+            std::future::pending(),
+        ));
         Self {
             url,
             registry,

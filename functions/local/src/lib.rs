@@ -1,6 +1,7 @@
 //! Stowage as one local process: the same routers the Lambda functions serve, merged, plus the
 //! route that answers the embedded blob store's signed URLs (S3 answers them on AWS).
 
+mod serve;
 mod signed_blobs;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use stowage_http::AppState;
 use stowage_storage::BlobStore;
 use stowage_storage_embedded::UrlSigner;
 
+pub use serve::{ConnectionLimits, raise_open_file_limit, serve};
 pub use signed_blobs::signed_blob_router;
 
 /// The embedded blob store and the signer of its URLs, when the local server serves them.
@@ -27,8 +29,9 @@ pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
         .merge(stowage_npm::router(state.clone()))
         .merge(stowage_maven::router(state));
     let app = stowage_http::run_to_completion(app);
-    match signed_blobs {
+    let app = match signed_blobs {
         Some(signed) => app.merge(signed_blob_router(signed)),
         None => app,
-    }
+    };
+    stowage_http::drain_unread_bodies(app)
 }

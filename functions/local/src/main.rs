@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use stowage_http::{AppState, Limits};
-use stowage_local::{SignedBlobs, app};
+use stowage_local::{ConnectionLimits, SignedBlobs, app, raise_open_file_limit, serve};
 use stowage_runtime::StartupError;
 use tokio::net::TcpListener;
 
@@ -62,6 +62,35 @@ struct Cli {
     /// How often the server runs the purge, in seconds (0: never).
     #[arg(long, default_value_t = 3600, env = "STOWAGE_PURGE_INTERVAL_SECONDS")]
     purge_interval_seconds: u64,
+    /// Seconds a request's headers may take to arrive; an idle keep-alive connection is
+    /// closed after as long.
+    #[arg(long, default_value_t = 60, env = "STOWAGE_HEADER_TIMEOUT_SECONDS")]
+    header_timeout_seconds: u64,
+    /// Seconds a request body may send nothing before it is broken off.
+    #[arg(long, default_value_t = 60, env = "STOWAGE_BODY_TIMEOUT_SECONDS")]
+    body_timeout_seconds: u64,
+    /// Connections served at once; more are answered 503 (default: 4096, or fewer when the
+    /// open-file limit is lower).
+    #[arg(long, env = "STOWAGE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+}
+
+/// File descriptors kept back from connections: the database, blob files, the listener.
+const RESERVED_FILES: u64 = 128;
+
+impl Cli {
+    fn connection_limits(&self) -> ConnectionLimits {
+        let defaults = ConnectionLimits::default();
+        let open_files = raise_open_file_limit();
+        let fitting = open_files.map_or(defaults.max_connections, |limit| {
+            (limit.saturating_sub(RESERVED_FILES) as usize).clamp(1, defaults.max_connections)
+        });
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_seconds.max(1)),
+            max_connections: self.max_connections.unwrap_or(fitting).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,10 +154,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Duration::from_secs(cli.purge_interval_seconds),
         ));
     }
-    tracing::info!(%bound, %public_url, backend = ?cli.backend, "stowage-local is listening");
-    axum::serve(listener, app(state, signed))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = cli.connection_limits();
+    tracing::info!(%bound, %public_url, backend = ?cli.backend, ?limits, "stowage-local is listening");
+    serve(listener, app(state, signed), limits, shutdown_signal()).await;
     tracing::info!("stowage-local stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod completion;
+mod drain;
 mod edge;
 mod range;
 mod state;
@@ -12,6 +13,7 @@ mod trace;
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
 pub use body::{body_stream, read_limited};
 pub use completion::run_to_completion;
+pub use drain::{DRAIN_MAX, drain_unread_bodies};
 pub use edge::{edge, protect_responses};
 pub use range::{RangeRequest, range_request};
 pub use state::{AppState, Limits, base_url};

@@ -4,6 +4,7 @@
 mod admin_api;
 mod aws_budgets;
 mod blob_contract;
+mod connections;
 mod credentials;
 mod deployment;
 mod events;
