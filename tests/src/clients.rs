@@ -73,6 +73,7 @@ pub struct LocalServer {
     pub admin_token: String,
     pub data: tempfile::TempDir,
     child: tokio::process::Child,
+    args: Vec<String>,
 }
 
 impl LocalServer {
@@ -117,37 +118,83 @@ impl LocalServer {
             .expect("address")
             .port();
         let data = tempfile::tempdir().expect("data folder");
-        let admin_token = crate::ADMIN_TOKEN.to_owned();
-        let listen = format!("127.0.0.1:{port}");
-        let mut command = tokio::process::Command::new(&binary);
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
+        if json_logs {
+            args.push("--json-logs-for-tests".into());
+        }
+        let child = Self::launch(&data, &args);
+        let server = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            admin_token: crate::ADMIN_TOKEN.to_owned(),
+            data,
+            child,
+            args,
+        };
+        server.wait_until_up().await;
+        Some(server)
+    }
+
+    /// Starts the binary on `data` with `args` (`--json-logs-for-tests` is ours: it sends
+    /// JSON logs to [`Self::log_file`]).
+    fn launch(data: &tempfile::TempDir, args: &[String]) -> tokio::process::Child {
+        let json_logs = args.iter().any(|a| a == "--json-logs-for-tests");
+        let mut command = tokio::process::Command::new(Self::binary());
         command
-            .args(["--listen", &listen, "--data-dir"])
+            .arg("--data-dir")
             .arg(data.path())
-            .args(args)
-            .env("STOWAGE_BOOTSTRAP_TOKEN", &admin_token)
+            .args(args.iter().filter(|a| *a != "--json-logs-for-tests"))
+            .env("STOWAGE_BOOTSTRAP_TOKEN", crate::ADMIN_TOKEN)
             .env("STOWAGE_LOG", "warn")
             .kill_on_drop(true);
         if json_logs {
-            let log = std::fs::File::create(data.path().join("stderr.log")).expect("log file");
+            let log = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(data.path().join("stderr.log"))
+                .expect("log file");
             command
                 .env("STOWAGE_LOG", "info")
                 .env("STOWAGE_LOG_FORMAT", "json")
                 .stderr(log);
         }
-        let child = command.spawn().expect("start stowage-local");
-        let url = format!("http://{listen}");
+        command.spawn().expect("start stowage-local")
+    }
+
+    async fn wait_until_up(&self) {
         for _ in 0..200 {
-            if reqwest::get(format!("{url}/v2/")).await.is_ok() {
-                return Some(Self {
-                    url,
-                    admin_token,
-                    data,
-                    child,
-                });
+            if reqwest::get(format!("{}/v2/", self.url)).await.is_ok() {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("stowage-local did not start");
+    }
+
+    /// Kills the server as a crash would (SIGKILL: nothing is cleaned up).
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill stowage-local");
+    }
+
+    /// Starts the server again on the same data and address, after [`Self::kill`].
+    pub async fn restart(&mut self) {
+        self.child = Self::launch(&self.data, &self.args);
+        self.wait_until_up().await;
+    }
+
+    /// Runs `stowage-local purge` on the server's data, as of `now`; the report.
+    pub async fn purge_at(&self, now: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+        let binary = Self::binary();
+        let data = self.data.path().display().to_string();
+        let now = now.to_rfc3339();
+        let run = run(
+            binary.to_str().expect("path"),
+            &["purge", "--data-dir", &data, "--now", &now],
+            &[("STOWAGE_LOG", "warn")],
+        )
+        .await
+        .ok("stowage-local purge");
+        serde_json::from_str(&run.stdout).expect("purge report")
     }
 
     pub fn pid(&self) -> u32 {

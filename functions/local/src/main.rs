@@ -136,6 +136,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         blobs: Arc::clone(&stores.blobs),
     });
     let registry = stowage_runtime::registry(stores.metadata, stores.blobs, settings);
+    if matches!(cli.backend, Backend::Embedded) {
+        // This process alone serves the data folder: no request of an earlier run (one that
+        // crashed, say) still holds an upload.
+        let released = registry.release_upload_holds().await?;
+        if released > 0 {
+            tracing::info!(released, "released uploads held by an earlier run");
+        }
+    }
     if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry, true).await? {
         // Shown once, on standard output, and never logged.
         println!(

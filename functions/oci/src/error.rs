@@ -183,11 +183,9 @@ impl From<Error> for OciError {
                     .with_detail(json!({ "expected": expected, "actual": actual }))
             }
             Error::UploadUnknown => OciError::upload_unknown(),
-            Error::UploadOutOfOrder { offset } => {
-                let mut error = OciError::upload_invalid(format!(
-                    "chunks must arrive in order: the upload stands at byte {offset}"
-                ))
-                .with_status(StatusCode::RANGE_NOT_SATISFIABLE);
+            out_of_order @ Error::UploadOutOfOrder { offset, .. } => {
+                let mut error = OciError::upload_invalid(out_of_order.to_string())
+                    .with_status(StatusCode::RANGE_NOT_SATISFIABLE);
                 error.upload_offset = Some(offset);
                 error
             }

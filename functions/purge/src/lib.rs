@@ -35,6 +35,7 @@ pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
         items_deleted = report.items_deleted,
         objects_deleted = report.objects_deleted,
         uploads_expired = report.uploads_expired,
+        unfinished_aborted = report.unfinished_aborted,
         links_collected = report.links_collected,
         blobs_collected = report.blobs_collected,
         finished = report.finished,

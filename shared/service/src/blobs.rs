@@ -343,7 +343,7 @@ impl Registry {
         limit: Option<u64>,
         checksums: bool,
     ) -> Result<StagedBlob> {
-        let mut writer = ObjectWriter::new(self, keys::new_object(workspace));
+        let mut writer = ObjectWriter::new(self, keys::new_object(workspace, self.now()));
         if checksums {
             writer = writer.with_checksums();
         }

@@ -27,9 +27,13 @@ pub enum Error {
     /// An upload session that does not exist (finished, cancelled, expired or never started).
     #[error("upload not found")]
     UploadUnknown,
-    /// A chunk that does not start where the upload stands.
-    #[error("the upload stands at byte {offset}; a chunk must start there")]
-    UploadOutOfOrder { offset: u64 },
+    /// A chunk that does not start where the upload stands, or that comes while another
+    /// request holds the upload (until `held_until` at most).
+    #[error("{}", out_of_order(*offset, held_until.as_ref()))]
+    UploadOutOfOrder {
+        offset: u64,
+        held_until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// An upload whose parts were replaced by a request that had lost its hold on it. Nothing
     /// of it is kept.
     #[error("the upload was changed by a request that had lost it; start the upload again")]
@@ -81,3 +85,15 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn out_of_order(offset: u64, held_until: Option<&chrono::DateTime<chrono::Utc>>) -> String {
+    match held_until {
+        Some(until) => format!(
+            "another request is sending a chunk of this upload (it holds it until {} at the \
+             latest); the upload stands at byte {offset}: send the next chunk from there once \
+             that request ends",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => format!("the upload stands at byte {offset}; a chunk must start there"),
+    }
+}

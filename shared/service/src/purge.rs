@@ -4,7 +4,8 @@
 //! finishes the job.
 //!
 //! 1. Targets past their retention, from the due index (never a scan of the table).
-//! 2. Upload sessions abandoned for longer than the grace period.
+//! 2. Upload sessions abandoned for longer than the grace period, and multipart uploads of
+//!    that age that no writer finished.
 //! 3. Garbage: blobs that nothing uses. For each workspace marked since the last run:
 //!    - candidates marked by an earlier run, past the grace period, are deleted, on the
 //!      condition that their record's version is the one seen when they were marked;
@@ -30,7 +31,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_domain::{Digest, PackageType, Slug};
 use stowage_storage::{
-    Condition, Item, MAX_TRANSACTION_WRITES, MetadataError, Put, Query, SortRange, Write,
+    Condition, Item, MAX_TRANSACTION_WRITES, MetadataError, Put, Query, SortRange,
+    UnfinishedUpload, Write,
 };
 
 use crate::blobs::mark_for_collection;
@@ -65,6 +67,8 @@ pub struct PurgeReport {
     pub items_deleted: u64,
     pub objects_deleted: u64,
     pub uploads_expired: u64,
+    /// Multipart uploads that no writer finished (it died, or failed to abort), aborted.
+    pub unfinished_aborted: u64,
     pub links_collected: u64,
     pub blobs_collected: u64,
     /// Workspaces whose stored-bytes counter was corrected by a recount, and by how much.
@@ -407,6 +411,41 @@ impl Run<'_> {
         }
     }
 
+    /// Aborts multipart uploads started longer than the grace period ago: their writers are
+    /// gone (an upload session of that age is expired by the step before, and no single
+    /// request runs that long), whether they died or failed to abort them.
+    async fn abort_unfinished(&mut self) -> Result<Finished> {
+        let cutoff = self.now - self.registry.settings().collection_grace;
+        let mut after: Option<String> = None;
+        loop {
+            if self.out_of_time() {
+                return Ok(false);
+            }
+            let page = self
+                .registry
+                .blobs()
+                .list_unfinished(keys::OBJECTS_PREFIX, after.as_deref(), PAGE)
+                .await?;
+            // Dated by its key where the key says (the service's clock), else by the store.
+            let old = |upload: &&UnfinishedUpload| {
+                keys::object_made_at(&upload.key)
+                    .unwrap_or_else(|| DateTime::<Utc>::from(upload.started_at))
+                    < cutoff
+            };
+            for upload in page.uploads.iter().filter(old) {
+                self.registry
+                    .blobs()
+                    .abort_multipart(&upload.key, &upload.upload_id)
+                    .await?;
+                self.report.unfinished_aborted += 1;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(true),
+            }
+        }
+    }
+
     async fn collect_garbage(&mut self) -> Result<Finished> {
         let marks = self
             .all(Query::prefix(keys::COLLECTION_DUE_PARTITION, "", PAGE))
@@ -658,8 +697,10 @@ impl Registry {
             now: self.now(),
             report: PurgeReport::default(),
         };
-        let finished =
-            run.purge_due().await? && run.expire_uploads().await? && run.collect_garbage().await?;
+        let finished = run.purge_due().await?
+            && run.expire_uploads().await?
+            && run.abort_unfinished().await?
+            && run.collect_garbage().await?;
         run.report.finished = finished;
         Ok(run.report)
     }

@@ -135,9 +135,26 @@ pub mod keys {
         Key::new(package_partition, format!("BLOB#{digest}"))
     }
 
-    /// A new, unique object key in the workspace's area of the blob store.
-    pub fn new_object(workspace: &Slug) -> String {
-        format!("ws/{workspace}/blobs/{}", uuid::Uuid::new_v4())
+    /// Where every object of the blob store lives: under `ws/<workspace>/`.
+    pub const OBJECTS_PREFIX: &str = "ws/";
+
+    /// A new, unique object key in the workspace's area of the blob store. Its name is a
+    /// time-ordered UUID (v7) of when it was made, so that whatever a dead writer left under it
+    /// can be dated without trusting the store's clock.
+    pub fn new_object(workspace: &Slug, now: DateTime<Utc>) -> String {
+        let made = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            now.timestamp().max(0) as u64,
+            now.timestamp_subsec_nanos(),
+        );
+        format!("ws/{workspace}/blobs/{}", uuid::Uuid::new_v7(made))
+    }
+
+    /// When an object key made by [`new_object`] was made; `None` for other keys.
+    pub fn object_made_at(key: &str) -> Option<DateTime<Utc>> {
+        let name = key.rsplit('/').next()?;
+        let (seconds, nanos) = uuid::Uuid::parse_str(name).ok()?.get_timestamp()?.to_unix();
+        DateTime::from_timestamp(seconds as i64, nanos)
     }
 
     /// The purge's index: what falls due when, in time order.
@@ -387,5 +404,29 @@ pub async fn load<T: DeserializeOwned>(
     match store.get(key).await? {
         Some(item) => Ok(Some((decode(&item)?, item.version))),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_tell_when_they_were_made() {
+        let workspace = Slug::parse("w", "acme").expect("slug");
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:11:12.345Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let key = keys::new_object(&workspace, now);
+        assert!(key.starts_with("ws/acme/blobs/"));
+        assert_eq!(keys::object_made_at(&key), Some(now));
+        assert_ne!(
+            key,
+            keys::new_object(&workspace, now),
+            "unique at the same time"
+        );
+        assert_eq!(keys::object_made_at("ws/acme/blobs/not-a-uuid"), None);
+        let v4 = format!("ws/acme/blobs/{}", uuid::Uuid::new_v4());
+        assert_eq!(keys::object_made_at(&v4), None);
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use stowage_domain::{Digest, PackageName, PackageType, Slug};
 use stowage_storage::{
-    BlobError, ByteStream, CompletedPart, Condition, Key, MetadataError, Put, Write,
+    BlobError, ByteStream, CompletedPart, Condition, Key, MetadataError, Put, Query, Write,
 };
 
 use crate::blobs::{MIN_PART, ObjectWriter, discard_object, verify};
@@ -86,16 +86,17 @@ impl Registry {
     /// Starts a resumable upload to `package`.
     pub async fn start_upload(&self, package: &PackageRecord) -> Result<UploadRecord> {
         let id = uuid::Uuid::new_v4().to_string();
+        let now = self.now();
         let record = UploadRecord {
             id: id.clone(),
             workspace: package.workspace.clone(),
             kind: package.kind,
             package: package.name.clone(),
-            started_at: self.now(),
+            started_at: now,
             claimed_until: None,
             offset: 0,
             sha256_state: save_hasher(&Sha256::default()),
-            object_key: keys::new_object(&package.workspace),
+            object_key: keys::new_object(&package.workspace, now),
             multipart: None,
             parts: Vec::new(),
             remainder: 0,
@@ -139,13 +140,12 @@ impl Registry {
     ) -> Result<(UploadRecord, u64)> {
         let (mut record, version) = self.load_upload(package, id).await?;
         let now = self.now();
-        let out_of_order = Error::UploadOutOfOrder {
-            offset: record.offset,
-        };
-        if record.claimed_until.is_some_and(|until| until > now)
-            || start.is_some_and(|s| s != record.offset)
-        {
-            return Err(out_of_order);
+        let held_until = record.claimed_until.filter(|until| *until > now);
+        if held_until.is_some() || start.is_some_and(|s| s != record.offset) {
+            return Err(Error::UploadOutOfOrder {
+                offset: record.offset,
+                held_until,
+            });
         }
         record.claimed_until = Some(now + CLAIM_TTL);
         self.metadata()
@@ -158,6 +158,7 @@ impl Registry {
             .map_err(|error| match error {
                 MetadataError::ConditionFailed { .. } => Error::UploadOutOfOrder {
                     offset: record.offset,
+                    held_until: None,
                 },
                 other => other.into(),
             })?;
@@ -210,6 +211,7 @@ impl Registry {
             .map_err(|error| match error {
                 MetadataError::ConditionFailed { .. } => Error::UploadOutOfOrder {
                     offset: record.offset,
+                    held_until: None,
                 },
                 other => other.into(),
             })
@@ -369,6 +371,37 @@ impl Registry {
             vec![finished.clone()]
         })
         .await
+    }
+
+    /// Releases every upload's hold: for a server starting on storage no other process
+    /// serves (the embedded pair), where no request of an earlier run can still be going.
+    /// Without this, an upload a crash interrupted stays held for up to [`CLAIM_TTL`].
+    pub async fn release_upload_holds(&self) -> Result<u64> {
+        let mut released = 0;
+        let mut query = Query::prefix(UPLOADS_INDEX, "", 100).on_index();
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                let mut record: UploadRecord = decode(item)?;
+                if record.claimed_until.take().is_none() {
+                    continue;
+                }
+                let write = Write::Put(
+                    Put::new(keys::upload(&record.id), encode(&record))
+                        .indexed(uploads_index(record.started_at, &record.id))
+                        .when(Condition::Version(item.version)),
+                );
+                match self.metadata().write(write).await {
+                    Ok(()) => released += 1,
+                    Err(MetadataError::ConditionFailed { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => return Ok(released),
+            }
+        }
     }
 
     /// Cancels an upload and frees what it wrote.

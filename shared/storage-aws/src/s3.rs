@@ -6,7 +6,10 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use bytes::Bytes;
-use stowage_storage::{BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, PresignOptions};
+use stowage_storage::{
+    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, PresignOptions, UnfinishedPage,
+    UnfinishedUpload,
+};
 
 const BINARY: &str = "application/octet-stream";
 const READ_BUFFER: usize = 256 * 1024;
@@ -259,6 +262,58 @@ impl BlobStore for S3BlobStore {
             }
             Err(error) => Err(backend("complete multipart upload")(error)),
         }
+    }
+
+    async fn list_unfinished(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<UnfinishedPage, BlobError> {
+        // A position is the last key and upload id, as S3's two markers.
+        let (key_marker, upload_marker) = match after.and_then(|after| after.split_once('\n')) {
+            Some((key, upload)) => (Some(key.to_owned()), Some(upload.to_owned())),
+            None => (None, None),
+        };
+        let output = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(upload_marker.clone())
+            .max_uploads(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(backend("list multipart uploads"))?;
+        // S3 starts after the markers and stops at the page size; moto does neither, so both
+        // are applied again here (a no-op on S3).
+        let starts_after = |upload: &UnfinishedUpload| match (&key_marker, &upload_marker) {
+            (Some(key), Some(id)) => (&upload.key, &upload.upload_id) > (key, id),
+            _ => true,
+        };
+        let mut uploads: Vec<UnfinishedUpload> = output
+            .uploads()
+            .iter()
+            .filter_map(|upload| {
+                Some(UnfinishedUpload {
+                    key: upload.key()?.to_owned(),
+                    upload_id: upload.upload_id()?.to_owned(),
+                    started_at: upload
+                        .initiated()
+                        .and_then(|time| std::time::SystemTime::try_from(*time).ok())
+                        .unwrap_or(std::time::UNIX_EPOCH),
+                })
+            })
+            .filter(starts_after)
+            .collect();
+        let more = output.is_truncated() == Some(true) || uploads.len() > limit.max(1);
+        uploads.truncate(limit.max(1));
+        let next = match (more, uploads.last()) {
+            (true, Some(last)) => Some(format!("{}\n{}", last.key, last.upload_id)),
+            _ => None,
+        };
+        Ok(UnfinishedPage { uploads, next })
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {

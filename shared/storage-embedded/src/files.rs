@@ -9,12 +9,13 @@
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use stowage_storage::{
     BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, MIN_MULTIPART_PART, PresignOptions,
+    UnfinishedPage, UnfinishedUpload,
 };
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -33,6 +34,7 @@ impl FileBlobStore {
     pub fn open(root: &Path, signer: UrlSigner) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join(".tmp"))?;
         std::fs::create_dir_all(root.join(".multipart"))?;
+        sweep_stale_temporaries(&root.join(".tmp"))?;
         Ok(Self {
             root: root.to_owned(),
             signer,
@@ -80,6 +82,13 @@ impl FileBlobStore {
         ))
     }
 
+    /// Where a multipart upload's key is noted, so that an unfinished one can be listed.
+    fn multipart_key_path(&self, upload_id: &str) -> PathBuf {
+        self.root
+            .join(".multipart")
+            .join(format!("{upload_id}.key"))
+    }
+
     async fn move_into_place(&self, from: &Path, key: &str) -> Result<(), BlobError> {
         let target = self.path_of(key)?;
         if let Some(parent) = target.parent() {
@@ -91,6 +100,26 @@ impl FileBlobStore {
             .await
             .map_err(io("rename into place"))
     }
+}
+
+/// No write takes this long: a temporary file older is the leftover of a process that died
+/// while writing it.
+const STALE_TEMPORARY: Duration = Duration::from_secs(24 * 3600);
+
+/// Removes temporary files left by writes that never finished.
+fn sweep_stale_temporaries(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let age = entry
+            .metadata()?
+            .modified()?
+            .elapsed()
+            .unwrap_or(Duration::ZERO);
+        if age > STALE_TEMPORARY {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> BlobError {
@@ -151,11 +180,19 @@ impl BlobStore for FileBlobStore {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
         self.path_of(key)?;
         let temp = self.temp_path();
-        let mut file = fs::File::create(&temp).await.map_err(io("create"))?;
-        file.write_all(&body).await.map_err(io("write"))?;
-        file.sync_data().await.map_err(io("sync"))?;
-        drop(file);
-        self.move_into_place(&temp, key).await
+        let written = async {
+            let mut file = fs::File::create(&temp).await.map_err(io("create"))?;
+            file.write_all(&body).await.map_err(io("write"))?;
+            file.sync_data().await.map_err(io("sync"))?;
+            drop(file);
+            self.move_into_place(&temp, key).await
+        }
+        .await;
+        if written.is_err() {
+            // A full disk, say: what was written of it goes.
+            drop(fs::remove_file(&temp).await);
+        }
+        written
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
@@ -221,6 +258,10 @@ impl BlobStore for FileBlobStore {
         self.path_of(key)?;
         let upload_id = uuid::Uuid::new_v4().to_string();
         let (data, parts) = self.multipart_paths(&upload_id)?;
+        // The key first: whatever happens after, the upload can be found and aborted.
+        fs::write(self.multipart_key_path(&upload_id), key)
+            .await
+            .map_err(io("note upload"))?;
         fs::File::create(&data).await.map_err(io("create upload"))?;
         write_parts(&parts, &[]).await?;
         Ok(upload_id)
@@ -292,20 +333,83 @@ impl BlobStore for FileBlobStore {
             )));
         }
         self.move_into_place(&data, key).await?;
-        fs::remove_file(&parts_path)
-            .await
-            .map_err(io("remove part list"))
+        remove_if_present(&parts_path).await?;
+        remove_if_present(&self.multipart_key_path(upload_id)).await
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), BlobError> {
         let (data, parts) = self.multipart_paths(upload_id)?;
-        for path in [data, parts] {
-            match fs::remove_file(path).await {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(io("abort upload")(error)),
-            }
+        for path in [data, parts, self.multipart_key_path(upload_id)] {
+            remove_if_present(&path).await?;
         }
         Ok(())
+    }
+
+    async fn list_unfinished(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<UnfinishedPage, BlobError> {
+        let mut ids = Vec::new();
+        let mut entries = fs::read_dir(self.root.join(".multipart"))
+            .await
+            .map_err(io("list uploads"))?;
+        while let Some(entry) = entries.next_entry().await.map_err(io("list uploads"))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".data")
+                && after.is_none_or(|after| id > after)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        let mut page = UnfinishedPage::default();
+        for id in ids {
+            if page.uploads.len() == limit.max(1) {
+                page.next = page.uploads.last().map(|u| u.upload_id.clone());
+                break;
+            }
+            let Some(upload) = self.unfinished(&id).await? else {
+                continue;
+            };
+            if upload.key.is_empty() || upload.key.starts_with(prefix) {
+                page.uploads.push(upload);
+            }
+        }
+        Ok(page)
+    }
+}
+
+impl FileBlobStore {
+    /// An unfinished upload, as its files tell it; `None` if it ended meanwhile. An upload
+    /// begun before keys were noted has an empty key.
+    async fn unfinished(&self, upload_id: &str) -> Result<Option<UnfinishedUpload>, BlobError> {
+        let (data, _) = self.multipart_paths(upload_id)?;
+        let noted = self.multipart_key_path(upload_id);
+        let (key, since) = match fs::read_to_string(&noted).await {
+            Ok(key) => (key, fs::metadata(&noted).await),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                (String::new(), fs::metadata(&data).await)
+            }
+            Err(error) => return Err(io("read upload")(error)),
+        };
+        match since.and_then(|metadata| metadata.modified()) {
+            Ok(started_at) => Ok(Some(UnfinishedUpload {
+                key,
+                upload_id: upload_id.to_owned(),
+                started_at,
+            })),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io("read upload")(error)),
+        }
+    }
+}
+
+async fn remove_if_present(path: &Path) -> Result<(), BlobError> {
+    match fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io("remove")(error)),
     }
 }

@@ -1,5 +1,5 @@
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -56,6 +56,22 @@ pub struct CompletedPart {
     pub number: u32,
     pub etag: String,
     pub size: u64,
+}
+
+/// A multipart upload that was started and neither completed nor aborted: its writer died,
+/// or failed to abort it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub started_at: SystemTime,
+}
+
+/// A page of unfinished uploads; `next`, when present, resumes after its last.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnfinishedPage {
+    pub uploads: Vec<UnfinishedUpload>,
+    pub next: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,4 +150,15 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Abandons a multipart upload and frees its parts. Aborting an unknown upload succeeds.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError>;
+
+    /// Multipart uploads under `prefix` that were started and neither completed nor aborted,
+    /// up to `limit` of them, resuming after `after` (a page's `next`). An upload whose key is
+    /// unknown (started by an older version of the embedded store) is listed under every
+    /// prefix.
+    async fn list_unfinished(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<UnfinishedPage, BlobError>;
 }

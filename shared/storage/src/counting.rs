@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, Item, Key, MetadataError,
-    MetadataStore, Page, PresignOptions, Query, Write,
+    MetadataStore, Page, PresignOptions, Query, UnfinishedPage, Write,
 };
 
 /// Round trips made through a counted port, by kind.
@@ -91,7 +91,7 @@ impl MetadataStore for CountingMetadataStore {
 }
 
 /// Counts the calls to the blob store that reach the backend (`presign_get` is local and is
-/// not counted): `get` and `size` are reads, the rest writes.
+/// not counted): `get`, `size` and `list_unfinished` are reads, the rest writes.
 pub struct CountingBlobStore {
     inner: Arc<dyn BlobStore>,
     pub counts: Arc<CallCounts>,
@@ -161,5 +161,15 @@ impl BlobStore for CountingBlobStore {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
         CallCounts::bump(&self.counts.writes);
         self.inner.abort_multipart(key, upload_id).await
+    }
+
+    async fn list_unfinished(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<UnfinishedPage, BlobError> {
+        CallCounts::bump(&self.counts.reads);
+        self.inner.list_unfinished(prefix, after, limit).await
     }
 }

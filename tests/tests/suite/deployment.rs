@@ -300,6 +300,7 @@ fn actions_for(call: &AwsCall) -> Vec<String> {
             vec![action("s3", "PutObject")]
         }
         ("S3", "ListParts") => vec![action("s3", "ListMultipartUploadParts")],
+        ("S3", "ListMultipartUploads") => vec![action("s3", "ListBucketMultipartUploads")],
         ("S3", "DeleteObjects") => vec![action("s3", "DeleteObject")],
         ("S3", operation) => vec![action("s3", operation)],
         (service, operation) => panic!("no IAM mapping for {service} {operation}"),
@@ -310,10 +311,14 @@ fn actions_for(call: &AwsCall) -> Vec<String> {
 fn allows(function: &Function, action: &str, call: &AwsCall) -> bool {
     function.statements.iter().any(|(actions, resources)| {
         actions.iter().any(|a| a == action)
-            && resources.iter().any(|resource| match &call.key_prefix {
-                Some(prefix) => resource == &format!("${{Bucket.Arn}}/{prefix}/*"),
-                None => resource == "Table.Arn",
-            })
+            && resources
+                .iter()
+                .any(|resource| match call.key_prefix.as_deref() {
+                    // A request on the bucket itself, not on an object.
+                    Some("") => resource == "Bucket.Arn",
+                    Some(prefix) => resource == &format!("${{Bucket.Arn}}/{prefix}/*"),
+                    None => resource == "Table.Arn",
+                })
     })
 }
 

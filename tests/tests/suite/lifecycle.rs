@@ -23,6 +23,7 @@ on_both_backends!(
     a_push_racing_the_collector_keeps_its_blob,
     abandoned_uploads_are_cleared,
     identical_large_manifests_in_two_repositories_stay_readable,
+    unfinished_multipart_uploads_are_aborted,
 );
 
 const GRACE: i64 = 3600;
@@ -924,6 +925,29 @@ async fn a_push_racing_the_collector_keeps_its_blob(stores: Stores) {
             );
         }
     }
+}
+
+/// A writer that dies leaves its multipart upload open with no record naming it (a
+/// monolithic push, an npm publish, a Maven deploy, or a chunk's new part). The purge aborts
+/// it once it is older than the grace period, and never before.
+async fn unfinished_multipart_uploads_are_aborted(stores: Stores) {
+    let (server, _alice, _client) = fixture(stores, PlanLimits::default()).await;
+    let before = server.stores.object_count().await;
+    let workspace = stowage_domain::Slug::parse("ws", "acme").expect("slug");
+    let key = stowage_service::records::keys::new_object(&workspace, server.clock_now());
+    let blobs = server.registry.blobs();
+    let upload = blobs.start_multipart(&key).await.expect("start");
+    blobs
+        .put_part(&key, &upload, 1, bytes::Bytes::from(random_bytes(1024)))
+        .await
+        .expect("part");
+    assert!(server.stores.object_count().await > before);
+    let report = purge(&server).await;
+    assert_eq!(report.unfinished_aborted, 0, "a writer may still be at it");
+    server.clock.advance(Days::seconds(GRACE + 1));
+    let report = purge(&server).await;
+    assert_eq!(report.unfinished_aborted, 1, "{report:?}");
+    assert_eq!(server.stores.object_count().await, before);
 }
 
 async fn abandoned_uploads_are_cleared(stores: Stores) {
