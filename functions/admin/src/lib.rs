@@ -13,7 +13,7 @@ use axum::routing::{delete, get, post, put};
 use stowage_http::AppState;
 
 /// Management requests are small; anything bigger is a mistake or an attack.
-const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()

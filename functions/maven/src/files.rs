@@ -308,17 +308,18 @@ pub async fn put(
         } else {
             UPLOADED_METADATA_MAX
         };
+        open(registry, caller, path, Role::Write, &[]).await?;
         let bytes = read_limited(body, limit)
             .await
             .map_err(|_| MavenError::bad_request(format!("the body is over {limit} bytes")))?;
         if path.checksum.is_none() {
             metadata::check_uploaded(&bytes)?;
         }
-        open(registry, caller, path, Role::Write, &[]).await?;
         return Ok(created());
     };
     let file_key = records::file(&partition, version, file);
     if let Some(kind) = path.checksum {
+        let open = open(registry, caller, path, Role::Write, &[file_key]).await?;
         let bytes = read_limited(body, CHECKSUM_BODY_MAX)
             .await
             .map_err(|_| MavenError::bad_request("a checksum file is a few bytes"))?;
@@ -327,7 +328,6 @@ pub async fn put(
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let open = open(registry, caller, path, Role::Write, &[file_key]).await?;
         let record: MavenFile = decode(open.extra[0].as_ref().ok_or_else(|| {
             MavenError::new(
                 StatusCode::NOT_FOUND,

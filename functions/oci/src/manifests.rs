@@ -247,10 +247,10 @@ pub async fn put(
     if let Reference::InvalidTag(tag) = reference {
         return Err(OciError::tag_invalid(tag));
     }
+    let open = caller.open(registry, name, Role::Write, &[]).await?;
     let bytes = stowage_http::read_limited(body, MANIFEST_MAX)
         .await
         .map_err(|_| OciError::too_large(format!("a manifest is at most {MANIFEST_MAX} bytes")))?;
-    let open = caller.open(registry, name, Role::Write, &[]).await?;
     let package = &open.package;
     let digest = match reference {
         Reference::Digest(expected) => {
