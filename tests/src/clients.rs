@@ -135,15 +135,40 @@ impl LocalServer {
         Some(server)
     }
 
-    /// Starts the binary on `data` with `args` (`--json-logs-for-tests` is ours: it sends
-    /// JSON logs to [`Self::log_file`]).
+    /// Starts the server with its data on a disk of `mib` MiB (a tmpfs mounted in a user
+    /// and mount namespace of its own: no privileges needed, nothing seen outside).
+    pub async fn start_on_small_disk(mib: u64) -> Option<Self> {
+        Self::spawn(&[&format!("--disk-mib-for-tests={mib}")], false).await
+    }
+
+    /// Starts the binary on `data` with `args` (`--json-logs-for-tests` and
+    /// `--disk-mib-for-tests=N` are ours: JSON logs to [`Self::log_file`], a small disk).
     fn launch(data: &tempfile::TempDir, args: &[String]) -> tokio::process::Child {
         let json_logs = args.iter().any(|a| a == "--json-logs-for-tests");
-        let mut command = tokio::process::Command::new(Self::binary());
+        let disk = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--disk-mib-for-tests="));
+        let ours =
+            |a: &&String| *a != "--json-logs-for-tests" && !a.starts_with("--disk-mib-for-tests=");
+        let mut command = match disk {
+            None => tokio::process::Command::new(Self::binary()),
+            Some(mib) => {
+                let mut command = tokio::process::Command::new("unshare");
+                command.args([
+                    "-rm",
+                    "sh",
+                    "-c",
+                    &format!("mount -t tmpfs -o size={mib}m tmpfs \"$1\" && shift && exec \"$@\""),
+                    "sh",
+                ]);
+                command.arg(data.path()).arg(Self::binary());
+                command
+            }
+        };
         command
             .arg("--data-dir")
             .arg(data.path())
-            .args(args.iter().filter(|a| *a != "--json-logs-for-tests"))
+            .args(args.iter().filter(ours))
             .env("STOWAGE_BOOTSTRAP_TOKEN", crate::ADMIN_TOKEN)
             .env("STOWAGE_LOG", "warn")
             .kill_on_drop(true);

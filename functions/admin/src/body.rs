@@ -14,14 +14,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                http::StatusCode::PAYLOAD_TOO_LARGE => ApiError(stowage_service::Error::TooLarge(
-                    format!("a request body here is at most {} bytes", crate::MAX_BODY),
-                )),
-                _ => Invalid::new("body", rejection.body_text()).into(),
-            })?;
+        let body =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection.status() {
+                    http::StatusCode::PAYLOAD_TOO_LARGE => {
+                        ApiError(stowage_service::Error::TooLarge(format!(
+                            "a request body here is at most {} bytes",
+                            crate::MAX_BODY
+                        )))
+                    }
+                    _ => Invalid::new("body", rejection.body_text()).into(),
+                })?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }

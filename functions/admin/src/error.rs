@@ -37,6 +37,7 @@ fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
         Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
         Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }

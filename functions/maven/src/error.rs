@@ -42,6 +42,7 @@ impl From<Error> for MavenError {
             Error::TooLarge(_) | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
                 tracing::error!(?error, "maven request failed");
                 return MavenError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

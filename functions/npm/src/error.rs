@@ -52,6 +52,7 @@ impl From<Error> for NpmError {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
                 tracing::error!(?error, "npm request failed");
                 return NpmError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

@@ -178,6 +178,8 @@ impl From<Error> for OciError {
             Error::Conflict(message) => OciError::denied(message),
             Error::TooLarge(message) => OciError::too_large(message),
             Error::Busy => OciError::new(Code::TooManyRequests, "the registry is busy; try again"),
+            full @ Error::StorageFull => OciError::new(Code::Unknown, full.to_string())
+                .with_status(StatusCode::INSUFFICIENT_STORAGE),
             Error::DigestMismatch { expected, actual } => {
                 OciError::digest_invalid("the content does not match its digest")
                     .with_detail(json!({ "expected": expected, "actual": actual }))

@@ -49,10 +49,15 @@ pub enum Error {
     /// Storage stayed busy through every retry; the client may try again.
     #[error("storage is busy, try again")]
     Busy,
+    /// The registry's storage has no room left; nothing of the request was kept.
+    #[error(
+        "the registry's storage is full; nothing was stored. Its operator must free or add space"
+    )]
+    StorageFull,
     #[error("metadata storage failed")]
     Metadata(#[source] MetadataError),
     #[error("blob storage failed")]
-    Blob(#[from] BlobError),
+    Blob(#[source] BlobError),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -61,7 +66,17 @@ impl From<MetadataError> for Error {
     fn from(error: MetadataError) -> Self {
         match error {
             MetadataError::Conflict => Error::Busy,
+            MetadataError::StorageFull => Error::StorageFull,
             other => Error::Metadata(other),
+        }
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::StorageFull => Error::StorageFull,
+            other => Error::Blob(other),
         }
     }
 }

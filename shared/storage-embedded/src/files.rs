@@ -123,7 +123,12 @@ fn sweep_stale_temporaries(dir: &Path) -> std::io::Result<()> {
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> BlobError {
-    move |error| BlobError::backend(format!("files: {what}"), error)
+    move |error| match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            BlobError::StorageFull
+        }
+        _ => BlobError::backend(format!("files: {what}"), error),
+    }
 }
 
 fn now_unix() -> u64 {

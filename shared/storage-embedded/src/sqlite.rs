@@ -119,7 +119,10 @@ impl Inner {
 }
 
 fn backend(what: &'static str) -> impl Fn(rusqlite::Error) -> MetadataError {
-    move |error| MetadataError::backend(format!("sqlite: {what}"), error)
+    move |error| match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => MetadataError::StorageFull,
+        _ => MetadataError::backend(format!("sqlite: {what}"), error),
+    }
 }
 
 fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {

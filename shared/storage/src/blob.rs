@@ -85,6 +85,9 @@ pub enum BlobError {
     /// [`MIN_MULTIPART_PART`], a part is missing, or the upload is unknown.
     #[error("invalid multipart upload: {0}")]
     InvalidMultipart(String),
+    /// The store has no room left (a full disk under the embedded store).
+    #[error("the blob store is full")]
+    StorageFull,
     #[error("blob backend failed: {message}")]
     Backend {
         message: String,

@@ -201,6 +201,9 @@ pub enum MetadataError {
     /// The request breaks a limit of the port (too many writes, an empty batch, …).
     #[error("invalid storage request: {0}")]
     InvalidRequest(String),
+    /// The store has no room left (a full disk under the embedded store). Nothing was written.
+    #[error("the metadata store is full")]
+    StorageFull,
     #[error("metadata backend failed: {message}")]
     Backend {
         message: String,

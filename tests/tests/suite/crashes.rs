@@ -1,5 +1,6 @@
-//! A real `stowage-local` killed mid-upload (SIGKILL, as a crash or an OOM kill): nothing it
-//! was writing stays on disk after the purge, and nothing it held stays held after a restart.
+//! A real `stowage-local` in trouble: killed mid-upload (SIGKILL, as a crash or an OOM kill),
+//! nothing it was writing stays on disk after the purge, and nothing it held stays held after
+//! a restart; out of disk, it says so (507) and keeps nothing of what did not fit.
 
 use std::time::Duration;
 
@@ -152,4 +153,45 @@ async fn a_crash_mid_upload_leaves_nothing_behind_and_holds_nothing() {
         .await;
     assert!(report["unfinished_aborted"].as_u64() >= Some(1), "{report}");
     assert_eq!(files_in(&multipart), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_answered_507_and_keeps_nothing() {
+    let Some(server) = LocalServer::start_on_small_disk(32).await else {
+        return;
+    };
+    server
+        .create_package("acme", "api", "container", "api/server")
+        .await;
+    server.create_package("acme", "web", "npm", "big").await;
+    let client = RegistryClient::new(&server.url, "admin", &server.admin_token);
+    let too_big = random_bytes(48 * MIB);
+    let refused = client.push_blob("acme/api/server", &too_big).await;
+    assert_eq!(refused.status(), 507);
+    let message = refused.text().await.expect("body");
+    assert!(message.contains("storage is full"), "{message}");
+    // What did not fit was freed: the next pushes fit.
+    for _ in 0..3 {
+        let small = random_bytes(6 * MIB);
+        let pushed = client.push_blob("acme/api/server", &small).await;
+        assert_eq!(pushed.status(), 201);
+    }
+    let npm = stowage_tests::npm::publish_document("big", "1.0.0", &random_bytes(24 * MIB));
+    let refused = reqwest::Client::new()
+        .put(format!("{}/npm/acme/big", server.url))
+        .bearer_auth(&server.admin_token)
+        .json(&npm)
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(refused.status(), 507);
+    let small = stowage_tests::npm::publish_document("big", "1.0.0", &random_bytes(1024));
+    let published = reqwest::Client::new()
+        .put(format!("{}/npm/acme/big", server.url))
+        .bearer_auth(&server.admin_token)
+        .json(&small)
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(published.status(), 201);
 }
