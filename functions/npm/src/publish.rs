@@ -514,8 +514,8 @@ fn require_admin(open: &OpenPackage, what: &str) -> NpmResult<()> {
 }
 
 /// The dist-tags the package is to have: those the document sends (all of them, when it
-/// sends any), or those it has; never one on a removed version; and always a `latest` while a
-/// version remains, so that an install of the bare name works.
+/// sends any), or those it has; never one on a removed version (such a tag goes with it); and
+/// always a `latest` while a version remains, so that an install of the bare name works.
 fn wanted_tags(
     state: &PackageState,
     sent: Option<&BTreeMap<String, String>>,
@@ -526,12 +526,13 @@ fn wanted_tags(
         Some(sent) => {
             for (tag, version) in sent {
                 check_tag(tag)?;
-                if !remaining.contains(version) {
+                if remaining.contains(version) {
+                    wanted.insert(tag.clone(), version.clone());
+                } else if !state.versions.contains_key(version) {
                     return Err(NpmError::bad_request(format!(
-                        "dist-tag {tag} points at {version}, which the package does not keep"
+                        "dist-tag {tag} points at {version}, which the package does not have"
                     )));
                 }
-                wanted.insert(tag.clone(), version.clone());
             }
         }
         None => {

@@ -15,6 +15,7 @@ mod maven_lambda;
 mod maven_protocol;
 mod memory;
 mod metadata_contract;
+mod model;
 mod npm_clients;
 mod npm_lambda;
 mod npm_protocol;
