@@ -457,35 +457,7 @@ pub async fn delete(
                 .await
                 .map_err(|_| OciError::manifest_unknown(tag))?;
         }
-        Reference::Digest(digest) => {
-            let key = records::manifest(&partition, digest);
-            let item = registry
-                .metadata()
-                .get(&key)
-                .await?
-                .ok_or_else(|| OciError::manifest_unknown(digest.as_str()))?;
-            let (record, _) = decode_manifest(&item)?;
-            // Its blobs may now be unreferenced: the collector looks.
-            let mut writes = vec![
-                Write::Delete {
-                    key,
-                    condition: Condition::Version(item.version),
-                },
-                stowage_service::mark_for_collection(&name.workspace),
-            ];
-            if let Some(subject) = &record.subject {
-                writes.push(Write::Delete {
-                    key: records::referrer(&partition, subject, digest),
-                    condition: Condition::None,
-                });
-            }
-            // A large manifest's content is a blob: the collector frees it once unused.
-            registry
-                .transact(writes)
-                .await
-                .map_err(|_| OciError::manifest_unknown(digest.as_str()))?;
-            untag(registry, &partition, digest).await?;
-        }
+        Reference::Digest(digest) => delete_manifest(registry, &partition, name, digest).await?,
     }
     Ok(Response::builder()
         .status(StatusCode::ACCEPTED)
@@ -493,7 +465,57 @@ pub async fn delete(
         .unwrap_or_default())
 }
 
-/// Removes every tag pointing at a deleted manifest, a page of tags at a time.
+/// How long a delete keeps trying while pushes re-tag the manifest it deletes.
+const DELETE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Deletes a manifest and every tag pointing at it. The tags go first, so that no tag ever
+/// points at a manifest that is gone; the manifest goes on the condition that no push wrote
+/// it again meanwhile (a push writes the manifest with its tag), else the whole is done
+/// again: the delete then comes after that push, and takes its tag too.
+async fn delete_manifest(
+    registry: &Registry,
+    partition: &str,
+    name: &ImageName,
+    digest: &Digest,
+) -> OciResult<()> {
+    let key = records::manifest(partition, digest);
+    let deadline = std::time::Instant::now() + DELETE_PATIENCE;
+    loop {
+        let item = registry
+            .metadata()
+            .get(&key)
+            .await?
+            .ok_or_else(|| OciError::manifest_unknown(digest.as_str()))?;
+        let (record, _) = decode_manifest(&item)?;
+        untag(registry, partition, digest).await?;
+        // Its blobs may now be unreferenced: the collector looks. A large manifest's content
+        // is a blob too.
+        let mut writes = vec![
+            Write::Delete {
+                key: key.clone(),
+                condition: Condition::Version(item.version),
+            },
+            stowage_service::mark_for_collection(&name.workspace),
+        ];
+        if let Some(subject) = &record.subject {
+            writes.push(Write::Delete {
+                key: records::referrer(partition, subject, digest),
+                condition: Condition::None,
+            });
+        }
+        match registry.transact(writes).await {
+            Ok(()) => return Ok(()),
+            Err(stowage_storage::MetadataError::ConditionFailed { .. })
+                if std::time::Instant::now() < deadline => {}
+            Err(stowage_storage::MetadataError::ConditionFailed { .. }) => {
+                return Err(stowage_service::Error::Busy.into());
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// Removes every tag pointing at a manifest, a page of tags at a time.
 async fn untag(registry: &Registry, partition: &str, digest: &Digest) -> OciResult<()> {
     let mut query = Query::prefix(partition, records::TAG_PREFIX, 100);
     loop {
@@ -514,7 +536,8 @@ async fn untag(registry: &Registry, partition: &str, digest: &Digest) -> OciResu
                     condition: Condition::None,
                 },
             ];
-            // A tag re-pointed meanwhile fails its condition and is kept, as it should be.
+            // A tag re-pointed elsewhere meanwhile fails its condition and is kept, as it
+            // should be.
             if let Err(error) = registry.transact(writes).await {
                 tracing::info!(
                     ?error,

@@ -6,6 +6,8 @@
 //! upload of the same digest keeps the first object and drops its own: content is stored once
 //! per workspace however many packages refer to it.
 
+use std::time::{Duration, Instant};
+
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -397,6 +399,11 @@ impl Registry {
     /// applying the `extra` writes made from the link in the same transaction. If the
     /// workspace holds that content already, the object is dropped and the package linked to
     /// the existing copy.
+    ///
+    /// Many requests may commit the same content at once (parallel pushes of one base layer):
+    /// one creates the workspace's record, the others link to it, each waiting its turn for
+    /// up to [`COMMIT_PATIENCE`] rather than failing its client. Whatever happens, the object
+    /// is kept only if it became the workspace's copy.
     pub(crate) async fn commit_blob(
         &self,
         package: &PackageRecord,
@@ -406,103 +413,176 @@ impl Registry {
         extra: &LinkWrites<'_>,
     ) -> Result<BlobLink> {
         let record = BlobRecord {
-            digest: digest.clone(),
+            digest,
             size,
             object_key,
             created_at: self.now(),
         };
-        for _ in 0..COMMIT_ATTEMPTS {
-            if let Err(error) = self.check_quota(&package.workspace, size).await {
-                discard_object(self, &record.object_key, None).await;
-                return Err(error);
-            }
-            // New to the workspace: this object becomes its copy, and its bytes count.
+        let committed = self.commit_or_link(package, &record, extra).await;
+        if !matches!(committed, Ok(Committed::Ours(_))) {
+            discard_object(self, &record.object_key, None).await;
+        }
+        committed.map(Committed::into_link)
+    }
+
+    async fn commit_or_link(
+        &self,
+        package: &PackageRecord,
+        record: &BlobRecord,
+        extra: &LinkWrites<'_>,
+    ) -> Result<Committed> {
+        self.prepare_commit(&package.workspace, record.size).await?;
+        let deadline = Instant::now() + COMMIT_PATIENCE;
+        for round in 0.. {
+            // New to the workspace: this object becomes its copy.
             let mut writes = vec![
                 Write::Put(
-                    Put::new(keys::blob(&package.workspace, &digest), encode(&record))
-                        .when(Condition::Absent),
+                    Put::new(
+                        keys::blob(&package.workspace, &record.digest),
+                        encode(record),
+                    )
+                    .when(Condition::Absent),
                 ),
                 Write::Put(Put::new(
-                    keys::blob_link(&package.partition(), &digest),
-                    encode(&record),
+                    keys::blob_link(&package.partition(), &record.digest),
+                    encode(record),
                 )),
-                Write::Add {
-                    key: keys::stored_bytes(&package.workspace),
-                    delta: size as i64,
-                },
-                mark_for_collection(&package.workspace),
             ];
-            writes.extend(extra(&record));
+            writes.extend(extra(record));
             match self.transact(writes).await {
-                Ok(()) => return Ok(record),
+                Ok(()) => {
+                    self.count_stored(&package.workspace, record.size as i64)
+                        .await;
+                    return Ok(Committed::Ours(record.clone()));
+                }
                 Err(MetadataError::ConditionFailed { index: Some(0) }) => {}
-                Err(other) => {
-                    discard_object(self, &record.object_key, None).await;
-                    return Err(lost_race(other));
-                }
+                Err(other) => return Err(lost_race(other)),
             }
-            // The workspace holds it already: link to that copy and drop ours.
-            match self.link_existing(package, &digest, extra).await? {
-                Some(existing) => {
-                    discard_object(self, &record.object_key, None).await;
-                    return Ok(existing);
-                }
-                // Collected in between: ours can be the copy after all.
-                None => continue,
+            // The workspace holds it already: link to that copy.
+            match self.link_existing(package, &record.digest, extra).await? {
+                Linked::Done(link) => return Ok(Committed::Existing(link)),
+                // Collected in between (ours can be the copy after all), or changed by
+                // another request: try again.
+                Linked::Gone | Linked::Raced => {}
             }
+            if Instant::now() >= deadline {
+                break;
+            }
+            crate::wait_turn(round).await;
         }
-        discard_object(self, &record.object_key, None).await;
         Err(Error::Busy)
+    }
+
+    /// Checks the plan's limit for content about to be stored, and makes sure the collector
+    /// will look at the workspace (a blob nothing comes to use is garbage): one batch read,
+    /// and a write only when the workspace is not marked yet. Neither the usage counter nor
+    /// the mark is written in a blob's transaction, which every push of the workspace would
+    /// then contend for.
+    async fn prepare_commit(&self, workspace: &stowage_domain::Slug, incoming: u64) -> Result<()> {
+        let items = self
+            .metadata()
+            .get_many(&[
+                keys::workspace(workspace),
+                keys::stored_bytes(workspace),
+                keys::collection_due(workspace),
+            ])
+            .await?;
+        let Some(workspace_item) = &items[0] else {
+            return Err(Error::NotFound("workspace"));
+        };
+        let plan = decode::<crate::records::WorkspaceRecord>(workspace_item)?.plan;
+        let stored = items[1].as_ref().map_or(0, |item| item.count.max(0) as u64);
+        let limit = self.settings().plan_limits.of(plan);
+        if stored.saturating_add(incoming) > limit {
+            return Err(Error::QuotaExceeded { limit, stored });
+        }
+        if items[2].is_none() {
+            self.metadata()
+                .write(mark_for_collection(workspace))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Adds newly stored bytes to the workspace's counter. A failure leaves the counter short
+    /// until the purge's recount repairs it; the content is stored all the same.
+    async fn count_stored(&self, workspace: &stowage_domain::Slug, delta: i64) {
+        let counted = self
+            .metadata()
+            .write(Write::Add {
+                key: keys::stored_bytes(workspace),
+                delta,
+            })
+            .await;
+        if let Err(error) = counted {
+            tracing::warn!(?error, %workspace, "could not count stored bytes");
+        }
     }
 
     /// Links the workspace's blob `digest` to `package`, with `extra` writes, rewriting the
     /// blob's record unchanged on the condition that it is as read: that bumps its version, so
-    /// a collection of the blob that began before cannot finish. `None` when the workspace does
-    /// not hold the blob (any more).
+    /// a collection of the blob that began before cannot finish. When the package already has
+    /// a young link to that very copy (another request of a parallel push made it moments
+    /// ago) and there is nothing else to write, that link serves: while it is young the
+    /// collector takes neither it nor its blob.
     async fn link_existing(
         &self,
         package: &PackageRecord,
         digest: &Digest,
         extra: &LinkWrites<'_>,
-    ) -> Result<Option<BlobLink>> {
+    ) -> Result<Linked> {
         let key = keys::blob(&package.workspace, digest);
-        for _ in 0..COMMIT_ATTEMPTS {
-            let Some(item) = self.metadata().get(&key).await? else {
-                return Ok(None);
-            };
-            let existing: BlobRecord = decode(&item)?;
-            // The link's age is its own: the collector gives new links a grace period.
-            let link = BlobLink {
-                created_at: self.now(),
-                ..existing
-            };
-            let mut writes = vec![
-                Write::Put(
-                    Put::new(key.clone(), item.data.clone()).when(Condition::Version(item.version)),
-                ),
-                Write::Put(Put::new(
-                    keys::blob_link(&package.partition(), digest),
-                    encode(&link),
-                )),
-            ];
-            writes.extend(extra(&link));
-            match self.transact(writes).await {
-                Ok(()) => return Ok(Some(link)),
-                // The record changed under us: read it again.
-                Err(MetadataError::ConditionFailed { index: Some(0) }) => continue,
-                Err(other) => return Err(lost_race(other)),
+        let link_key = keys::blob_link(&package.partition(), digest);
+        let items = self
+            .metadata()
+            .get_many(&[key.clone(), link_key.clone()])
+            .await?;
+        let Some(item) = &items[0] else {
+            return Ok(Linked::Gone);
+        };
+        let existing: BlobRecord = decode(item)?;
+        let now = self.now();
+        // The link's age is its own: the collector gives new links a grace period.
+        let link = BlobLink {
+            created_at: now,
+            ..existing.clone()
+        };
+        let extra_writes = extra(&link);
+        if extra_writes.is_empty()
+            && let Some(linked) = &items[1]
+        {
+            let current: BlobLink = decode(linked)?;
+            let young = current.created_at + self.settings().collection_grace / 2 > now;
+            if young && current.object_key == existing.object_key {
+                return Ok(Linked::Done(current));
             }
         }
-        Err(Error::Busy)
+        let mut writes = vec![
+            Write::Put(Put::new(key, item.data.clone()).when(Condition::Version(item.version))),
+            Write::Put(Put::new(link_key, encode(&link))),
+        ];
+        writes.extend(extra_writes);
+        match self.transact(writes).await {
+            Ok(()) => Ok(Linked::Done(link)),
+            Err(MetadataError::ConditionFailed { index: Some(0) }) => Ok(Linked::Raced),
+            Err(other) => Err(lost_race(other)),
+        }
     }
 
     /// Links a blob the workspace already holds to `package` (a cross-repository mount; the
     /// caller has checked read access on the source). `NotFound` if the workspace no longer
     /// holds it.
     pub async fn link_blob(&self, package: &PackageRecord, digest: &Digest) -> Result<BlobLink> {
-        self.link_existing(package, digest, &|_| Vec::new())
-            .await?
-            .ok_or(Error::NotFound("blob"))
+        let deadline = Instant::now() + COMMIT_PATIENCE;
+        for round in 0.. {
+            match self.link_existing(package, digest, &|_| Vec::new()).await? {
+                Linked::Done(link) => return Ok(link),
+                Linked::Gone => return Err(Error::NotFound("blob")),
+                Linked::Raced if Instant::now() < deadline => crate::wait_turn(round).await,
+                Linked::Raced => break,
+            }
+        }
+        Err(Error::Busy)
     }
 
     /// Removes a package's link to a blob; `NotFound` if it had none. The blob itself is
@@ -521,28 +601,34 @@ impl Registry {
             other => other.into(),
         })
     }
+}
 
-    /// Refuses content that would take the workspace over its plan's storage limit.
-    async fn check_quota(&self, workspace: &stowage_domain::Slug, incoming: u64) -> Result<()> {
-        let items = self
-            .metadata()
-            .get_many(&[keys::workspace(workspace), keys::stored_bytes(workspace)])
-            .await?;
-        let Some(workspace_item) = &items[0] else {
-            return Err(Error::NotFound("workspace"));
-        };
-        let plan = decode::<crate::records::WorkspaceRecord>(workspace_item)?.plan;
-        let stored = items[1].as_ref().map_or(0, |item| item.count.max(0) as u64);
-        let limit = self.settings().plan_limits.of(plan);
-        if stored.saturating_add(incoming) > limit {
-            return Err(Error::QuotaExceeded { limit, stored });
+/// How long a commit keeps trying while others commit the same content.
+const COMMIT_PATIENCE: Duration = Duration::from_secs(20);
+
+/// How a commit ended: with this request's object as the workspace's copy, or linked to the
+/// copy the workspace had.
+enum Committed {
+    Ours(BlobLink),
+    Existing(BlobLink),
+}
+
+impl Committed {
+    fn into_link(self) -> BlobLink {
+        match self {
+            Committed::Ours(link) | Committed::Existing(link) => link,
         }
-        Ok(())
     }
 }
 
-/// Tries of a commit that keeps losing races (a blob collected while being linked).
-const COMMIT_ATTEMPTS: u32 = 4;
+/// How an attempt to link to the workspace's copy of a blob went.
+enum Linked {
+    Done(BlobLink),
+    /// The workspace does not hold the blob (any more).
+    Gone,
+    /// Its record changed between the read and the write.
+    Raced,
+}
 
 /// Notes that a workspace's blobs may have become garbage, for the collector.
 pub fn mark_for_collection(workspace: &stowage_domain::Slug) -> Write {

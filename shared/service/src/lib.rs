@@ -87,8 +87,17 @@ impl Default for Settings {
     }
 }
 
-/// Times a transaction is tried when it meets a concurrent one.
-const TRANSACTION_ATTEMPTS: u32 = 4;
+/// How long a transaction is tried again while it meets concurrent ones (DynamoDB cancels
+/// transactions that touch an item another one is writing).
+const TRANSACTION_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Waits before trying again after losing a race, for a random time that grows with the
+/// rounds lost ("full jitter"), so that requests that collided do not collide again in step.
+pub(crate) async fn wait_turn(round: u32) {
+    let ceiling_ms = 10u64 << round.min(6);
+    let wait = rand::random_range(1..=ceiling_ms);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
 
 /// The service: the storage ports, a clock, the settings and the credential cache.
 pub struct Registry {
@@ -142,14 +151,15 @@ impl Registry {
     }
 
     /// Runs a transaction, trying again when it meets a concurrent one (DynamoDB cancels both
-    /// sides of a conflict; neither wrote anything).
+    /// sides of a conflict; neither wrote anything), for up to [`TRANSACTION_PATIENCE`].
     pub async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
-        let mut attempt = 1;
+        let deadline = std::time::Instant::now() + TRANSACTION_PATIENCE;
+        let mut round = 0;
         loop {
             match self.metadata.transact(writes.clone()).await {
-                Err(MetadataError::Conflict) if attempt < TRANSACTION_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
-                    attempt += 1;
+                Err(MetadataError::Conflict) if std::time::Instant::now() < deadline => {
+                    wait_turn(round).await;
+                    round += 1;
                 }
                 result => return result,
             }
