@@ -6,6 +6,7 @@
 
 pub mod aws_calls;
 pub mod clients;
+pub mod faults;
 pub mod lambda;
 pub mod npm;
 pub mod oci;

@@ -16,6 +16,7 @@ use stowage_storage::{
 };
 use stowage_storage_embedded::{FileBlobStore, UrlSigner};
 
+use crate::faults::FaultyBlobStore;
 use crate::{Backend, Stores, TEST_SIGNING_KEY};
 
 /// The site admin's token in every test server.
@@ -37,6 +38,8 @@ pub struct TestServer {
     pub metadata_calls: Arc<CallCounts>,
     /// Round trips to the blob store since the last reset.
     pub blob_calls: Arc<CallCounts>,
+    /// Failures to inject into the blob store.
+    pub blob_faults: Arc<FaultyBlobStore>,
     pub stores: Stores,
     pub client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
@@ -84,7 +87,8 @@ impl TestServer {
         };
         let counted_metadata = CountingMetadataStore::new(Arc::clone(&stores.metadata));
         let metadata_calls = Arc::clone(&counted_metadata.counts);
-        let counted_blobs = CountingBlobStore::new(Arc::clone(&stores.blobs));
+        let blob_faults = Arc::new(FaultyBlobStore::new(Arc::clone(&stores.blobs)));
+        let counted_blobs = CountingBlobStore::new(blob_faults.clone());
         let blob_calls = Arc::clone(&counted_blobs.counts);
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let metadata: Arc<dyn MetadataStore> = Arc::new(counted_metadata);
@@ -114,6 +118,7 @@ impl TestServer {
             clock,
             metadata_calls,
             blob_calls,
+            blob_faults,
             stores,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -38,6 +38,7 @@ pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
         unfinished_aborted = report.unfinished_aborted,
         links_collected = report.links_collected,
         blobs_collected = report.blobs_collected,
+        orphans_deleted = report.orphans_deleted,
         finished = report.finished,
         "purge run"
     );

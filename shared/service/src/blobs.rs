@@ -16,7 +16,7 @@ use stowage_storage::{
     BlobError, ByteStream, CompletedPart, Condition, MIN_MULTIPART_PART, MetadataError, Put, Write,
 };
 
-use crate::records::{BlobLink, BlobRecord, PackageRecord, decode, encode, keys};
+use crate::records::{BlobLink, BlobRecord, ObjectRecord, PackageRecord, decode, encode, keys};
 use crate::{Error, Registry, Result};
 
 /// Parts written while streaming. Larger than S3's 5 MiB floor, so that a request's last
@@ -446,6 +446,12 @@ impl Registry {
                 Write::Put(Put::new(
                     keys::blob_link(&package.partition(), &record.digest),
                     encode(record),
+                )),
+                Write::Put(Put::new(
+                    keys::object_index(&package.workspace, &record.object_key),
+                    encode(&ObjectRecord {
+                        digest: record.digest.clone(),
+                    }),
                 )),
             ];
             writes.extend(extra(record));

@@ -17,9 +17,11 @@
 //! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)
 //! DUE                            <purge after>#<target>       DueItem (what the purge removes, when)
 //! USAGE#<ws>                     STORED                       counter: the workspace's stored bytes
+//! OBJECTS#<ws>                   <object key>                 ObjectRecord (a record names this object)
 //! GC#<ws>                        <digest>                     GcCandidate (a blob marked as unused)
 //! GCDIRTY                        <ws>                         a workspace whose blobs may have become garbage
 //! CONFIG                         SIGNING_KEY                  the key of short-lived tokens
+//! RECONCILE                      CURSOR                       Reconciliation (the purge's walk of the bucket)
 //! ```
 //!
 //! Blob objects live under `ws/<ws>/blobs/<uuid>`: an upload stays where it was written.
@@ -142,12 +144,48 @@ pub mod keys {
     /// time-ordered UUID (v7) of when it was made, so that whatever a dead writer left under it
     /// can be dated without trusting the store's clock.
     pub fn new_object(workspace: &Slug, now: DateTime<Utc>) -> String {
+        format!("ws/{workspace}/blobs/{}", time_ordered(now))
+    }
+
+    /// A unique name that tells when it was made (a UUID v7).
+    fn time_ordered(now: DateTime<Utc>) -> uuid::Uuid {
         let made = uuid::Timestamp::from_unix(
             uuid::NoContext,
             now.timestamp().max(0) as u64,
             now.timestamp_subsec_nanos(),
         );
-        format!("ws/{workspace}/blobs/{}", uuid::Uuid::new_v7(made))
+        uuid::Uuid::new_v7(made)
+    }
+
+    /// The entry that says a blob record names an object: written with the record, so the
+    /// purge's reconciliation can tell an object nobody names from one in use.
+    pub fn object_index(workspace: &Slug, object_key: &str) -> Key {
+        Key::new(format!("OBJECTS#{workspace}"), object_key)
+    }
+
+    /// Where the purge's walk of the blob store is.
+    pub fn reconciliation() -> Key {
+        Key::new("RECONCILE", "CURSOR")
+    }
+
+    /// Which record would name an object, from its key: a blob's object is named by its
+    /// entry in [`object_index`], an upload's carried bytes by the upload's record.
+    pub fn object_owner(key: &str) -> Option<ObjectOwner> {
+        let mut parts = key.split('/');
+        let (Some("ws"), Some(workspace), Some(area)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let workspace = Slug::parse("workspace", workspace).ok()?;
+        match (area, parts.next(), parts.next(), parts.next()) {
+            ("blobs", Some(_), None, None) => {
+                Some(ObjectOwner::Blob(object_index(&workspace, key)))
+            }
+            ("uploads", Some(upload), Some(_), None) => {
+                Some(ObjectOwner::Upload(self::upload(upload)))
+            }
+            _ => None,
+        }
     }
 
     /// When an object key made by [`new_object`] was made; `None` for other keys.
@@ -203,14 +241,24 @@ pub mod keys {
 
     /// A new place for the bytes an upload carries from one request to the next. Each
     /// request's carried bytes get their own, so a request that lost its claim can never
-    /// overwrite those of the request that took the upload over.
-    pub fn upload_remainder(workspace: &Slug, id: &str) -> String {
-        format!("ws/{workspace}/uploads/{id}/{}", uuid::Uuid::new_v4())
+    /// overwrite those of the request that took the upload over; the name is time-ordered, as
+    /// [`new_object`]'s.
+    pub fn upload_remainder(workspace: &Slug, id: &str, now: DateTime<Utc>) -> String {
+        format!("ws/{workspace}/uploads/{id}/{}", time_ordered(now))
     }
 
     pub fn version(package_partition: &str, version: &str) -> Key {
         Key::new(package_partition, format!("{VERSION_PREFIX}{version}"))
     }
+}
+
+/// The record that names an object of the blob store, if any does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectOwner {
+    /// A blob's object: named by this index entry.
+    Blob(Key),
+    /// Bytes an upload carries between requests: named by this upload record.
+    Upload(Key),
 }
 
 /// A soft deletion: hidden at once, purged after `purge_after` unless restored.
@@ -380,6 +428,12 @@ pub struct BlobRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// That a blob of a workspace is kept in an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub digest: Digest,
+}
+
 /// A package's reference to a blob of its workspace: a copy of the blob's record, so that a
 /// download costs one read.
 pub type BlobLink = BlobRecord;
@@ -428,5 +482,28 @@ mod tests {
         assert_eq!(keys::object_made_at("ws/acme/blobs/not-a-uuid"), None);
         let v4 = format!("ws/acme/blobs/{}", uuid::Uuid::new_v4());
         assert_eq!(keys::object_made_at(&v4), None);
+    }
+
+    #[test]
+    fn objects_name_their_owners() {
+        let workspace = Slug::parse("w", "acme").expect("slug");
+        let blob = keys::new_object(&workspace, Utc::now());
+        assert_eq!(
+            keys::object_owner(&blob),
+            Some(ObjectOwner::Blob(keys::object_index(&workspace, &blob)))
+        );
+        let carried = keys::upload_remainder(&workspace, "u1", Utc::now());
+        assert_eq!(
+            keys::object_owner(&carried),
+            Some(ObjectOwner::Upload(keys::upload("u1")))
+        );
+        for other in [
+            "npm-documents/acme/x",
+            "ws/acme/manifests/sha256:x",
+            "ws/Bad/blobs/x",
+            "ws/acme/blobs/a/b",
+        ] {
+            assert_eq!(keys::object_owner(other), None, "{other}");
+        }
     }
 }

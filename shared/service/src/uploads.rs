@@ -308,7 +308,7 @@ impl Registry {
         let remainder_key = if writer.buffer.is_empty() {
             None
         } else {
-            let key = keys::upload_remainder(&record.workspace, &record.id);
+            let key = keys::upload_remainder(&record.workspace, &record.id, self.now());
             self.blobs()
                 .put(&key, writer.buffer.clone().freeze())
                 .await?;

@@ -7,8 +7,8 @@ use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as SdkCompletedPart};
 use bytes::Bytes;
 use stowage_storage::{
-    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, PresignOptions, UnfinishedPage,
-    UnfinishedUpload,
+    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, ObjectPage, PresignOptions,
+    StoredObject, UnfinishedPage, UnfinishedUpload,
 };
 
 const BINARY: &str = "application/octet-stream";
@@ -262,6 +262,39 @@ impl BlobStore for S3BlobStore {
             }
             Err(error) => Err(backend("complete multipart upload")(error)),
         }
+    }
+
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage, BlobError> {
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after.map(str::to_owned))
+            .max_keys(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(backend("list objects"))?;
+        let objects: Vec<StoredObject> = output
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(StoredObject {
+                    key: object.key()?.to_owned(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect();
+        let next = match (output.is_truncated(), objects.last()) {
+            (Some(true), Some(last)) => Some(last.key.clone()),
+            _ => None,
+        };
+        Ok(ObjectPage { objects, next })
     }
 
     async fn list_unfinished(

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use stowage_storage::{
-    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, MIN_MULTIPART_PART, PresignOptions,
-    UnfinishedPage, UnfinishedUpload,
+    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, MIN_MULTIPART_PART, ObjectPage,
+    PresignOptions, StoredObject, UnfinishedPage, UnfinishedUpload,
 };
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -350,6 +350,37 @@ impl BlobStore for FileBlobStore {
         Ok(())
     }
 
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage, BlobError> {
+        // Every file under the prefix's folder, sorted: a walk per page, which is fine for
+        // what the purge asks of a local store.
+        let folder = match prefix.rfind('/') {
+            Some(end) => self.path_of(&prefix[..end])?,
+            None => self.root.clone(),
+        };
+        let root = self.root.clone();
+        let mut keys = tokio::task::spawn_blocking(move || walk(&root, &folder))
+            .await
+            .map_err(|join| BlobError::backend("files: walk stopped", join))?
+            .map_err(io("list objects"))?;
+        keys.retain(|(key, _)| key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a));
+        keys.sort();
+        let more = keys.len() > limit.max(1);
+        keys.truncate(limit.max(1));
+        let objects: Vec<StoredObject> = keys
+            .into_iter()
+            .map(|(key, size)| StoredObject { key, size })
+            .collect();
+        let next = more
+            .then(|| objects.last().map(|o| o.key.clone()))
+            .flatten();
+        Ok(ObjectPage { objects, next })
+    }
+
     async fn list_unfinished(
         &self,
         prefix: &str,
@@ -409,6 +440,40 @@ impl FileBlobStore {
             Err(error) => Err(io("read upload")(error)),
         }
     }
+}
+
+/// The keys and sizes of the objects under `folder`, a folder of the store at `root`
+/// (nothing when it does not exist; the store's own working folders are not objects).
+fn walk(root: &Path, folder: &Path) -> std::io::Result<Vec<(String, u64)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![folder.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let metadata = entry.metadata()?;
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                let key = relative
+                    .components()
+                    .map(|part| part.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                found.push((key, metadata.len()));
+            }
+        }
+    }
+    Ok(found)
 }
 
 async fn remove_if_present(path: &Path) -> Result<(), BlobError> {

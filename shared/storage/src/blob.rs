@@ -67,6 +67,20 @@ pub struct UnfinishedUpload {
     pub started_at: SystemTime,
 }
 
+/// An object of the store, as a listing gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A page of objects, in key order; `next`, when present, resumes after its last.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectPage {
+    pub objects: Vec<StoredObject>,
+    pub next: Option<String>,
+}
+
 /// A page of unfinished uploads; `next`, when present, resumes after its last.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnfinishedPage {
@@ -153,6 +167,15 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Abandons a multipart upload and frees its parts. Aborting an unknown upload succeeds.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError>;
+
+    /// The objects whose keys start with `prefix`, in key order, up to `limit` of them,
+    /// after the key `after`. For the purge's reconciliation, never on a request's path.
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage, BlobError>;
 
     /// Multipart uploads under `prefix` that were started and neither completed nor aborted,
     /// up to `limit` of them, resuming after `after` (a page's `next`). An upload whose key is

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, Item, Key, MetadataError,
-    MetadataStore, Page, PresignOptions, Query, UnfinishedPage, Write,
+    MetadataStore, ObjectPage, Page, PresignOptions, Query, UnfinishedPage, Write,
 };
 
 /// Round trips made through a counted port, by kind.
@@ -91,7 +91,7 @@ impl MetadataStore for CountingMetadataStore {
 }
 
 /// Counts the calls to the blob store that reach the backend (`presign_get` is local and is
-/// not counted): `get`, `size` and `list_unfinished` are reads, the rest writes.
+/// not counted): `get`, `size` and the listings are reads, the rest writes.
 pub struct CountingBlobStore {
     inner: Arc<dyn BlobStore>,
     pub counts: Arc<CallCounts>,
@@ -161,6 +161,16 @@ impl BlobStore for CountingBlobStore {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
         CallCounts::bump(&self.counts.writes);
         self.inner.abort_multipart(key, upload_id).await
+    }
+
+    async fn list_objects(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ObjectPage, BlobError> {
+        CallCounts::bump(&self.counts.reads);
+        self.inner.list_objects(prefix, after, limit).await
     }
 
     async fn list_unfinished(

@@ -12,7 +12,7 @@ mod metadata;
 
 pub use blob::{
     BlobError, BlobRead, BlobStore, ByteRange, ByteStream, CompletedPart, MIN_MULTIPART_PART,
-    PresignOptions, UnfinishedPage, UnfinishedUpload,
+    ObjectPage, PresignOptions, StoredObject, UnfinishedPage, UnfinishedUpload,
 };
 pub use counting::{CallCounts, CountingBlobStore, CountingMetadataStore};
 pub use metadata::{

@@ -14,6 +14,7 @@ on_both_backends!(
     a_part_sent_again_replaces_the_earlier_one,
     presigned_urls_name_the_object,
     unfinished_uploads_are_listed_until_they_end,
+    objects_are_listed_in_key_order_a_page_at_a_time,
 );
 
 async fn put_get_size_delete(stores: Stores) {
@@ -327,4 +328,59 @@ async fn unfinished_uploads_are_listed_until_they_end(stores: Stores) {
         .expect("abort");
     let left = blobs.list_unfinished("ws/", None, 100).await.expect("list");
     assert!(left.uploads.is_empty(), "{left:?}");
+}
+
+/// The objects under a prefix, in key order, with their sizes, a page at a time; none of the
+/// store's own working files.
+async fn objects_are_listed_in_key_order_a_page_at_a_time(stores: Stores) {
+    let blobs = &stores.blobs;
+    let mut expected = Vec::new();
+    for (i, name) in ["c", "a", "e", "b", "d"].iter().enumerate() {
+        let key = format!("ws/acme/blobs/{name}");
+        blobs
+            .put(&key, Bytes::from(vec![b'x'; i + 1]))
+            .await
+            .expect("put");
+        expected.push((key, i as u64 + 1));
+    }
+    blobs
+        .put("ws/acme/uploads/u1/r", Bytes::from_static(b"carried"))
+        .await
+        .expect("put");
+    blobs
+        .put("ws/other/blobs/z", Bytes::from_static(b"z"))
+        .await
+        .expect("put");
+    let open = blobs
+        .start_multipart("ws/acme/blobs/pending")
+        .await
+        .expect("start");
+    expected.sort();
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = blobs
+            .list_objects("ws/acme/blobs/", after.as_deref(), 2)
+            .await
+            .expect("list");
+        assert!(page.objects.len() <= 2);
+        listed.extend(page.objects.iter().map(|o| (o.key.clone(), o.size)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        listed, expected,
+        "in key order, unfinished uploads left out"
+    );
+    let everything = blobs.list_objects("ws/", None, 100).await.expect("list");
+    let keys: Vec<&str> = everything.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert!(keys.windows(2).all(|pair| pair[0] < pair[1]), "{keys:?}");
+    assert!(everything.next.is_none());
+    blobs
+        .abort_multipart("ws/acme/blobs/pending", &open)
+        .await
+        .expect("abort");
 }

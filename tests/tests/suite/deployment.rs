@@ -301,6 +301,7 @@ fn actions_for(call: &AwsCall) -> Vec<String> {
         }
         ("S3", "ListParts") => vec![action("s3", "ListMultipartUploadParts")],
         ("S3", "ListMultipartUploads") => vec![action("s3", "ListBucketMultipartUploads")],
+        ("S3", "ListObjectsV2") => vec![action("s3", "ListBucket")],
         ("S3", "DeleteObjects") => vec![action("s3", "DeleteObject")],
         ("S3", operation) => vec![action("s3", operation)],
         (service, operation) => panic!("no IAM mapping for {service} {operation}"),
@@ -568,7 +569,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
     assert_eq!(deleted.status(), StatusCode::ACCEPTED);
     assert_covered(&functions, "stowage-oci", &recorder.take());
 
-    // npm: publish, read, tags, deprecate, unpublish.
+    // npm: publish, read (a version by its tag too), tags.
     let npm = |path: &str| format!("{}/npm/acme{path}", urls["stowage-npm"]);
     for version in ["1.0.0", "1.1.0"] {
         let response = http
@@ -599,6 +600,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
     assert_eq!(same_bytes.status(), StatusCode::CREATED);
     for path in [
         "/left-pad",
+        "/left-pad/latest",
         "/left-pad/-/left-pad-1.0.0.tgz",
         "/-/v1/search?text=left",
         "/-/package/left-pad/dist-tags",
@@ -683,6 +685,22 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("HEAD");
     assert_eq!(head.status(), StatusCode::OK);
+    // A version deleted, and its release's coordinates refused after.
+    let deleted = http
+        .delete(maven("/1.1/"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let refused = http
+        .put(maven("/1.1/lib-1.1.jar"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .body(jar.clone())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
     assert_covered(&functions, "stowage-maven", &recorder.take());
 
     // The purge: the deleted package and repository past retention, the abandoned upload,

@@ -24,6 +24,8 @@ on_both_backends!(
     abandoned_uploads_are_cleared,
     identical_large_manifests_in_two_repositories_stay_readable,
     unfinished_multipart_uploads_are_aborted,
+    a_collector_killed_midway_is_finished_by_the_next,
+    objects_no_record_names_are_reconciled_away,
 );
 
 const GRACE: i64 = 3600;
@@ -948,6 +950,99 @@ async fn unfinished_multipart_uploads_are_aborted(stores: Stores) {
     let report = purge(&server).await;
     assert_eq!(report.unfinished_aborted, 1, "{report:?}");
     assert_eq!(server.stores.object_count().await, before);
+}
+
+/// The collector dies right after a garbage blob's record is gone, before its object is: the
+/// next run deletes the object all the same.
+async fn a_collector_killed_midway_is_finished_by_the_next(stores: Stores) {
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let before = server.stores.object_count().await;
+    let stray = random_bytes(5_000);
+    assert_eq!(
+        client.push_blob("acme/api/server", &stray).await.status(),
+        201
+    );
+    assert_eq!(server.stores.object_count().await, before + 1);
+    // Past the grace period the link goes and the blob is marked; a grace period later the
+    // run that deletes it dies before its object goes.
+    server.clock.advance(Days::seconds(GRACE + 1));
+    purge(&server).await;
+    server.clock.advance(Days::seconds(GRACE + 1));
+    server.blob_faults.fail_deletes(1);
+    assert!(
+        server
+            .registry
+            .purge(&stowage_purge::Content, Duration::from_secs(120))
+            .await
+            .is_err(),
+        "the run died"
+    );
+    assert_eq!(
+        server.stores.object_count().await,
+        before + 1,
+        "the object stayed"
+    );
+    let report = purge(&server).await;
+    assert_eq!(report.objects_deleted, 1, "{report:?}");
+    assert_eq!(server.stores.object_count().await, before);
+    let usage = stowage_tests::usage_of(&server, "acme").await;
+    assert_eq!((usage.stored_bytes, usage.total_bytes), (0, 0));
+}
+
+/// An object that no record names (its writer died between writing and recording it) is
+/// deleted by the daily reconciliation once it is older than the grace period; what records
+/// name, and what is young, stays.
+async fn objects_no_record_names_are_reconciled_away(stores: Stores) {
+    let (server, _alice, client) = fixture(stores, PlanLimits::default()).await;
+    let img = image(&[10_000], "amd64", OCI_MANIFEST);
+    client.push_image("acme/api/server", "v1", &img).await;
+    let before = server.stores.object_count().await;
+    let workspace = stowage_domain::Slug::parse("ws", "acme").expect("slug");
+    let orphan = stowage_service::records::keys::new_object(&workspace, server.clock_now());
+    server
+        .registry
+        .blobs()
+        .put(&orphan, bytes::Bytes::from_static(b"nobody's"))
+        .await
+        .expect("put");
+    let carried =
+        stowage_service::records::keys::upload_remainder(&workspace, "gone", server.clock_now());
+    server
+        .registry
+        .blobs()
+        .put(&carried, bytes::Bytes::from_static(b"carried"))
+        .await
+        .expect("put");
+    let report = purge(&server).await;
+    assert_eq!(report.orphans_deleted, 0, "young: its writer may be at it");
+    server.clock.advance(Days::days(1) + Days::seconds(GRACE));
+    let report = purge(&server).await;
+    assert_eq!(report.orphans_deleted, 2, "{report:?}");
+    assert_eq!(server.stores.object_count().await, before);
+    // The image is whole.
+    for blob in img.blobs() {
+        let response = client
+            .request(
+                "HEAD",
+                &format!("/v2/acme/api/server/blobs/{}", sha256(blob)),
+            )
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        follow_redirect(
+            client
+                .get(&format!(
+                    "/v2/acme/api/server/blobs/{}",
+                    sha256(&img.layers[0])
+                ))
+                .await
+        )
+        .await,
+        img.layers[0]
+    );
 }
 
 async fn abandoned_uploads_are_cleared(stores: Stores) {
