@@ -61,8 +61,16 @@ pub struct MavenPath {
     pub checksum: Option<ChecksumKind>,
 }
 
+/// The longest path segment taken: versions and file names are parts of records' keys.
+const SEGMENT_MAX: usize = 255;
+
 fn segment(raw: &str) -> Result<String, MavenError> {
     let decoded = percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    if decoded.len() > SEGMENT_MAX {
+        return Err(MavenError::bad_request(format!(
+            "a path segment is at most {SEGMENT_MAX} characters"
+        )));
+    }
     let valid = !decoded.is_empty()
         && decoded != "."
         && decoded != ".."

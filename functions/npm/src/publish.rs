@@ -55,8 +55,18 @@ pub fn check_tag(tag: &str) -> NpmResult<()> {
     Ok(())
 }
 
-/// A version string npm would publish: strict semver.
+/// The longest version string taken (npm's own limit): it is part of a record's key.
+const VERSION_MAX: usize = 256;
+/// The most dist-tags a publish may set (npm sets one): each is a write of its transaction.
+const PUBLISH_TAGS_MAX: usize = 20;
+
+/// A version string npm would publish: strict semver, of a length a key can hold.
 fn check_version(version: &str) -> NpmResult<()> {
+    if version.len() > VERSION_MAX {
+        return Err(NpmError::bad_request(format!(
+            "a version is at most {VERSION_MAX} characters"
+        )));
+    }
     semver::Version::parse(version).map(drop).map_err(|error| {
         NpmError::bad_request(format!("version {version:?} is not valid semver: {error}"))
     })
@@ -242,6 +252,12 @@ fn publish(
     }
     let manifest = version_manifest(name, version, raw)?;
     let tarball = check_tarball(name, version, &manifest, attachment, &staged.written)?;
+    let sent_tags = document.dist_tags.as_ref().map_or(0, BTreeMap::len);
+    if sent_tags > PUBLISH_TAGS_MAX {
+        return Err(NpmError::bad_request(format!(
+            "a publish sets at most {PUBLISH_TAGS_MAX} dist-tags, not {sent_tags}; add more with npm dist-tag"
+        )));
+    }
     let mut tags = Vec::new();
     for (tag, target) in document.dist_tags.iter().flatten() {
         check_tag(tag)?;

@@ -214,6 +214,43 @@ pub async fn get(
     Ok(manifest_response(method, &record, bytes))
 }
 
+/// The most distinct blobs and manifests one manifest may refer to: its record lists them,
+/// and a record must fit in a metadata item (images have a few dozen layers at most; Docker
+/// stops at 127).
+pub const REFERENCES_MAX: usize = 1000;
+/// The longest media type or artifact type taken (RFC 6838 allows 127 characters on each side
+/// of the `/`).
+const MEDIA_TYPE_MAX: usize = 255;
+
+/// Every blob and manifest a manifest refers to, each once, within the limits a record holds.
+fn distinct_references(parsed: &Parsed) -> OciResult<Vec<Digest>> {
+    let mut references: Vec<Digest> = parsed
+        .blobs
+        .iter()
+        .chain(&parsed.manifests)
+        .cloned()
+        .collect();
+    references.sort();
+    references.dedup();
+    if references.len() > REFERENCES_MAX {
+        return Err(OciError::manifest_invalid(format!(
+            "a manifest may refer to at most {REFERENCES_MAX} distinct blobs and manifests; this one refers to {}",
+            references.len()
+        )));
+    }
+    for (what, value) in [
+        ("mediaType", Some(&parsed.media_type)),
+        ("artifactType", parsed.artifact_type.as_ref()),
+    ] {
+        if value.is_some_and(|value| value.len() > MEDIA_TYPE_MAX) {
+            return Err(OciError::manifest_invalid(format!(
+                "the manifest's {what} is longer than {MEDIA_TYPE_MAX} characters"
+            )));
+        }
+    }
+    Ok(references)
+}
+
 /// Checks that every blob and child manifest is in the package, in batch reads.
 async fn check_references(registry: &Registry, partition: &str, parsed: &Parsed) -> OciResult<()> {
     let mut wanted: Vec<(Key, &Digest)> = Vec::new();
@@ -269,12 +306,24 @@ pub async fn put(
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let parsed = parse(content_type, &bytes)?;
+    let references = distinct_references(&parsed)?;
     let partition = package.partition();
     check_references(registry, &partition, &parsed).await?;
 
     let now = registry.now();
-    let inline = bytes.len() <= records::INLINE_MANIFEST_MAX;
-    let stored = if inline {
+    let mut record = ManifestRecord {
+        digest: digest.clone(),
+        media_type: parsed.media_type.clone(),
+        size: bytes.len() as u64,
+        artifact_type: parsed.artifact_type.clone(),
+        subject: parsed.subject.clone(),
+        references,
+        stored: Stored::Inline,
+        created_at: now,
+    };
+    // Kept in its record only when the record, with what it says of the manifest, fits.
+    let inline = encode_manifest(&record, Some(&bytes)).len() <= records::MANIFEST_RECORD_MAX;
+    record.stored = if inline {
         Stored::Inline
     } else {
         // Stored as a blob of the package: identical manifests elsewhere share its content,
@@ -287,21 +336,6 @@ pub async fn put(
         Stored::Object {
             key: link.object_key,
         }
-    };
-    let record = ManifestRecord {
-        digest: digest.clone(),
-        media_type: parsed.media_type.clone(),
-        size: bytes.len() as u64,
-        artifact_type: parsed.artifact_type.clone(),
-        subject: parsed.subject.clone(),
-        references: parsed
-            .blobs
-            .iter()
-            .chain(&parsed.manifests)
-            .cloned()
-            .collect(),
-        stored,
-        created_at: now,
     };
     let mut writes = vec![Write::Put(Put::new(
         records::manifest(&partition, &digest),

@@ -14,9 +14,9 @@ use stowage_domain::Digest;
 use stowage_service::Error;
 use stowage_storage::{Item, Key};
 
-/// Manifests up to this size are kept in their record (DynamoDB items stop at 400 KB); larger
-/// ones go to the blob store.
-pub const INLINE_MANIFEST_MAX: usize = 300 * 1024;
+/// A manifest's record holds its bytes when the whole stays under this (DynamoDB items stop
+/// at 400 KB, keys and attributes included); larger manifests go to the blob store.
+pub const MANIFEST_RECORD_MAX: usize = 300 * 1024;
 
 pub const TAG_PREFIX: &str = "TAG#";
 

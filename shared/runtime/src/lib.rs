@@ -82,6 +82,7 @@ pub fn settings_from_env() -> Result<Settings, StartupError> {
             i64::try_from(number_var("STOWAGE_COLLECTION_GRACE_SECONDS", 3600)?)
                 .unwrap_or(i64::MAX / 1000),
         ),
+        ..Settings::default()
     })
 }
 

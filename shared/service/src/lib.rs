@@ -48,6 +48,9 @@ pub struct Settings {
     /// How long an unused blob is left before it is collected, and an abandoned upload before
     /// it is cleared: longer than any push takes.
     pub collection_grace: chrono::Duration,
+    /// The most parts an upload in chunks may have: its record lists them, and a record must
+    /// fit in a DynamoDB item (400 KB).
+    pub upload_parts_max: usize,
 }
 
 /// Storage limits of the plans, in bytes.
@@ -83,9 +86,13 @@ impl Default for Settings {
             presign_ttl: Duration::from_secs(300),
             plan_limits: PlanLimits::default(),
             collection_grace: chrono::Duration::hours(1),
+            upload_parts_max: UPLOAD_PARTS_MAX,
         }
     }
 }
+
+/// Parts of at least 5 MiB (8 MiB when streamed): an upload in chunks of 15 to 23 GiB.
+pub const UPLOAD_PARTS_MAX: usize = 3000;
 
 /// How long a transaction is tried again while it meets concurrent ones (DynamoDB cancels
 /// transactions that touch an item another one is writing).

@@ -304,6 +304,14 @@ impl Registry {
             let part = std::mem::take(&mut writer.buffer).freeze();
             writer.write_part(part).await?;
         }
+        let most = self.settings().upload_parts_max;
+        if writer.parts.len() > most {
+            return Err(Error::TooLarge(format!(
+                "an upload in chunks holds at most {most} parts ({} bytes so far): push the \
+                 rest of this blob in larger chunks, or the whole in one request",
+                writer.size
+            )));
+        }
         // New carried bytes go to a new object; the old one goes once the record has moved on.
         let remainder_key = if writer.buffer.is_empty() {
             None

@@ -324,18 +324,28 @@ impl BlobStore for FileBlobStore {
             .iter()
             .enumerate()
             .all(|(i, part)| part.number as usize == i + 1);
-        if parts.is_empty() || listed != stored || !numbered_in_order {
+        // As on S3, parts uploaded but not listed are left out: here they can only be the last
+        // ones (the parts are one file), which a refused chunk may have left.
+        if parts.is_empty() || !stored.starts_with(&listed) || !numbered_in_order {
             return Err(BlobError::InvalidMultipart(
                 "the parts listed are not the parts uploaded".into(),
             ));
         }
-        if stored[..stored.len() - 1]
+        if listed[..listed.len() - 1]
             .iter()
             .any(|&(size, _)| size < MIN_MULTIPART_PART)
         {
             return Err(BlobError::InvalidMultipart(format!(
                 "every part but the last must be at least {MIN_MULTIPART_PART} bytes"
             )));
+        }
+        if listed.len() < stored.len() {
+            let length: u64 = listed.iter().map(|(size, _)| size).sum();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&data)
+                .map_err(io("open upload"))?;
+            file.set_len(length).map_err(io("drop unlisted parts"))?;
         }
         self.move_into_place(&data, key).await?;
         remove_if_present(&parts_path).await?;

@@ -15,6 +15,7 @@ on_both_backends!(
     presigned_urls_name_the_object,
     unfinished_uploads_are_listed_until_they_end,
     objects_are_listed_in_key_order_a_page_at_a_time,
+    an_upload_completes_with_the_parts_it_lists,
 );
 
 async fn put_get_size_delete(stores: Stores) {
@@ -383,4 +384,30 @@ async fn objects_are_listed_in_key_order_a_page_at_a_time(stores: Stores) {
         .abort_multipart("ws/acme/blobs/pending", &open)
         .await
         .expect("abort");
+}
+
+/// As on S3, an upload completed with fewer parts than were sent is made of those listed
+/// (a refused chunk may have sent one more).
+async fn an_upload_completes_with_the_parts_it_lists(stores: Stores) {
+    let blobs = &stores.blobs;
+    let key = "ws/acme/blobs/listed";
+    let upload = blobs.start_multipart(key).await.expect("start");
+    let size = MIN_MULTIPART_PART as usize;
+    let mut parts = Vec::new();
+    for (number, fill) in [(1u32, b'a'), (2, b'b'), (3, b'c')] {
+        parts.push(
+            blobs
+                .put_part(key, &upload, number, Bytes::from(vec![fill; size]))
+                .await
+                .expect("part"),
+        );
+    }
+    blobs
+        .complete_multipart(key, &upload, &parts[..2])
+        .await
+        .expect("complete with two of three");
+    let read = blobs.get(key, None).await.expect("get");
+    assert_eq!(read.total_size, 2 * size as u64);
+    let bytes = collect(read.body).await;
+    assert!(bytes[..size].iter().all(|b| *b == b'a') && bytes[size..].iter().all(|b| *b == b'b'));
 }

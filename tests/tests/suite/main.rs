@@ -11,6 +11,7 @@ mod credentials;
 mod deployment;
 mod events;
 mod lifecycle;
+mod limits;
 mod maven_clients;
 mod maven_lambda;
 mod maven_protocol;
