@@ -1,5 +1,5 @@
-//! A blob store that fails on request, for what a crash between two steps leaves: a delete
-//! that never happens, as when the process dies right before it.
+//! Storage that misbehaves on request: a blob store whose deletes fail (what a crash between
+//! two steps leaves), and a metadata store whose transactions pause (a slow or stalled store).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use stowage_storage::{
-    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, ObjectPage, PresignOptions,
-    UnfinishedPage,
+    BlobError, BlobRead, BlobStore, ByteRange, CompletedPart, Item, Key, MetadataError,
+    MetadataStore, ObjectPage, Page, PresignOptions, Query, UnfinishedPage, Write,
 };
 
 pub struct FaultyBlobStore {
@@ -109,5 +109,62 @@ impl BlobStore for FaultyBlobStore {
         limit: usize,
     ) -> Result<UnfinishedPage, BlobError> {
         self.inner.list_unfinished(prefix, after, limit).await
+    }
+}
+
+/// A metadata store that can pause, as a slow or stalled storage does: transactions that
+/// delete an item whose sort key starts with a given prefix wait before they run, which
+/// widens the window in which a racing request can slip in.
+pub struct PausingMetadataStore {
+    inner: Arc<dyn MetadataStore>,
+    pause: std::sync::Mutex<Option<(String, std::time::Duration)>>,
+}
+
+impl PausingMetadataStore {
+    pub fn new(inner: Arc<dyn MetadataStore>) -> Self {
+        Self {
+            inner,
+            pause: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// From now on, transactions deleting an item under `sort_prefix` wait `pause` first
+    /// (`None`: no more pauses).
+    pub fn pause_deletes(&self, pause: Option<(&str, std::time::Duration)>) {
+        *self.pause.lock().expect("pause") = pause.map(|(prefix, wait)| (prefix.to_owned(), wait));
+    }
+
+    fn pause_for(&self, writes: &[Write]) -> Option<std::time::Duration> {
+        let pause = self.pause.lock().expect("pause").clone()?;
+        writes
+            .iter()
+            .any(|write| matches!(write, Write::Delete { key, .. } if key.sort.starts_with(&pause.0)))
+            .then_some(pause.1)
+    }
+}
+
+#[async_trait]
+impl MetadataStore for PausingMetadataStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, MetadataError> {
+        self.inner.get(key).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, MetadataError> {
+        self.inner.get_many(keys).await
+    }
+
+    async fn write(&self, write: Write) -> Result<(), MetadataError> {
+        self.inner.write(write).await
+    }
+
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
+        if let Some(wait) = self.pause_for(&writes) {
+            tokio::time::sleep(wait).await;
+        }
+        self.inner.transact(writes).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, MetadataError> {
+        self.inner.query(query).await
     }
 }

@@ -16,7 +16,7 @@ use stowage_storage::{
 };
 use stowage_storage_embedded::{FileBlobStore, UrlSigner};
 
-use crate::faults::FaultyBlobStore;
+use crate::faults::{FaultyBlobStore, PausingMetadataStore};
 use crate::{Backend, Stores, TEST_SIGNING_KEY};
 
 /// The site admin's token in every test server.
@@ -40,6 +40,8 @@ pub struct TestServer {
     pub blob_calls: Arc<CallCounts>,
     /// Failures to inject into the blob store.
     pub blob_faults: Arc<FaultyBlobStore>,
+    /// Pauses to inject into the metadata store.
+    pub metadata_pauses: Arc<PausingMetadataStore>,
     pub stores: Stores,
     pub client: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
@@ -85,7 +87,8 @@ impl TestServer {
         } else {
             None
         };
-        let counted_metadata = CountingMetadataStore::new(Arc::clone(&stores.metadata));
+        let metadata_pauses = Arc::new(PausingMetadataStore::new(Arc::clone(&stores.metadata)));
+        let counted_metadata = CountingMetadataStore::new(metadata_pauses.clone());
         let metadata_calls = Arc::clone(&counted_metadata.counts);
         let blob_faults = Arc::new(FaultyBlobStore::new(Arc::clone(&stores.blobs)));
         let counted_blobs = CountingBlobStore::new(blob_faults.clone());
@@ -119,6 +122,7 @@ impl TestServer {
             metadata_calls,
             blob_calls,
             blob_faults,
+            metadata_pauses,
             stores,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

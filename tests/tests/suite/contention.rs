@@ -238,7 +238,12 @@ async fn dist_tags_racing_an_unpublish_never_dangle(stores: Stores) {
                 .await;
             assert_eq!(status, 201, "{body}");
         }
-        // Ten tags land on the doomed version while it is unpublished.
+        // Ten tags land on the doomed version while it is unpublished, whose removal the
+        // storage holds up for a moment (as a slow store would) so that they land between its
+        // read and its write.
+        server
+            .metadata_pauses
+            .pause_deletes(Some(("VERSION#", Duration::from_millis(150))));
         let tags = (0..10).map(|i| {
             let tag = if i == 0 {
                 "latest".to_owned()
@@ -247,6 +252,7 @@ async fn dist_tags_racing_an_unpublish_never_dangle(stores: Stores) {
             };
             let (server, alice, doomed) = (&server, &alice, &doomed);
             async move {
+                tokio::time::sleep(Duration::from_millis(40 + 10 * i)).await;
                 server
                     .request(
                         "PUT",
@@ -291,6 +297,7 @@ async fn dist_tags_racing_an_unpublish_never_dangle(stores: Stores) {
             }
         };
         let (tagged, ()) = tokio::join!(futures_util::future::join_all(tags), unpublish);
+        server.metadata_pauses.pause_deletes(None);
         for response in tagged {
             let status = response.status().as_u16();
             assert!(

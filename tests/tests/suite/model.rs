@@ -115,6 +115,16 @@ fn role(user: usize, repo: usize) -> Option<Role> {
     }
 }
 
+/// Who may push to a container package: everyone with the write role on its repository.
+fn writers(package: usize) -> Vec<usize> {
+    (0..USERS.len())
+        .filter(|user| role(*user, PACKAGES[package].repo) >= Some(Role::Write))
+        .collect()
+}
+
+/// The content variant of a tarball published to several packages at once.
+const SHARED_VARIANT: u8 = 9;
+
 /// The admin of each workspace: its creator.
 fn workspace_admin(ws: Ws) -> usize {
     match ws {
@@ -293,6 +303,25 @@ enum Step {
         user: usize,
         ws: Ws,
     },
+    /// Every writer of a container package pushes the same image under the same tag, at once.
+    ParallelPushes {
+        package: usize,
+        tag: u8,
+        image: ImageKey,
+    },
+    /// Both npm packages of acme get the same tarball bytes as a version, at once.
+    ParallelPublishes {
+        version: u8,
+    },
+    /// Dist-tags are put on a version while its workspace's admin unpublishes it (again, as
+    /// npm's user would, when told the package changed meanwhile).
+    TagsRacingUnpublish {
+        package: usize,
+        version: u8,
+    },
+    /// Two hours pass, and a purge run dies at its first delete of an object (a crash, say);
+    /// the next run follows.
+    InterruptedPurge,
     /// Time passes, and the purge runs (twice, a grace period apart).
     Later {
         hours: i64,
@@ -334,7 +363,7 @@ impl ReferenceStateMachine for World {
                 .prop_map(|(user, package, version)| Step::Unpublish { user, package, version }),
             2 => (user.clone(), npm.clone())
                 .prop_map(|(user, package)| Step::EmptyDocument { user, package }),
-            1 => (user.clone(), npm)
+            1 => (user.clone(), npm.clone())
                 .prop_map(|(user, package)| Step::VersionWithoutTarball { user, package }),
             3 => (user.clone(), 0u8..3, 0u8..2)
                 .prop_map(|(user, version, variant)| Step::Deploy { user, version, variant }),
@@ -353,6 +382,12 @@ impl ReferenceStateMachine for World {
             1 => (user, ws).prop_map(|(user, ws)| Step::RestoreWorkspace { user, ws }),
             2 => prop_oneof![Just(2i64), Just(12 * DAY), Just(31 * DAY)]
                 .prop_map(|hours| Step::Later { hours }),
+            2 => (container, 0u8..2, (0u8..2, proptest::bool::weighted(0.3)))
+                .prop_map(|(package, tag, image)| Step::ParallelPushes { package, tag, image }),
+            1 => (0u8..3).prop_map(|version| Step::ParallelPublishes { version }),
+            2 => (npm.clone(), 0u8..3)
+                .prop_map(|(package, version)| Step::TagsRacingUnpublish { package, version }),
+            1 => Just(Step::InterruptedPurge),
         ]
         .boxed()
     }
@@ -544,6 +579,52 @@ impl ReferenceStateMachine for World {
                     Expect::Ok
                 }
             }
+            Step::ParallelPushes {
+                package,
+                tag,
+                image,
+            } => {
+                if !writers(package).is_empty()
+                    && model.may(writers(package)[0], package, Role::Write)
+                {
+                    let content = &mut model.content[package];
+                    content.manifests.insert(image);
+                    content.tags.insert(tag, image);
+                    Expect::Ok
+                } else {
+                    Expect::Denied
+                }
+            }
+            Step::ParallelPublishes { version } => {
+                for package in NPMS {
+                    let content = &model.content[package];
+                    let fresh = !content.versions.contains_key(&version)
+                        && !content.retired.contains(&version);
+                    if model.may(0, package, Role::Write) && fresh {
+                        model.content[package]
+                            .versions
+                            .insert(version, SHARED_VARIANT);
+                    }
+                }
+                Expect::Ok
+            }
+            Step::TagsRacingUnpublish { package, version } => {
+                if !model.visible(0, package) {
+                    Expect::Denied
+                } else if !model.content[package].versions.contains_key(&version) {
+                    Expect::NotFound
+                } else {
+                    let content = &mut model.content[package];
+                    content.versions.remove(&version);
+                    content.retired.insert(version);
+                    Expect::Ok
+                }
+            }
+            Step::InterruptedPurge => {
+                model.hours += 2;
+                model.purge();
+                Expect::Ok
+            }
             Step::Later { hours } => {
                 model.hours += hours + 2;
                 model.purge();
@@ -613,6 +694,9 @@ fn image_of((image, large): ImageKey) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 fn tarball_of(package: usize, version: u8, variant: u8) -> Vec<u8> {
+    if variant == SHARED_VARIANT {
+        return format!("shared {version}").into_bytes();
+    }
     format!("{} {version} {variant}", PACKAGES[package].name).into_bytes()
 }
 
@@ -1005,6 +1089,95 @@ impl System {
                     .0
                     .as_u16()
             }
+            Step::ParallelPushes {
+                package,
+                tag,
+                image,
+            } => {
+                let pushes = writers(package)
+                    .into_iter()
+                    .cycle()
+                    .take(6)
+                    .map(|user| self.push_image(user, package, tag, image));
+                let statuses = futures_util::future::join_all(pushes).await;
+                assert!(
+                    statuses.iter().all(|s| *s == statuses[0]),
+                    "parallel pushes answered {statuses:?}"
+                );
+                statuses[0]
+            }
+            Step::ParallelPublishes { version } => {
+                let publishes = NPMS.map(|package| {
+                    let document = publish_document(
+                        PACKAGES[package].name,
+                        &npm_version(version),
+                        &tarball_of(package, version, SHARED_VARIANT),
+                    );
+                    let body = Some(document.to_string().into_bytes());
+                    async move {
+                        self.send(0, "PUT", &Self::npm_path(package), body, "application/json")
+                            .await
+                    }
+                });
+                for status in futures_util::future::join_all(publishes).await {
+                    assert!(
+                        matches!(status, 201 | 409 | 403 | 404),
+                        "parallel publish: {status}"
+                    );
+                }
+                200
+            }
+            Step::TagsRacingUnpublish { package, version } => {
+                let path = format!(
+                    "/npm/{}/-/package/{}/dist-tags",
+                    REPOS[PACKAGES[package].repo].0.slug(),
+                    encoded(PACKAGES[package].name)
+                );
+                // The removal is held up a moment, as a slow store would, so that tags land
+                // between the unpublish's read and its write.
+                self.server
+                    .metadata_pauses
+                    .pause_deletes(Some(("VERSION#", Duration::from_millis(100))));
+                let tags = (0..3).map(|i| {
+                    let (path, body) = (
+                        format!("{path}/next{i}"),
+                        Some(Value::String(npm_version(version)).to_string().into_bytes()),
+                    );
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(30 + 20 * i)).await;
+                        self.send(0, "PUT", &path, body, "application/json").await
+                    }
+                });
+                let unpublish = async {
+                    loop {
+                        match self.unpublish(0, package, version).await {
+                            409 => continue,
+                            status => return status,
+                        }
+                    }
+                };
+                let (tagged, unpublished) =
+                    tokio::join!(futures_util::future::join_all(tags), unpublish);
+                self.server.metadata_pauses.pause_deletes(None);
+                for status in tagged {
+                    assert!(matches!(status, 201 | 404 | 409 | 403), "tag: {status}");
+                }
+                unpublished
+            }
+            Step::InterruptedPurge => {
+                self.server.clock.advance(chrono::Duration::hours(2));
+                self.server.blob_faults.fail_deletes(1);
+                drop(
+                    self.server
+                        .registry
+                        .purge(&stowage_purge::Content, Duration::from_secs(120))
+                        .await,
+                );
+                self.server.blob_faults.fail_deletes(0);
+                // The next run, after the crash.
+                self.purge().await;
+                return None;
+            }
             Step::Later { hours } => {
                 self.server.clock.advance(chrono::Duration::hours(hours));
                 self.purge().await;
@@ -1013,6 +1186,48 @@ impl System {
                 return None;
             }
         })
+    }
+
+    /// Every object in the blob store is named by a blob's record, or by a collection under
+    /// way (a run that died while deleting it leaves that), or is a package's deleted copy
+    /// not yet collected: nothing is orphaned.
+    async fn check_no_orphans(&self) {
+        use stowage_service::records::{BlobRecord, decode};
+        let metadata = self.server.registry.metadata();
+        let mut named = BTreeSet::new();
+        for ws in [Ws::Acme, Ws::Beta] {
+            for partition in [format!("BLOBS#{}", ws.slug()), format!("GC#{}", ws.slug())] {
+                let page = metadata
+                    .query(&stowage_storage::Query::prefix(partition.clone(), "", 1000))
+                    .await
+                    .expect("query");
+                for item in page.items {
+                    if partition.starts_with("BLOBS#") {
+                        named.insert(decode::<BlobRecord>(&item).expect("blob").object_key);
+                    } else {
+                        let candidate: stowage_service::GcCandidate =
+                            decode(&item).expect("candidate");
+                        if candidate.deleting {
+                            named.insert(candidate.object_key);
+                        }
+                    }
+                }
+            }
+        }
+        let listed = self
+            .server
+            .registry
+            .blobs()
+            .list_objects("ws/", None, 10_000)
+            .await
+            .expect("list");
+        for object in listed.objects {
+            assert!(
+                named.contains(&object.key),
+                "an object no record names: {}",
+                object.key
+            );
+        }
     }
 
     async fn purge(&self) {
@@ -1136,6 +1351,14 @@ impl System {
                     let expected: BTreeSet<String> =
                         content.versions.keys().map(|v| npm_version(*v)).collect();
                     assert_eq!(versions, expected, "{} ({status})", PACKAGES[package].name);
+                    for (tag, target) in document["dist-tags"].as_object().into_iter().flatten() {
+                        let target = target.as_str().unwrap_or("");
+                        assert!(
+                            versions.contains(target),
+                            "{}: {tag} -> {target}, which is gone",
+                            PACKAGES[package].name
+                        );
+                    }
                     for (version, variant) in &content.versions {
                         let shasum =
                             hex::encode(Sha1::digest(tarball_of(package, *version, *variant)));
@@ -1236,6 +1459,7 @@ impl<const AWS: bool> StateMachineTest for Registry<AWS> {
             system.check_visibility(model).await;
             system.check_content(model).await;
             system.check_existence_hiding(model).await;
+            system.check_no_orphans().await;
         });
     }
 }
