@@ -127,6 +127,15 @@ async fn twenty_publishes_and_deploys_of_the_same_bytes_at_once(stores: Stores) 
         )
         .await;
     assert_eq!(status, 201);
+    // One publish alone, for comparison.
+    server.metadata_calls.reset();
+    let started = Instant::now();
+    let alone = publish_document("pkg-0", "0.9.0", &tarball("alone", "0.9.0"));
+    let (status, _) = server
+        .call("PUT", "/npm/acme/pkg-0", Auth::Bearer(&alice), Some(alone))
+        .await;
+    assert_eq!(status, 201);
+    report("an npm publish alone", &server, 1, started.elapsed());
     let before = server.stores.object_count().await;
     // The same tarball bytes in twenty packages, at once.
     let shared = tarball("shared", "1.0.0");
