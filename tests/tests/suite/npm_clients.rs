@@ -9,7 +9,8 @@ use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
 
 on_both_backends!(
     npm_publishes_installs_tags_deprecates_and_unpublishes,
-    pnpm_and_yarn_install
+    pnpm_and_yarn_install,
+    twenty_npm_publishes_at_once
 );
 
 /// An npm user: their own .npmrc and cache, pointing at the workspace's registry.
@@ -398,4 +399,60 @@ async fn pnpm_and_yarn_install(stores: Stores) {
     let listed = yarn("list @acme/ui").await.ok("yarn npm tag list");
     assert!(!listed.stdout.contains("beta"), "{}", listed.stdout);
     assert!(!yarn("add @acme/ui@1.2.0 gone").await.success);
+}
+
+/// Twenty `npm publish` processes at once into one workspace (as parallel CI jobs do): every
+/// one succeeds, npm being a client that does not retry what it is refused.
+async fn twenty_npm_publishes_at_once(stores: Stores) {
+    if !available(&["npm"]) {
+        return;
+    }
+    let server = TestServer::start(stores).await;
+    let alice = server
+        .user_with_token("alice", &["read:package", "write:package"])
+        .await;
+    server.package(&alice, "acme", "web", "npm", "pkg-0").await;
+    for i in 1..20 {
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/workspaces/acme/packages",
+                Auth::Bearer(&alice),
+                Some(json!({"type": "npm", "name": format!("pkg-{i}"), "repository": "web"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let user = NpmUser::new(&server, &alice);
+    let work = tempfile::tempdir().expect("work");
+    let publishes = (0..20).map(|i| {
+        let dir = package_dir(work.path(), &format!("pkg-{i}"), "1.0.0");
+        let user = &user;
+        async move { run_in(user, &dir, &["publish"]).await }
+    });
+    for published in futures_util::future::join_all(publishes).await {
+        published.ok("npm publish, one of twenty at once");
+    }
+    let (status, body) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/packages",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["values"].as_array().map(Vec::len), Some(20));
+    for i in 0..20 {
+        let (status, document) = server
+            .call(
+                "GET",
+                &format!("/npm/acme/pkg-{i}"),
+                Auth::Bearer(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(document["versions"]["1.0.0"].is_object(), "pkg-{i}");
+    }
 }
