@@ -191,7 +191,11 @@ impl Registry {
             return Err(Error::forbidden("a pipeline token has no tokens to list"));
         };
         let mut tokens = Vec::new();
-        let mut query = Query::prefix(keys::user_tokens_partition(username), "TOKEN#", LIST_PAGE);
+        let mut query = Query::prefix(
+            keys::user_tokens_partition(username),
+            keys::USER_TOKEN_PREFIX,
+            LIST_PAGE,
+        );
         loop {
             let page = self.metadata().query(&query).await?;
             for item in &page.items {

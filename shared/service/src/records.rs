@@ -14,12 +14,13 @@
 //! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own items
 //! PKG#<ws>#<type>#<name>         BLOB#<digest>                BlobLink (the package uses this blob)
 //! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
-//! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)
+//! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)  index: UPLOADS / <started>#<id>
 //! DUE                            <purge after>#<target>       DueItem (what the purge removes, when)
 //! USAGE#<ws>                     STORED                       counter: the workspace's stored bytes
 //! OBJECTS#<ws>                   <object key>                 ObjectRecord (a record names this object)
 //! GC#<ws>                        <digest>                     GcCandidate (a blob marked as unused)
 //! GCDIRTY                        <ws>                         a workspace whose blobs may have become garbage
+//! (index) PIPELINES#<ws>         <repo>#<id>                  a pipeline token of a repository, for the purge
 //! CONFIG                         SIGNING_KEY                  the key of short-lived tokens
 //! RECONCILE                      CURSOR                       Reconciliation (the purge's walk of the bucket)
 //! ```
@@ -55,8 +56,14 @@ pub mod keys {
     }
 
     pub fn user_token(username: &Username, id: &str) -> Key {
-        Key::new(format!("USER#{username}"), format!("TOKEN#{id}"))
+        Key::new(
+            format!("USER#{username}"),
+            format!("{USER_TOKEN_PREFIX}{id}"),
+        )
     }
+
+    /// The sort-key prefix of a user's token listing entries.
+    pub const USER_TOKEN_PREFIX: &str = "TOKEN#";
 
     pub fn user_tokens_partition(username: &Username) -> String {
         format!("USER#{username}")
@@ -92,7 +99,7 @@ pub mod keys {
 
     pub fn role_index(workspace: &Slug, repository: Option<&Slug>, username: &Username) -> Key {
         Key::new(
-            format!("MEMBERS#{workspace}"),
+            members_partition(workspace),
             format!("{}#{username}", repository.map_or("*", Slug::as_str)),
         )
     }
@@ -134,7 +141,7 @@ pub mod keys {
 
     /// A package's link to a blob of its workspace.
     pub fn blob_link(package_partition: &str, digest: &Digest) -> Key {
-        Key::new(package_partition, format!("BLOB#{digest}"))
+        Key::new(package_partition, format!("{BLOB_LINK_PREFIX}{digest}"))
     }
 
     /// Where every object of the blob store lives: under `ws/<workspace>/`.
@@ -160,7 +167,7 @@ pub mod keys {
     /// The entry that says a blob record names an object: written with the record, so the
     /// purge's reconciliation can tell an object nobody names from one in use.
     pub fn object_index(workspace: &Slug, object_key: &str) -> Key {
-        Key::new(format!("OBJECTS#{workspace}"), object_key)
+        Key::new(object_index_partition(workspace), object_key)
     }
 
     /// Where the purge's walk of the blob store is.
@@ -212,10 +219,7 @@ pub mod keys {
 
     /// A pipeline token's entry in its workspace's index, for the purge.
     pub fn pipeline_index(workspace: &Slug, repository: &Slug, id: &str) -> Key {
-        Key::new(
-            format!("PIPELINES#{workspace}"),
-            format!("{repository}#{id}"),
-        )
+        Key::new(pipelines_partition(workspace), format!("{repository}#{id}"))
     }
 
     /// Marks a workspace for the garbage collector's next run.
@@ -227,12 +231,52 @@ pub mod keys {
 
     /// A blob the collector marked as unused, in a workspace.
     pub fn collection_candidate(workspace: &Slug, digest: &Digest) -> Key {
-        Key::new(format!("GC#{workspace}"), digest.as_str())
+        Key::new(collection_candidates_partition(workspace), digest.as_str())
     }
 
     /// A workspace's stored bytes: an atomic counter.
     pub fn stored_bytes(workspace: &Slug) -> Key {
-        Key::new(format!("USAGE#{workspace}"), "STORED")
+        Key::new(usage_partition(workspace), "STORED")
+    }
+
+    pub fn usage_partition(workspace: &Slug) -> String {
+        format!("USAGE#{workspace}")
+    }
+
+    /// The blobs the collector marked as unused in a workspace.
+    pub fn collection_candidates_partition(workspace: &Slug) -> String {
+        format!("GC#{workspace}")
+    }
+
+    /// The object index entries of a workspace.
+    pub fn object_index_partition(workspace: &Slug) -> String {
+        format!("OBJECTS#{workspace}")
+    }
+
+    /// The index partition of a workspace's roles: `<repo|*>#<user>`.
+    pub fn members_partition(workspace: &Slug) -> String {
+        format!("MEMBERS#{workspace}")
+    }
+
+    /// The index partition of a workspace's pipeline tokens: `<repo>#<id>`.
+    pub fn pipelines_partition(workspace: &Slug) -> String {
+        format!("PIPELINES#{workspace}")
+    }
+
+    /// The sort-key prefix of a package's blob links.
+    pub const BLOB_LINK_PREFIX: &str = "BLOB#";
+
+    /// The index partition of every upload session, by start time.
+    pub const UPLOADS_INDEX: &str = "UPLOADS";
+
+    /// An upload session's entry in [`UPLOADS_INDEX`].
+    pub fn uploads_index(started_at: DateTime<Utc>, id: &str) -> Key {
+        Key::new(UPLOADS_INDEX, format!("{}#{id}", sortable_time(started_at)))
+    }
+
+    /// The key that signs short-lived tokens.
+    pub fn signing_key() -> Key {
+        Key::new("CONFIG", "SIGNING_KEY")
     }
 
     pub fn upload(id: &str) -> Key {

@@ -5,15 +5,12 @@
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use stowage_storage::{Condition, Key, MetadataError, Put, Write};
+use stowage_storage::{Condition, MetadataError, Put, Write};
 
+use crate::records::keys;
 use crate::{Error, Registry, Result};
 
 const KEY_LEN: usize = 32;
-
-fn signing_key_item() -> Key {
-    Key::new("CONFIG", "SIGNING_KEY")
-}
 
 fn derive(master: &[u8], purpose: &str) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes a key of any size");
@@ -32,7 +29,7 @@ impl Registry {
     }
 
     async fn load_or_create_master(&self) -> Result<Vec<u8>> {
-        if let Some(item) = self.metadata().get(&signing_key_item()).await? {
+        if let Some(item) = self.metadata().get(&keys::signing_key()).await? {
             return checked(item.data);
         }
         let mut key = vec![0u8; KEY_LEN];
@@ -40,7 +37,7 @@ impl Registry {
         let created = self
             .metadata()
             .write(Write::Put(
-                Put::new(signing_key_item(), key.clone()).when(Condition::Absent),
+                Put::new(keys::signing_key(), key.clone()).when(Condition::Absent),
             ))
             .await;
         match created {
@@ -49,7 +46,7 @@ impl Registry {
             Err(MetadataError::ConditionFailed { .. }) => {
                 let item = self
                     .metadata()
-                    .get(&signing_key_item())
+                    .get(&keys::signing_key())
                     .await?
                     .ok_or(Error::Busy)?;
                 checked(item.data)

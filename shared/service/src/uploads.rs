@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use stowage_domain::{Digest, PackageName, PackageType, Slug};
 use stowage_storage::{
-    BlobError, ByteStream, CompletedPart, Condition, Key, MetadataError, Put, Query, Write,
+    BlobError, ByteStream, CompletedPart, Condition, MetadataError, Put, Query, Write,
 };
 
 use crate::blobs::{MIN_PART, ObjectWriter, discard_object, verify};
@@ -28,16 +28,6 @@ use crate::{Error, Registry, Result};
 /// How long a request may hold an upload; longer than any request can run on Lambda, and
 /// long enough for a large streamed chunk on the local server.
 const CLAIM_TTL: chrono::Duration = chrono::Duration::minutes(10);
-
-/// The index entry of every upload session, by start time, for the purge of abandoned ones.
-pub(crate) fn uploads_index(started_at: DateTime<Utc>, id: &str) -> Key {
-    Key::new(
-        UPLOADS_INDEX,
-        format!("{}#{id}", keys::sortable_time(started_at)),
-    )
-}
-
-pub(crate) const UPLOADS_INDEX: &str = "UPLOADS";
 
 /// A resumable upload's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +95,7 @@ impl Registry {
         self.metadata()
             .write(Write::Put(
                 Put::new(keys::upload(&id), encode(&record))
-                    .indexed(uploads_index(record.started_at, &id))
+                    .indexed(keys::uploads_index(record.started_at, &id))
                     .when(Condition::Absent),
             ))
             .await?;
@@ -151,7 +141,7 @@ impl Registry {
         self.metadata()
             .write(Write::Put(
                 Put::new(keys::upload(id), encode(&record))
-                    .indexed(uploads_index(record.started_at, id))
+                    .indexed(keys::uploads_index(record.started_at, id))
                     .when(Condition::Version(version)),
             ))
             .await
@@ -204,7 +194,7 @@ impl Registry {
         self.metadata()
             .write(Write::Put(
                 Put::new(keys::upload(&record.id), encode(record))
-                    .indexed(uploads_index(record.started_at, &record.id))
+                    .indexed(keys::uploads_index(record.started_at, &record.id))
                     .when(Condition::Version(claimed_version)),
             ))
             .await
@@ -386,7 +376,7 @@ impl Registry {
     /// Without this, an upload a crash interrupted stays held for up to [`CLAIM_TTL`].
     pub async fn release_upload_holds(&self) -> Result<u64> {
         let mut released = 0;
-        let mut query = Query::prefix(UPLOADS_INDEX, "", 100).on_index();
+        let mut query = Query::prefix(keys::UPLOADS_INDEX, "", 100).on_index();
         loop {
             let page = self.metadata().query(&query).await?;
             for item in &page.items {
@@ -396,7 +386,7 @@ impl Registry {
                 }
                 let write = Write::Put(
                     Put::new(keys::upload(&record.id), encode(&record))
-                        .indexed(uploads_index(record.started_at, &record.id))
+                        .indexed(keys::uploads_index(record.started_at, &record.id))
                         .when(Condition::Version(item.version)),
                 );
                 match self.metadata().write(write).await {

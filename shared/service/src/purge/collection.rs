@@ -72,7 +72,11 @@ impl Run<'_> {
         let grace = registry.settings().collection_grace;
         // 1. Delete what an earlier run found unused, if it still is.
         let candidates = self
-            .all(Query::prefix(format!("GC#{workspace}"), "", PAGE))
+            .all(Query::prefix(
+                keys::collection_candidates_partition(workspace),
+                "",
+                PAGE,
+            ))
             .await?;
         let mut pending = false;
         for item in &candidates {
@@ -274,7 +278,10 @@ impl Run<'_> {
         linked.extend(referenced.iter().cloned());
         let grace = self.registry.settings().collection_grace;
         let mut waiting = false;
-        for item in items.iter().filter(|i| i.key.sort.starts_with("BLOB#")) {
+        for item in items
+            .iter()
+            .filter(|i| i.key.sort.starts_with(keys::BLOB_LINK_PREFIX))
+        {
             let link: BlobLink = decode(item)?;
             let unreferenced = tracks && !referenced.contains(&link.digest);
             let young = link.created_at + grace > self.now;

@@ -87,7 +87,7 @@ impl Run<'_> {
                         return Ok(false);
                     }
                 }
-                let members = format!("MEMBERS#{workspace}");
+                let members = keys::members_partition(workspace);
                 if !self
                     .delete_by_index(members, format!("{repository}#"))
                     .await?
@@ -95,7 +95,10 @@ impl Run<'_> {
                     return Ok(false);
                 }
                 if !self
-                    .delete_by_index(format!("PIPELINES#{workspace}"), format!("{repository}#"))
+                    .delete_by_index(
+                        keys::pipelines_partition(workspace),
+                        format!("{repository}#"),
+                    )
                     .await?
                 {
                     return Ok(false);
@@ -129,8 +132,8 @@ impl Run<'_> {
             }
         }
         for (partition, prefix) in [
-            (format!("MEMBERS#{workspace}"), String::new()),
-            (format!("PIPELINES#{workspace}"), String::new()),
+            (keys::members_partition(workspace), String::new()),
+            (keys::pipelines_partition(workspace), String::new()),
         ] {
             if !self.delete_by_index(partition, prefix).await? {
                 return Ok(false);
@@ -157,9 +160,9 @@ impl Run<'_> {
         }
         for partition in [
             keys::workspace_partition(workspace),
-            format!("GC#{workspace}"),
-            format!("OBJECTS#{workspace}"),
-            format!("USAGE#{workspace}"),
+            keys::collection_candidates_partition(workspace),
+            keys::object_index_partition(workspace),
+            keys::usage_partition(workspace),
         ] {
             loop {
                 if self.out_of_time() {

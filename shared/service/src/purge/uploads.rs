@@ -7,7 +7,7 @@ use stowage_storage::{Query, SortRange, UnfinishedUpload};
 use super::{Finished, PAGE, Run};
 use crate::Result;
 use crate::records::{decode, keys};
-use crate::uploads::{UPLOADS_INDEX, UploadRecord};
+use crate::uploads::UploadRecord;
 
 impl Run<'_> {
     pub(super) async fn expire_uploads(&mut self) -> Result<Finished> {
@@ -21,7 +21,7 @@ impl Run<'_> {
                     start: String::new(),
                     end: cutoff.clone(),
                 },
-                ..Query::prefix(UPLOADS_INDEX, "", PAGE).on_index()
+                ..Query::prefix(keys::UPLOADS_INDEX, "", PAGE).on_index()
             };
             let page = self.registry.metadata().query(&query).await?;
             if page.items.is_empty() {

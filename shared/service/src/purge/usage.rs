@@ -66,7 +66,11 @@ impl Registry {
         let mut by_type: BTreeMap<String, HashSet<Digest>> = BTreeMap::new();
         for package in run.packages_of(workspace).await? {
             let links = run
-                .all(Query::prefix(package.partition(), "BLOB#", PAGE))
+                .all(Query::prefix(
+                    package.partition(),
+                    keys::BLOB_LINK_PREFIX,
+                    PAGE,
+                ))
                 .await?;
             for item in &links {
                 let link: BlobLink = decode(item)?;
