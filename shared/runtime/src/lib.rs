@@ -12,16 +12,19 @@
 //! - `STOWAGE_BOOTSTRAP_TOKEN`, or `STOWAGE_BOOTSTRAP_TOKEN_SHA256`: the site admin's token on
 //!   an empty store.
 //! - `STOWAGE_LOG_FORMAT=json`, `STOWAGE_LOG` or `RUST_LOG` (a tracing filter, default `info`).
+//!
+//! Features choose the adapters a binary links: `aws` (DynamoDB and S3) and `embedded` (SQLite
+//! and files). Each Lambda function takes `aws` alone; the local server takes both.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stowage_domain::{Clock, SystemClock, TokenHash, TokenSecret};
-use stowage_http::{AppState, Limits};
 use stowage_service::{BootstrapToken, PlanLimits, Registry, Settings};
 use stowage_storage::{BlobStore, MetadataStore};
+#[cfg(feature = "aws")]
 use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
+#[cfg(feature = "embedded")]
 use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner, load_or_create_key};
 use url::Url;
 
@@ -111,10 +114,12 @@ pub struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     /// The signer of blob URLs, when the blob store's URLs are served by this process
     /// (embedded storage); S3 serves its own.
+    #[cfg(feature = "embedded")]
     pub signer: Option<UrlSigner>,
 }
 
 /// The AWS adapters, on the table and bucket named by `STOWAGE_TABLE` and `STOWAGE_BUCKET`.
+#[cfg(feature = "aws")]
 pub async fn aws_stores() -> Result<Stores, StartupError> {
     let table = var("STOWAGE_TABLE").ok_or(StartupError::Missing {
         name: "STOWAGE_TABLE",
@@ -126,13 +131,18 @@ pub async fn aws_stores() -> Result<Stores, StartupError> {
     Ok(Stores {
         metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, table)),
         blobs: Arc::new(S3BlobStore::new(clients.s3, bucket)),
+        #[cfg(feature = "embedded")]
         signer: None,
     })
 }
 
 /// The embedded adapters in `data_dir` (created if needed), signing blob URLs for
 /// `public_url`.
-pub fn embedded_stores(data_dir: &Path, public_url: &Url) -> Result<Stores, StartupError> {
+#[cfg(feature = "embedded")]
+pub fn embedded_stores(
+    data_dir: &std::path::Path,
+    public_url: &Url,
+) -> Result<Stores, StartupError> {
     let folder_error =
         |source: Box<dyn std::error::Error + Send + Sync>| StartupError::DataFolder {
             path: data_dir.display().to_string(),
@@ -155,7 +165,8 @@ pub fn embedded_stores(data_dir: &Path, public_url: &Url) -> Result<Stores, Star
 
 /// Creates the data folder, or makes an existing one, accessible to its owner only: it holds
 /// every package and the signing key.
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
+#[cfg(feature = "embedded")]
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -189,12 +200,13 @@ pub fn registry_with_clock(
 }
 
 /// The state of a Lambda function: AWS adapters, the platform's request limits.
-pub async fn lambda_state() -> Result<AppState, StartupError> {
+#[cfg(feature = "aws")]
+pub async fn lambda_state() -> Result<stowage_http::AppState, StartupError> {
     let stores = aws_stores().await?;
-    Ok(AppState {
+    Ok(stowage_http::AppState {
         registry: registry(stores.metadata, stores.blobs, settings_from_env()?),
         public_url: public_url_from_env()?,
-        limits: Limits::LAMBDA,
+        limits: stowage_http::Limits::LAMBDA,
     })
 }
 
@@ -251,9 +263,10 @@ pub fn init_tracing() {
     drop(result);
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[cfg(unix)]
     #[test]
