@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::WWW_AUTHENTICATE;
 use serde_json::json;
+use stowage_http::{public_message, status_of};
 use stowage_service::Error;
 
 pub struct ApiError(pub Error);
@@ -22,38 +23,28 @@ impl From<stowage_domain::Invalid> for ApiError {
     }
 }
 
-fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
+/// The management API's name for each error, beside its status (the shared table's).
+fn code(error: &Error) -> &'static str {
     match error {
-        Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
-            (StatusCode::BAD_REQUEST, "invalid")
-        }
-        Error::UploadUnknown => (StatusCode::NOT_FOUND, "not_found"),
-        Error::UploadOutOfOrder { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "out_of_order"),
-        Error::UploadBroken => (StatusCode::CONFLICT, "conflict"),
-        Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-        Error::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
-        Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-        Error::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
-        Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
+        Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => "invalid",
+        Error::NotFound(_) | Error::UploadUnknown => "not_found",
+        Error::UploadOutOfOrder { .. } => "out_of_order",
+        Error::Conflict(_) | Error::UploadBroken => "conflict",
+        Error::Unauthenticated => "unauthenticated",
+        Error::Forbidden(_) => "forbidden",
+        Error::QuotaExceeded { .. } => "quota_exceeded",
+        Error::TooLarge(_) => "too_large",
+        Error::Busy => "busy",
+        Error::StorageFull => "storage_full",
+        Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => "internal",
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = status_and_code(&self.0);
-        let message = if self.0.is_internal() {
-            tracing::error!(error = ?self.0, "management request failed");
-            "internal error".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        let mut error = json!({ "code": code, "message": message });
+        let status = status_of(&self.0);
+        let message = public_message(&self.0, "management");
+        let mut error = json!({ "code": code(&self.0), "message": message });
         if let Error::Invalid(invalid) = &self.0 {
             error["field"] = json!(invalid.field);
             error["message"] = json!(invalid.message);
@@ -67,6 +58,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A path the management API does not have, answered in its error format.
+pub fn route_not_found() -> Response {
+    let error = json!({ "code": "not_found", "message": "route not found" });
+    (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

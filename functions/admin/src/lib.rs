@@ -76,6 +76,6 @@ pub fn router(state: AppState) -> Router {
     Router::new().nest("/api", stowage_http::edge(routes))
 }
 
-async fn not_found() -> error::ApiError {
-    error::ApiError(stowage_service::Error::NotFound("route"))
+async fn not_found() -> axum::response::Response {
+    error::route_not_found()
 }

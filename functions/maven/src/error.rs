@@ -4,6 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use stowage_http::{public_message, status_of};
 use stowage_service::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,26 +32,14 @@ impl MavenError {
 
 impl From<Error> for MavenError {
     fn from(error: Error) -> Self {
+        // Maven prints a 413's reason as "the file is too large", which a quota breach is.
         let status = match &error {
-            Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
-            Error::Conflict(_) | Error::UploadBroken => StatusCode::CONFLICT,
-            Error::TooLarge(_) | Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
-                tracing::error!(?error, "maven request failed");
-                return MavenError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-            }
+            Error::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            other => status_of(other),
         };
         let message = match &error {
             Error::NotFound(_) => "not found".to_owned(),
-            other => other.to_string(),
+            other => public_message(other, "maven"),
         };
         MavenError::new(status, message)
     }

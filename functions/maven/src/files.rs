@@ -3,16 +3,16 @@
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED, LOCATION};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, Method, StatusCode};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{PackageType, Principal, Role};
-use stowage_http::{AppState, body_stream, read_limited};
+use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
 use stowage_service::records::{BlobLink, VersionRecord, decode, encode, keys};
 use stowage_service::{Error, OpenPackage, Registry};
-use stowage_storage::{Condition, Key, PresignOptions, Put, Query, Write};
+use stowage_storage::{Condition, Key, Put, Query, Write};
 
 use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
@@ -63,15 +63,13 @@ fn respond(status: StatusCode, content_type: &str, body: Bytes, method: &Method)
         .status(status)
         .header(CONTENT_TYPE, content_type)
         .header(CONTENT_LENGTH, length)
-        .body(body)
-        .unwrap_or_default()
+        .finish(body)
 }
 
 fn created() -> Response {
     Response::builder()
         .status(StatusCode::CREATED)
-        .body(Body::empty())
-        .unwrap_or_default()
+        .finish(Body::empty())
 }
 
 async fn open(
@@ -243,46 +241,23 @@ pub async fn get(
             .header("X-Checksum-Md5", &record.checksums.md5)
             .header("X-Checksum-Sha1", &record.checksums.sha1)
             .header("X-Checksum-Sha256", record.digest.hex())
-            .body(Body::empty())
-            .unwrap_or_default());
+            .finish(Body::empty()));
     }
-    let options = PresignOptions {
-        expires_in: registry.settings().presign_ttl,
-        content_type: Some(content_type(file).to_owned()),
-        content_disposition: Some(format!("attachment; filename=\"{file}\"")),
-    };
     let url = registry
-        .blobs()
-        .presign_get(&record.object_key, &options)
+        .download_url(&record.object_key, content_type(file), Some(file))
         .await?;
-    Ok(Response::builder()
-        .status(StatusCode::TEMPORARY_REDIRECT)
-        .header(LOCATION, url)
-        .body(Body::empty())
-        .unwrap_or_default())
-}
-
-/// The request body's share of the platform's limit, on Lambda.
-fn request_limit(state: &AppState) -> Option<u64> {
-    state
-        .limits
-        .platform_limited
-        .then_some(state.limits.max_body as u64)
+    Ok(redirect(&url).finish(Body::empty()))
 }
 
 fn check_declared_length(state: &AppState, headers: &HeaderMap) -> MavenResult<()> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match (request_limit(state), declared) {
-        (Some(limit), Some(length)) if length > limit => Err(MavenError::new(
+    match state.limits.declared_over_platform_limit(headers) {
+        Some(limit) => Err(MavenError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "this repository runs on AWS Lambda, which takes at most {limit} bytes per request: deploy files under that size here"
             ),
         )),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -417,7 +392,7 @@ pub async fn put(
         .store_file(
             &open.package,
             body_stream(body),
-            request_limit(state),
+            state.limits.streamed_body_limit(),
             records,
         )
         .await;
@@ -516,6 +491,5 @@ pub async fn delete_version(
     }
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
-        .body(Body::empty())
-        .unwrap_or_default())
+        .finish(Body::empty()))
 }

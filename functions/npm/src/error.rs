@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::WWW_AUTHENTICATE;
 use serde_json::json;
+use stowage_http::{public_message, status_of};
 use stowage_service::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,31 +42,14 @@ impl NpmError {
 
 impl From<Error> for NpmError {
     fn from(error: Error) -> Self {
-        let status = match &error {
-            Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
-            Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
-            Error::Conflict(_) | Error::UploadBroken => StatusCode::CONFLICT,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => {
-                tracing::error!(?error, "npm request failed");
-                return NpmError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-            }
-        };
         let message = match &error {
             Error::NotFound(_) => "not found".to_owned(),
             Error::Unauthenticated => {
                 "authentication required: set _authToken for this registry in .npmrc".to_owned()
             }
-            other => other.to_string(),
+            other => public_message(other, "npm"),
         };
-        NpmError::new(status, message)
+        NpmError::new(status_of(&error), message)
     }
 }
 

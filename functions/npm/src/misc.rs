@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 use stowage_domain::{PackageType, Principal, Slug, TokenSecret};
+use stowage_http::query_param;
 use stowage_service::records::decode;
 use stowage_service::{Credential, Registry};
 use stowage_storage::{Key, MAX_BATCH_KEYS};
@@ -10,12 +11,6 @@ use crate::error::{NpmError, NpmResult};
 use crate::records::{self, DistTag, NpmVersion};
 
 const SEARCH_SIZE_MAX: usize = 250;
-
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
 
 /// Reads many items, a batch at a time, in order.
 async fn get_all(

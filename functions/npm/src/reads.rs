@@ -2,14 +2,13 @@
 
 use axum::body::Body;
 use axum::response::Response;
-use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
-use stowage_http::AppState;
+use stowage_http::{AppState, Finish, redirect};
 use stowage_service::records::{decode, keys};
-use stowage_storage::PresignOptions;
 
 use crate::document::{self, PackageState, tarball_url};
 use crate::error::{NpmError, NpmResult};
@@ -66,8 +65,7 @@ pub async fn package_document(
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, content_type)
-        .body(Body::from(body))
-        .unwrap_or_default())
+        .finish(Body::from(body)))
 }
 
 /// A document too large for a Lambda response: written to the blob store (named by its
@@ -87,26 +85,8 @@ async fn hand_over(
     if registry.blobs().size(&key).await?.is_none() {
         registry.blobs().put(&key, body.into()).await?;
     }
-    redirect(state, &key, content_type, None).await
-}
-
-async fn redirect(
-    state: &AppState,
-    key: &str,
-    content_type: &str,
-    disposition: Option<String>,
-) -> NpmResult<Response> {
-    let options = PresignOptions {
-        expires_in: state.registry.settings().presign_ttl,
-        content_type: Some(content_type.to_owned()),
-        content_disposition: disposition,
-    };
-    let url = state.registry.blobs().presign_get(key, &options).await?;
-    Ok(Response::builder()
-        .status(StatusCode::TEMPORARY_REDIRECT)
-        .header(LOCATION, url)
-        .body(Body::empty())
-        .unwrap_or_default())
+    let url = registry.download_url(&key, content_type, None).await?;
+    Ok(redirect(&url).finish(Body::empty()))
 }
 
 /// `GET /<pkg>/<version or dist-tag>`: one version's manifest.
@@ -175,14 +155,15 @@ pub async fn tarball(
         )
         .await?;
     let record: NpmVersion = decode(open.extra[0].as_ref().ok_or_else(NpmError::not_found)?)?;
-    let disposition = format!("attachment; filename=\"{file}\"");
-    redirect(
-        state,
-        &record.tarball.object_key,
-        "application/octet-stream",
-        Some(disposition),
-    )
-    .await
+    let url = state
+        .registry
+        .download_url(
+            &record.tarball.object_key,
+            "application/octet-stream",
+            Some(file),
+        )
+        .await?;
+    Ok(redirect(&url).finish(Body::empty()))
 }
 
 /// `GET /-/package/<pkg>/dist-tags`.

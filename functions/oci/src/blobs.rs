@@ -3,12 +3,12 @@
 
 use axum::body::Body;
 use axum::response::Response;
-use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use stowage_domain::{Digest, PackageType, Role};
+use stowage_http::{Finish, redirect};
 use stowage_service::Registry;
 use stowage_service::records::{BlobLink, decode, keys};
-use stowage_storage::PresignOptions;
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
@@ -47,32 +47,22 @@ pub async fn get(
     method: &Method,
 ) -> OciResult<Response> {
     let blob = linked_blob(registry, caller, name, digest, Role::Read).await?;
-    let response = Response::builder()
-        .header("Docker-Content-Digest", digest.as_str())
-        .header(CONTENT_TYPE, BINARY);
-    if method == Method::HEAD {
-        return Ok(response
+    let response = if method == Method::HEAD {
+        Response::builder()
             .status(StatusCode::OK)
             .header(CONTENT_LENGTH, blob.size)
             .header(ACCEPT_RANGES, "bytes")
-            .body(Body::empty())
-            .unwrap_or_default());
-    }
-    let options = PresignOptions {
-        expires_in: registry.settings().presign_ttl,
-        content_type: Some(BINARY.to_owned()),
-        content_disposition: None,
+    } else {
+        redirect(
+            &registry
+                .download_url(&blob.object_key, BINARY, None)
+                .await?,
+        )
     };
-    let url = registry
-        .blobs()
-        .presign_get(&blob.object_key, &options)
-        .await
-        .map_err(stowage_service::Error::from)?;
     Ok(response
-        .status(StatusCode::TEMPORARY_REDIRECT)
-        .header(LOCATION, url)
-        .body(Body::empty())
-        .unwrap_or_default())
+        .header("Docker-Content-Digest", digest.as_str())
+        .header(CONTENT_TYPE, BINARY)
+        .finish(Body::empty()))
 }
 
 pub async fn delete(
@@ -91,6 +81,5 @@ pub async fn delete(
         })?;
     Ok(Response::builder()
         .status(StatusCode::ACCEPTED)
-        .body(Body::empty())
-        .unwrap_or_default())
+        .finish(Body::empty()))
 }

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, RANGE};
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
-use stowage_service::Error;
+use stowage_service::{Entity, Error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -167,7 +167,9 @@ impl From<Error> for OciError {
             Error::Unauthenticated => OciError::unauthorized(),
             Error::Forbidden(message) => OciError::denied(message),
             quota @ Error::QuotaExceeded { .. } => OciError::denied(quota.to_string()),
-            Error::NotFound("blob") => OciError::new(Code::BlobUnknown, "blob unknown to registry"),
+            Error::NotFound(Entity::Blob) => {
+                OciError::new(Code::BlobUnknown, "blob unknown to registry")
+            }
             Error::NotFound(_) => OciError::name_unknown(),
             Error::Invalid(invalid) => match &*invalid.field {
                 "digest" | "reference" => OciError::digest_invalid(invalid.message),

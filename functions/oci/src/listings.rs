@@ -6,6 +6,7 @@ use http::StatusCode;
 use http::header::{CONTENT_TYPE, LINK};
 use serde_json::{Value, json};
 use stowage_domain::{Digest, Role};
+use stowage_http::{Finish, query_param};
 use stowage_service::Registry;
 use stowage_storage::{Cursor, Key, Query};
 
@@ -19,18 +20,11 @@ use crate::route::{ImageName, parse_tag};
 const TAGS_PAGE_MAX: usize = 10_000;
 const REFERRERS_PAGE: usize = 500;
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 fn json_response(content_type: &str, body: &Value) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(CONTENT_TYPE, content_type)
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
+        .finish(Body::from(body.to_string()))
 }
 
 /// `GET /v2/<name>/tags/list?n=&last=`: tags in lexical order, `n` at a time after `last`.

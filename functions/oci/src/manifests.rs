@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
+use stowage_http::Finish;
 use stowage_service::Registry;
 use stowage_service::records::{VersionRecord, encode, keys as service_keys};
 use stowage_storage::{ByteStream, Condition, Key, MAX_BATCH_KEYS, Put, Query, Write};
@@ -158,7 +159,7 @@ fn manifest_response(method: &Method, record: &ManifestRecord, bytes: Bytes) -> 
     } else {
         Body::from(bytes)
     };
-    builder.body(body).unwrap_or_default()
+    builder.finish(body)
 }
 
 /// GET or HEAD a manifest. By digest: one batch read. By tag: one batch read, then the
@@ -395,7 +396,7 @@ pub async fn put(
     if let Some(subject) = &parsed.subject {
         response = response.header("OCI-Subject", subject.as_str());
     }
-    Ok(response.body(Body::empty()).unwrap_or_default())
+    Ok(response.finish(Body::empty()))
 }
 
 /// Touches of the links of every blob a manifest uses: those it refers to, and its own
@@ -495,8 +496,7 @@ pub async fn delete(
     }
     Ok(Response::builder()
         .status(StatusCode::ACCEPTED)
-        .body(Body::empty())
-        .unwrap_or_default())
+        .finish(Body::empty()))
 }
 
 /// How long a delete keeps trying while pushes re-tag the manifest it deletes.

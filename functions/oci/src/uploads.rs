@@ -7,7 +7,7 @@ use axum::response::Response;
 use http::header::{CONTENT_LENGTH, LOCATION, RANGE};
 use http::{HeaderMap, StatusCode};
 use stowage_domain::{Digest, Role};
-use stowage_http::{AppState, body_stream};
+use stowage_http::{AppState, Finish, body_stream, query_param};
 use stowage_service::UploadRecord;
 
 use crate::auth::Caller;
@@ -20,35 +20,16 @@ const CHUNK_MIN: u64 = 1024 * 1024;
 /// The largest chunk a Lambda invocation takes, with room to spare under its body limit.
 const LAMBDA_CHUNK_MAX: u64 = 4 * 1024 * 1024;
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The most a request body may hold: the platform's limit on Lambda; none locally, where
-/// bodies stream to storage.
-fn request_limit(state: &AppState) -> Option<u64> {
-    state
-        .limits
-        .platform_limited
-        .then_some(state.limits.max_body as u64)
-}
-
 /// Refuses, before reading it, a body the platform could not take, saying how to push instead.
 fn check_declared_length(state: &AppState, headers: &HeaderMap, name: &ImageName) -> OciResult<()> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match (request_limit(state), declared) {
-        (Some(limit), Some(length)) if length > limit => Err(OciError::too_large(format!(
+    match state.limits.declared_over_platform_limit(headers) {
+        Some(limit) => Err(OciError::too_large(format!(
             "this registry runs on AWS Lambda, which takes at most {limit} bytes per request: push the blob \
              in chunks of at most {LAMBDA_CHUNK_MAX} bytes (POST /v2/{}/blobs/uploads/, then PATCH each chunk \
              with Content-Range, then PUT ?digest=)",
             name.full()
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -63,8 +44,7 @@ fn progress(name: &ImageName, upload: &UploadRecord, status: StatusCode) -> Resp
         .header(RANGE, format!("0-{}", upload.offset.saturating_sub(1)))
         .header("Docker-Upload-UUID", &upload.id)
         .header(CONTENT_LENGTH, 0)
-        .body(Body::empty())
-        .unwrap_or_default()
+        .finish(Body::empty())
 }
 
 fn created(name: &ImageName, digest: &Digest) -> Response {
@@ -73,8 +53,7 @@ fn created(name: &ImageName, digest: &Digest) -> Response {
         .header(LOCATION, format!("/v2/{}/blobs/{digest}", name.full()))
         .header("Docker-Content-Digest", digest.as_str())
         .header(CONTENT_LENGTH, 0)
-        .body(Body::empty())
-        .unwrap_or_default()
+        .finish(Body::empty())
 }
 
 /// `Content-Range: <start>-<end>` (as the spec writes it; `bytes=` and `bytes ` prefixes are
@@ -138,7 +117,7 @@ pub async fn start(
                 &open.package,
                 body_stream(body),
                 Some(&digest),
-                request_limit(state),
+                state.limits.streamed_body_limit(),
                 |_| Vec::new(),
             )
             .await?;
@@ -201,7 +180,7 @@ pub async fn patch(
             id,
             start,
             body_stream(body),
-            request_limit(state),
+            state.limits.streamed_body_limit(),
         )
         .await?;
     Ok(progress(name, &upload, StatusCode::ACCEPTED))
@@ -230,7 +209,7 @@ pub async fn finish(
             start,
             body_stream(body),
             &digest,
-            request_limit(state),
+            state.limits.streamed_body_limit(),
         )
         .await?;
     Ok(created(name, &digest))
@@ -257,6 +236,5 @@ pub async fn cancel(
     state.registry.cancel_upload(&open.package, id).await?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
-        .body(Body::empty())
-        .unwrap_or_default())
+        .finish(Body::empty()))
 }

@@ -7,7 +7,9 @@ mod completion;
 mod drain;
 mod edge;
 mod range;
+mod respond;
 mod state;
+mod status;
 mod trace;
 
 pub use auth::{Caller, MaybeCaller, credential_from_headers};
@@ -16,5 +18,7 @@ pub use completion::run_to_completion;
 pub use drain::{DRAIN_MAX, drain_unread_bodies};
 pub use edge::{edge, protect_responses};
 pub use range::{RangeRequest, range_request};
+pub use respond::{Finish, query_param, redirect};
 pub use state::{AppState, Limits, base_url};
+pub use status::{public_message, status_of};
 pub use trace::describe_request;

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use http::header::HOST;
+use http::header::{CONTENT_LENGTH, HOST};
 use stowage_service::Registry;
 use url::Url;
 
@@ -30,6 +30,23 @@ impl Limits {
             max_body,
             platform_limited: false,
         }
+    }
+
+    /// The most a streamed request body may hold: the platform's limit on Lambda; none
+    /// locally, where bodies stream to storage.
+    pub fn streamed_body_limit(&self) -> Option<u64> {
+        self.platform_limited.then_some(self.max_body as u64)
+    }
+
+    /// The platform's limit, when the request declares a body longer than it: such a body is
+    /// refused before it is read, with a message saying how to stay within it.
+    pub fn declared_over_platform_limit(&self, headers: &HeaderMap) -> Option<u64> {
+        let limit = self.streamed_body_limit()?;
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())?;
+        (declared > limit).then_some(limit)
     }
 }
 

@@ -7,7 +7,7 @@ use stowage_storage::{Condition, MetadataError, Put, Query, Write};
 use crate::records::{
     self, EmailRecord, TokenOwner, TokenRecord, TokenRef, UserRecord, encode, keys,
 };
-use crate::{Error, Registry, Result};
+use crate::{Entity, Error, Registry, Result};
 
 const TOKEN_NAME_MAX: usize = 100;
 /// The longest a user's token may live.
@@ -146,7 +146,9 @@ impl Registry {
     ) -> Result<IssuedToken> {
         let acting = acting_user(caller)?;
         let owner = match for_user {
-            Some(name) => Username::parse("username", name).map_err(|_| Error::NotFound("user"))?,
+            Some(name) => {
+                Username::parse("username", name).map_err(|_| Error::NotFound(Entity::User))?
+            }
             None => acting.clone(),
         };
         if &owner != acting && !acting.is_site_admin() {
@@ -159,7 +161,7 @@ impl Registry {
         let (user, user_version) =
             records::load::<UserRecord>(self.metadata(), &keys::user(&owner))
                 .await?
-                .ok_or(Error::NotFound("user"))?;
+                .ok_or(Error::NotFound(Entity::User))?;
         let issued = mint(name, scopes, expires_at, now);
         let writes = vec![
             Write::Check {
@@ -220,7 +222,7 @@ impl Registry {
         let listing = keys::user_token(acting, id);
         let (token, version) = records::load::<TokenRef>(self.metadata(), &listing)
             .await?
-            .ok_or(Error::NotFound("token"))?;
+            .ok_or(Error::NotFound(Entity::Token))?;
         self.transact(vec![
             Write::Delete {
                 key: listing,
@@ -233,7 +235,7 @@ impl Registry {
         ])
         .await
         .map_err(|error| match error {
-            MetadataError::ConditionFailed { .. } => Error::NotFound("token"),
+            MetadataError::ConditionFailed { .. } => Error::NotFound(Entity::Token),
             other => other.into(),
         })?;
         self.forget_credential(&token.hash);

@@ -13,11 +13,12 @@ use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm};
 use stowage_storage::{
-    BlobError, ByteStream, CompletedPart, Condition, MIN_MULTIPART_PART, MetadataError, Put, Write,
+    BlobError, ByteStream, CompletedPart, Condition, MIN_MULTIPART_PART, MetadataError,
+    PresignOptions, Put, Write,
 };
 
 use crate::records::{BlobLink, BlobRecord, ObjectRecord, PackageRecord, decode, encode, keys};
-use crate::{Error, Registry, Result};
+use crate::{Entity, Error, Registry, Result};
 
 /// Parts written while streaming. Larger than S3's 5 MiB floor, so that a request's last
 /// bytes can still make a valid part; the most an upload holds in memory.
@@ -77,16 +78,31 @@ type PartInFlight = tokio::task::JoinHandle<std::result::Result<CompletedPart, B
 /// upload started on the first full part. While a request body streams in, each full part is
 /// written in the background as the next one is received and hashed, so receiving, hashing
 /// and storing overlap; at most one part is in flight.
+///
+/// Its invariant: `size` counts every byte hashed into `sha256`, which are the bytes of
+/// `parts` followed by those of `buffer`. Only [`ObjectWriter::resume`] sets them from outside.
 pub(crate) struct ObjectWriter<'a> {
     registry: &'a Registry,
-    pub key: String,
+    key: String,
+    multipart: Option<String>,
+    parts: Vec<CompletedPart>,
+    in_flight: Option<PartInFlight>,
+    buffer: BytesMut,
+    size: u64,
+    sha256: Sha256,
+    checksums: Option<ChecksumHashers>,
+}
+
+/// Where an object being written stands between requests: what an upload in chunks keeps in
+/// its record, and what a writer resumes from.
+pub(crate) struct WriterState {
     pub multipart: Option<String>,
     pub parts: Vec<CompletedPart>,
-    in_flight: Option<PartInFlight>,
-    pub buffer: BytesMut,
+    /// Every byte received so far, `carried` included.
     pub size: u64,
     pub sha256: Sha256,
-    checksums: Option<ChecksumHashers>,
+    /// Bytes received and hashed, not yet in a part.
+    pub carried: Bytes,
 }
 
 impl<'a> ObjectWriter<'a> {
@@ -102,6 +118,63 @@ impl<'a> ObjectWriter<'a> {
             sha256: Sha256::new(),
             checksums: None,
         }
+    }
+
+    /// Goes on writing `key` from where an earlier writer left it.
+    pub fn resume(registry: &'a Registry, key: String, state: WriterState) -> Result<Self> {
+        if (state.carried.len() as u64) > state.size {
+            return Err(Error::Corrupt(format!(
+                "{key}: {} bytes carried of {} received",
+                state.carried.len(),
+                state.size
+            )));
+        }
+        Ok(Self {
+            multipart: state.multipart,
+            parts: state.parts,
+            buffer: BytesMut::from(&state.carried[..]),
+            size: state.size,
+            sha256: state.sha256,
+            ..Self::new(registry, key)
+        })
+    }
+
+    /// Where the writer stands, to resume from later. Parts in flight are settled first by
+    /// [`ObjectWriter::push_stream`].
+    pub fn state(&self) -> WriterState {
+        WriterState {
+            multipart: self.multipart.clone(),
+            parts: self.parts.clone(),
+            size: self.size,
+            sha256: self.sha256.clone(),
+            carried: Bytes::copy_from_slice(&self.buffer),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn multipart(&self) -> Option<&str> {
+        self.multipart.as_deref()
+    }
+
+    pub fn parts_written(&self) -> usize {
+        self.parts.len()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Writes the buffered bytes as a part if there are at least `min` of them, so that
+    /// fewer bytes are carried to the next request.
+    pub async fn write_buffer_from(&mut self, min: usize) -> Result<()> {
+        if self.buffer.len() < min {
+            return Ok(());
+        }
+        let part = std::mem::take(&mut self.buffer).freeze();
+        self.write_part(part).await
     }
 
     /// Also computes md5, sha1 and sha512 (for a writer that starts from the first byte).
@@ -139,12 +212,7 @@ impl<'a> ObjectWriter<'a> {
         Ok(received)
     }
 
-    /// Appends bytes that are already counted in `size` and hashed (a carried remainder).
-    pub fn restore_remainder(&mut self, bytes: &[u8]) {
-        self.buffer.extend_from_slice(bytes);
-    }
-
-    pub async fn push(&mut self, bytes: &[u8]) -> Result<()> {
+    async fn push(&mut self, bytes: &[u8]) -> Result<()> {
         self.sha256.update(bytes);
         if let Some(checksums) = &mut self.checksums {
             checksums.update(bytes);
@@ -171,7 +239,7 @@ impl<'a> ObjectWriter<'a> {
     }
 
     /// Writes one part and waits for it.
-    pub async fn write_part(&mut self, part: Bytes) -> Result<()> {
+    async fn write_part(&mut self, part: Bytes) -> Result<()> {
         self.start_part(part).await?;
         self.settle_part().await
     }
@@ -296,6 +364,22 @@ pub struct StagedBlob {
 }
 
 impl Registry {
+    /// A signed URL a client downloads a stored object from, valid for the configured time,
+    /// served as `content_type` and, when `filename` is given, as an attachment of that name.
+    pub async fn download_url(
+        &self,
+        object_key: &str,
+        content_type: &str,
+        filename: Option<&str>,
+    ) -> Result<String> {
+        let options = PresignOptions {
+            expires_in: self.settings().presign_ttl,
+            content_type: Some(content_type.to_owned()),
+            content_disposition: filename.map(|file| format!("attachment; filename=\"{file}\"")),
+        };
+        Ok(self.blobs().presign_get(object_key, &options).await?)
+    }
+
     /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
     /// checking it against `expected` if given (else it is named by its sha256). At most
     /// `limit` bytes are taken. `extra` writes, made from the link, are applied in the same
@@ -353,8 +437,8 @@ impl Registry {
             writer.discard().await;
             return Err(error);
         }
-        let key = writer.key.clone();
-        let multipart = writer.multipart.clone();
+        let key = writer.key().to_owned();
+        let multipart = writer.multipart().map(str::to_owned);
         match writer.finish().await {
             Ok(written) => Ok(StagedBlob { key, written }),
             Err(error) => {
@@ -494,7 +578,7 @@ impl Registry {
             ])
             .await?;
         let Some(workspace_item) = &items[0] else {
-            return Err(Error::NotFound("workspace"));
+            return Err(Error::NotFound(Entity::Workspace));
         };
         let plan = decode::<crate::records::WorkspaceRecord>(workspace_item)?.plan;
         let stored = items[1].as_ref().map_or(0, |item| item.count.max(0) as u64);
@@ -583,7 +667,7 @@ impl Registry {
         for round in 0.. {
             match self.link_existing(package, digest, &|_| Vec::new()).await? {
                 Linked::Done(link) => return Ok(link),
-                Linked::Gone => return Err(Error::NotFound("blob")),
+                Linked::Gone => return Err(Error::NotFound(Entity::Blob)),
                 Linked::Raced if Instant::now() < deadline => crate::wait_turn(round).await,
                 Linked::Raced => break,
             }
@@ -603,7 +687,7 @@ impl Registry {
         ])
         .await
         .map_err(|error| match error {
-            MetadataError::ConditionFailed { .. } => Error::NotFound("blob"),
+            MetadataError::ConditionFailed { .. } => Error::NotFound(Entity::Blob),
             other => other.into(),
         })
     }

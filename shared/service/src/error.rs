@@ -15,7 +15,7 @@ pub enum Error {
     Forbidden(String),
     /// Absent, or not visible to the caller: the two are never told apart.
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Entity),
     /// A name that is taken, or a write that lost to another.
     #[error("{0}")]
     Conflict(String),
@@ -60,6 +60,32 @@ pub enum Error {
     Blob(#[source] BlobError),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// What a request found missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Workspace,
+    Repository,
+    Package,
+    Blob,
+    User,
+    Token,
+    Permission,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::Workspace => "workspace",
+            Entity::Repository => "repository",
+            Entity::Package => "package",
+            Entity::Blob => "blob",
+            Entity::User => "user",
+            Entity::Token => "token",
+            Entity::Permission => "permission",
+        })
+    }
 }
 
 impl From<MetadataError> for Error {

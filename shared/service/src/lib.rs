@@ -27,7 +27,7 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
 pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written, mark_for_collection};
-pub use error::{Error, Result};
+pub use error::{Entity, Error, Result};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
 pub use uploads::UploadRecord;

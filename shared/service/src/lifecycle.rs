@@ -15,7 +15,7 @@ use crate::records::{
     decode, encode, keys,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
-use crate::{Error, Registry, Result};
+use crate::{Entity, Error, Registry, Result};
 
 fn deletion(by: &Username, now: DateTime<Utc>, retention: chrono::Duration) -> Deletion {
     Deletion {
@@ -115,7 +115,7 @@ impl Registry {
         workspace: &str,
     ) -> Result<WorkspaceRecord> {
         let username = acting_user(caller)?;
-        let slug = path_slug(workspace, "workspace")?;
+        let slug = path_slug(workspace, Entity::Workspace)?;
         let items = self
             .metadata()
             .get_many(&[keys::workspace(&slug), keys::role(username, &slug, None)])
@@ -125,7 +125,7 @@ impl Registry {
         let admin = decode_versioned::<RoleRecord>(items.next().flatten())?.is_some();
         let (mut record, version) = record
             .filter(|_| admin)
-            .ok_or(Error::NotFound("workspace"))?;
+            .ok_or(Error::NotFound(Entity::Workspace))?;
         let deleted = self.restorable(record.deleted.as_ref(), "workspace")?;
         record.deleted = None;
         let target = DueTarget::Workspace {
@@ -187,8 +187,8 @@ impl Registry {
         repository: &str,
     ) -> Result<RepositoryRecord> {
         let username = acting_user(caller)?;
-        let workspace = path_slug(workspace, "repository")?;
-        let repository = path_slug(repository, "repository")?;
+        let workspace = path_slug(workspace, Entity::Repository)?;
+        let repository = path_slug(repository, Entity::Repository)?;
         let items = self
             .metadata()
             .get_many(&[
@@ -208,7 +208,7 @@ impl Registry {
         let admin = workspace_admin || repository_role == Some(Role::Admin);
         let (mut record, version) = record
             .filter(|_| workspace_live && admin)
-            .ok_or(Error::NotFound("repository"))?;
+            .ok_or(Error::NotFound(Entity::Repository))?;
         let deleted = self.restorable(record.deleted.as_ref(), "repository")?;
         record.deleted = None;
         let target = DueTarget::Repository {
@@ -237,15 +237,16 @@ impl Registry {
         name: &str,
     ) -> Result<(PackageRecord, u64)> {
         acting_user(caller)?;
-        let workspace = path_slug(workspace, "package")?;
-        let kind = PackageType::parse("type", kind).map_err(|_| Error::NotFound("package"))?;
+        let workspace = path_slug(workspace, Entity::Package)?;
+        let kind =
+            PackageType::parse("type", kind).map_err(|_| Error::NotFound(Entity::Package))?;
         let name =
-            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound("package"))?;
+            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound(Entity::Package))?;
         let item = self
             .metadata()
             .get(&keys::package(&workspace, kind, &name))
             .await?
-            .ok_or(Error::NotFound("package"))?;
+            .ok_or(Error::NotFound(Entity::Package))?;
         let package: PackageRecord = decode(&item)?;
         // Whoever cannot read the repository learns nothing: the answer of a package that
         // does not exist.
@@ -253,7 +254,7 @@ impl Registry {
             .repository_access(caller, &workspace, &package.repository)
             .await
             .map_err(|error| match error {
-                Error::NotFound(_) => Error::NotFound("package"),
+                Error::NotFound(_) => Error::NotFound(Entity::Package),
                 other => other,
             })?;
         require(access.access, Role::Admin, &access.repository)?;
@@ -274,7 +275,7 @@ impl Registry {
             .package_for_admin(caller, workspace, kind, name)
             .await?;
         if package.deleted.is_some() {
-            return Err(Error::NotFound("package"));
+            return Err(Error::NotFound(Entity::Package));
         }
         let deleted = deletion(&by, self.now(), self.settings().retention);
         package.deleted = Some(deleted.clone());

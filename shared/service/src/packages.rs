@@ -15,7 +15,7 @@ use crate::records::{
     PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
-use crate::{Error, Registry, Result};
+use crate::{Entity, Error, Registry, Result};
 
 const LIST_PAGE: usize = 500;
 const OPTIMISTIC_ATTEMPTS: u32 = 5;
@@ -51,7 +51,7 @@ fn absent_package(workspace: &Slug, kind: PackageType, name: &PackageName, neede
              a repository admin must create the package and link it to a repository first"
         ))
     } else {
-        Error::NotFound("package")
+        Error::NotFound(Entity::Package)
     }
 }
 
@@ -64,7 +64,7 @@ impl Registry {
         input: NewPackage,
     ) -> Result<PackageRecord> {
         let creator = acting_user(caller)?.to_string();
-        let workspace = path_slug(workspace, "workspace")?;
+        let workspace = path_slug(workspace, Entity::Workspace)?;
         let kind = PackageType::parse("type", &input.kind)?;
         let name = PackageName::parse(kind, "name", &input.name)?;
         let repository = Slug::parse("repository", &input.repository)?;
@@ -117,7 +117,7 @@ impl Registry {
         caller: &Principal,
         workspace: &str,
     ) -> Result<Vec<PackageRecord>> {
-        let workspace = path_slug(workspace, "workspace")?;
+        let workspace = path_slug(workspace, Entity::Workspace)?;
         let readable = self.readable_repositories(caller, &workspace).await?;
         let mut packages = Vec::new();
         let mut query = Query::prefix(
@@ -152,7 +152,7 @@ impl Registry {
         } = &caller.kind
         {
             if own != workspace {
-                return Err(Error::NotFound("workspace"));
+                return Err(Error::NotFound(Entity::Workspace));
             }
             self.repository_access(caller, workspace, repository)
                 .await?;
@@ -170,10 +170,11 @@ impl Registry {
         kind: &str,
         name: &str,
     ) -> Result<PackageDetails> {
-        let workspace = path_slug(workspace, "package")?;
-        let kind = PackageType::parse("type", kind).map_err(|_| Error::NotFound("package"))?;
+        let workspace = path_slug(workspace, Entity::Package)?;
+        let kind =
+            PackageType::parse("type", kind).map_err(|_| Error::NotFound(Entity::Package))?;
         let name =
-            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound("package"))?;
+            PackageName::parse(kind, "name", name).map_err(|_| Error::NotFound(Entity::Package))?;
         let open = self
             .open_package(caller, &workspace, kind, &name, Role::Read, &[])
             .await?;

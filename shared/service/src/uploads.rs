@@ -12,6 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use digest::common::hazmat::{SerializableState, SerializedState};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use stowage_storage::{
     BlobError, ByteStream, CompletedPart, Condition, MetadataError, Put, Query, Write,
 };
 
-use crate::blobs::{MIN_PART, ObjectWriter, discard_object, verify};
+use crate::blobs::{MIN_PART, ObjectWriter, WriterState, discard_object, verify};
 use crate::records::{BlobLink, PackageRecord, decode, encode, keys};
 use crate::{Error, Registry, Result};
 
@@ -157,36 +158,41 @@ impl Registry {
 
     /// Rebuilds the writer of a claimed upload, with its carried bytes.
     async fn resume_writer(&self, record: &UploadRecord) -> Result<ObjectWriter<'_>> {
-        let mut writer = ObjectWriter::new(self, record.object_key.clone());
-        writer.multipart = record.multipart.clone();
-        writer.parts = record.parts.clone();
-        writer.size = record.offset - record.remainder;
-        writer.sha256 = load_hasher(&record.sha256_state)?;
-        if record.remainder > 0 {
-            let key = record.remainder_key.as_deref().ok_or_else(|| {
-                Error::Corrupt(format!(
-                    "upload {}: its carried bytes are unnamed",
-                    record.id
-                ))
-            })?;
-            let read = self.blobs().get(key, None).await?;
-            let mut carried = Vec::with_capacity(record.remainder as usize);
-            let mut body = read.body;
-            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
-                carried.extend_from_slice(
-                    &chunk.map_err(|e| BlobError::backend("read remainder", e))?,
-                );
-            }
-            if carried.len() as u64 != record.remainder {
-                return Err(Error::Corrupt(format!(
-                    "upload {}: its carried bytes are missing",
-                    record.id
-                )));
-            }
-            writer.restore_remainder(&carried);
-            writer.size += record.remainder;
+        let carried = self.read_carried(record).await?;
+        let state = WriterState {
+            multipart: record.multipart.clone(),
+            parts: record.parts.clone(),
+            size: record.offset,
+            sha256: load_hasher(&record.sha256_state)?,
+            carried,
+        };
+        ObjectWriter::resume(self, record.object_key.clone(), state)
+    }
+
+    /// The bytes an upload carries from its last chunk to its next.
+    async fn read_carried(&self, record: &UploadRecord) -> Result<Bytes> {
+        if record.remainder == 0 {
+            return Ok(Bytes::new());
         }
-        Ok(writer)
+        let key = record.remainder_key.as_deref().ok_or_else(|| {
+            Error::Corrupt(format!(
+                "upload {}: its carried bytes are unnamed",
+                record.id
+            ))
+        })?;
+        let read = self.blobs().get(key, None).await?;
+        let mut carried = BytesMut::with_capacity(record.remainder as usize);
+        let mut body = read.body;
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            carried.extend_from_slice(&chunk.map_err(|e| BlobError::backend("read remainder", e))?);
+        }
+        if carried.len() as u64 != record.remainder {
+            return Err(Error::Corrupt(format!(
+                "upload {}: its carried bytes are missing",
+                record.id
+            )));
+        }
+        Ok(carried.freeze())
     }
 
     /// Saves a claimed upload and releases the claim.
@@ -277,7 +283,10 @@ impl Registry {
         };
         let had_multipart = record.multipart.is_some();
         let appended = self.append_to(&mut writer, record, body, limit).await;
-        let started = writer.multipart.filter(|_| !had_multipart);
+        let started = writer
+            .multipart()
+            .filter(|_| !had_multipart)
+            .map(str::to_owned);
         (appended, started)
     }
 
@@ -290,34 +299,30 @@ impl Registry {
         limit: Option<u64>,
     ) -> Result<()> {
         writer.push_stream(body, limit).await?;
-        if writer.buffer.len() >= MIN_PART {
-            let part = std::mem::take(&mut writer.buffer).freeze();
-            writer.write_part(part).await?;
-        }
+        writer.write_buffer_from(MIN_PART).await?;
         let most = self.settings().upload_parts_max;
-        if writer.parts.len() > most {
+        if writer.parts_written() > most {
             return Err(Error::TooLarge(format!(
                 "an upload in chunks holds at most {most} parts ({} bytes so far): push the \
                  rest of this blob in larger chunks, or the whole in one request",
-                writer.size
+                writer.size()
             )));
         }
+        let state = writer.state();
         // New carried bytes go to a new object; the old one goes once the record has moved on.
-        let remainder_key = if writer.buffer.is_empty() {
+        let remainder_key = if state.carried.is_empty() {
             None
         } else {
             let key = keys::upload_remainder(&record.workspace, &record.id, self.now());
-            self.blobs()
-                .put(&key, writer.buffer.clone().freeze())
-                .await?;
+            self.blobs().put(&key, state.carried.clone()).await?;
             Some(key)
         };
         record.remainder_key = remainder_key;
-        record.offset = writer.size;
-        record.remainder = writer.buffer.len() as u64;
-        record.sha256_state = save_hasher(&writer.sha256);
-        record.multipart = writer.multipart.clone();
-        record.parts = writer.parts.clone();
+        record.offset = state.size;
+        record.remainder = state.carried.len() as u64;
+        record.sha256_state = save_hasher(&state.sha256);
+        record.multipart = state.multipart;
+        record.parts = state.parts;
         Ok(())
     }
 
@@ -341,8 +346,8 @@ impl Registry {
             self.save_upload(&released, claimed).await?;
             return Err(error);
         }
-        let key = writer.key.clone();
-        let multipart = writer.multipart.clone();
+        let key = writer.key().to_owned();
+        let multipart = writer.multipart().map(str::to_owned);
         let written = match writer.finish().await {
             Ok(written) => written,
             Err(error) => {

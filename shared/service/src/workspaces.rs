@@ -12,7 +12,7 @@ use crate::records::{
     RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord, decode,
     encode, keys,
 };
-use crate::{Error, Registry, Result};
+use crate::{Entity, Error, Registry, Result};
 
 const PIPELINE_TOKEN_DEFAULT_SECONDS: i64 = 2 * 60 * 60;
 const PIPELINE_TOKEN_MAX_SECONDS: i64 = 24 * 60 * 60;
@@ -52,7 +52,7 @@ pub(crate) struct RepositoryAccess {
 }
 
 /// A slug taken from a URL path: one that cannot be valid names nothing that exists.
-pub(crate) fn path_slug(value: &str, what: &'static str) -> Result<Slug> {
+pub(crate) fn path_slug(value: &str, what: Entity) -> Result<Slug> {
     Slug::parse("slug", value).map_err(|_| Error::NotFound(what))
 }
 
@@ -147,7 +147,7 @@ impl Registry {
                 "a pipeline token can only read and publish the packages of its repository",
             ));
         };
-        let slug = path_slug(workspace, "workspace")?;
+        let slug = path_slug(workspace, Entity::Workspace)?;
         let items = self
             .metadata()
             .get_many(&[keys::workspace(&slug), keys::role(username, &slug, None)])
@@ -156,9 +156,9 @@ impl Registry {
         let record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
         let admin = role_of(items.next().flatten())?.is_some();
         let (workspace, version) =
-            live(record, |w| w.deleted.is_some()).ok_or(Error::NotFound("workspace"))?;
+            live(record, |w| w.deleted.is_some()).ok_or(Error::NotFound(Entity::Workspace))?;
         if !admin && !self.holds_any_role(username, &slug).await? {
-            return Err(Error::NotFound("workspace"));
+            return Err(Error::NotFound(Entity::Workspace));
         }
         Ok((WorkspaceView { workspace, admin }, version))
     }
@@ -263,7 +263,7 @@ impl Registry {
             }
             return Ok(repositories);
         }
-        let username = caller.user().ok_or(Error::NotFound("workspace"))?;
+        let username = caller.user().ok_or(Error::NotFound(Entity::Workspace))?;
         let roles = self.roles_in_workspace(username, &slug).await?;
         let cap = caller.scopes.role_cap();
         let granted: Vec<(Slug, Role)> = roles
@@ -341,15 +341,15 @@ impl Registry {
             workspace_admin: role_of(items.next().flatten())?.is_some(),
             repository_role: role_of(items.next().flatten())?,
         };
-        let not_found = Error::NotFound("repository");
+        let not_found = Error::NotFound(Entity::Repository);
         let (_, workspace_version) =
             live(workspace_record, |w| w.deleted.is_some()).ok_or(not_found)?;
         let (repository_record, repository_version) =
             live(repository_record, |r| r.deleted.is_some())
-                .ok_or(Error::NotFound("repository"))?;
+                .ok_or(Error::NotFound(Entity::Repository))?;
         let access = package_access(caller, workspace, repository, grants);
         if !access.allows(Role::Read) {
-            return Err(Error::NotFound("repository"));
+            return Err(Error::NotFound(Entity::Repository));
         }
         Ok(RepositoryAccess {
             workspace_version,
@@ -366,8 +366,8 @@ impl Registry {
         repository: &str,
     ) -> Result<RepositoryAccess> {
         acting_user(caller)?;
-        let workspace = path_slug(workspace, "repository")?;
-        let repository = path_slug(repository, "repository")?;
+        let workspace = path_slug(workspace, Entity::Repository)?;
+        let repository = path_slug(repository, Entity::Repository)?;
         let access = self
             .repository_access(caller, &workspace, &repository)
             .await?;
@@ -390,7 +390,7 @@ impl Registry {
             .await?;
         let role = Role::parse("role", role)?;
         let username =
-            Username::parse("username", username).map_err(|_| Error::NotFound("user"))?;
+            Username::parse("username", username).map_err(|_| Error::NotFound(Entity::User))?;
         let repo = &access.repository;
         let key = keys::role(&username, &repo.workspace, Some(&repo.slug));
         let items = self
@@ -398,7 +398,7 @@ impl Registry {
             .get_many(&[keys::user(&username), key.clone()])
             .await?;
         if decode_versioned::<UserRecord>(items[0].clone())?.is_none() {
-            return Err(Error::NotFound("user"));
+            return Err(Error::NotFound(Entity::User));
         }
         let created = items[1].is_none();
         let record = RoleRecord {
@@ -428,7 +428,7 @@ impl Registry {
             .repository_for_admin(caller, workspace, repository)
             .await?;
         let username =
-            Username::parse("username", username).map_err(|_| Error::NotFound("user"))?;
+            Username::parse("username", username).map_err(|_| Error::NotFound(Entity::User))?;
         let repo = &access.repository;
         self.metadata()
             .write(Write::Delete {
@@ -437,7 +437,7 @@ impl Registry {
             })
             .await
             .map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => Error::NotFound("permission"),
+                MetadataError::ConditionFailed { .. } => Error::NotFound(Entity::Permission),
                 other => other.into(),
             })
     }
