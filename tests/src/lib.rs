@@ -10,6 +10,7 @@ pub mod faults;
 pub mod lambda;
 pub mod npm;
 pub mod oci;
+pub mod race;
 mod server;
 
 use std::sync::Arc;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde_json::{Value, json};
+use stowage_tests::race::{race, tally};
 use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 
 on_both_backends!(
@@ -559,72 +560,51 @@ async fn bad_input_names_the_field_and_writes_nothing(stores: Stores) {
 async fn racing_creators_of_one_slug_get_one_201(stores: Stores) {
     let server = Arc::new(TestServer::start(stores).await);
     let alice = server.user_with_token("alice", &["write:package"]).await;
-    let racers: Vec<_> = (0..20)
-        .map(|_| {
-            let server = Arc::clone(&server);
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                server
-                    .call(
-                        "POST",
-                        "/api/workspaces",
-                        Auth::Bearer(&alice),
-                        Some(json!({"slug": "race", "plan": "standard"})),
-                    )
-                    .await
-                    .0
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for racer in racers {
-        statuses.push(racer.await.expect("task"));
-    }
-    let created = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let conflicts = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CONFLICT)
-        .count();
-    assert_eq!((created, conflicts), (1, 19), "{statuses:?}");
+    let statuses = race(20, |_| {
+        let server = Arc::clone(&server);
+        let alice = alice.clone();
+        async move {
+            let body = Some(json!({"slug": "race", "plan": "standard"}));
+            server
+                .call("POST", "/api/workspaces", Auth::Bearer(&alice), body)
+                .await
+                .0
+        }
+    })
+    .await;
+    assert_eq!(
+        tally(&statuses),
+        [(StatusCode::CREATED, 1), (StatusCode::CONFLICT, 19)].into(),
+        "{statuses:?}"
+    );
 }
 
 async fn racing_creators_of_one_package_get_one_201(stores: Stores) {
     let server = Arc::new(TestServer::start(stores).await);
     let alice = server.user_with_token("alice", &["write:package"]).await;
     server.package(&alice, "acme", "api", "npm", "first").await;
-    let racers: Vec<_> = (0..20)
-        .map(|_| {
-            let server = Arc::clone(&server);
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                server
-                    .call(
-                        "POST",
-                        "/api/workspaces/acme/packages",
-                        Auth::Bearer(&alice),
-                        Some(json!({"type": "npm", "name": "contested", "repository": "api"})),
-                    )
-                    .await
-                    .0
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for racer in racers {
-        statuses.push(racer.await.expect("task"));
-    }
-    let created = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let conflicts = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CONFLICT)
-        .count();
-    assert_eq!((created, conflicts), (1, 19), "{statuses:?}");
+    let statuses = race(20, |_| {
+        let server = Arc::clone(&server);
+        let alice = alice.clone();
+        async move {
+            let body = Some(json!({"type": "npm", "name": "contested", "repository": "api"}));
+            server
+                .call(
+                    "POST",
+                    "/api/workspaces/acme/packages",
+                    Auth::Bearer(&alice),
+                    body,
+                )
+                .await
+                .0
+        }
+    })
+    .await;
+    assert_eq!(
+        tally(&statuses),
+        [(StatusCode::CREATED, 1), (StatusCode::CONFLICT, 19)].into(),
+        "{statuses:?}"
+    );
 }
 
 async fn errors_are_json_with_challenges(stores: Stores) {

@@ -7,6 +7,7 @@ use serde_json::json;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_tests::oci::random_bytes;
+use stowage_tests::race::{race, tally};
 use stowage_tests::{
     Auth, Stores, TestServer, basic_authorization, follow_redirect, on_both_backends,
 };
@@ -395,24 +396,16 @@ async fn checksums_are_verified_and_a_mismatch_changes_nothing(stores: Stores) {
 async fn concurrent_deploys_lose_no_version(stores: Stores) {
     let (server, alice) = fixture(stores).await;
     let server = Arc::new(server);
-    let tasks: Vec<_> = (0..20)
-        .map(|i| {
-            let server = Arc::clone(&server);
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                put(
-                    &server,
-                    &alice,
-                    &format!("{BASE}/1.{i}/lib-1.{i}.jar"),
-                    format!("v{i}").as_bytes(),
-                )
-                .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.expect("task"), 201);
-    }
+    let statuses = race(20, |i| {
+        let server = Arc::clone(&server);
+        let alice = alice.clone();
+        async move {
+            let path = format!("{BASE}/1.{i}/lib-1.{i}.jar");
+            put(&server, &alice, &path, format!("v{i}").as_bytes()).await
+        }
+    })
+    .await;
+    assert_eq!(tally(&statuses), [(201, 20)].into(), "{statuses:?}");
     let (_, xml) = text(&server, &alice, &format!("{BASE}/maven-metadata.xml")).await;
     assert_eq!(xml.matches("<version>").count(), 20, "{xml}");
     assert!(xml.contains("<latest>1.19</latest>"), "{xml}");

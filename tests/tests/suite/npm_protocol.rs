@@ -7,6 +7,7 @@ use stowage_storage::{Put, Query, Write};
 use stowage_tests::npm::{
     encoded, integrity, publish_document, put_without_version, shasum, tarball,
 };
+use stowage_tests::race::{race, tally};
 use stowage_tests::{Auth, Backend, Stores, TestServer, follow_redirect, on_both_backends};
 
 on_both_backends!(
@@ -285,20 +286,17 @@ async fn publishing_needs_a_package_and_write_access(stores: Stores) {
 async fn concurrent_publishes_lose_no_version(stores: Stores) {
     let (server, alice) = fixture(stores).await;
     let server = Arc::new(server);
-    let racers: Vec<_> = (0..20)
-        .map(|i| {
-            let server = Arc::clone(&server);
-            let alice = alice.clone();
-            tokio::spawn(async move {
-                publish(&server, &alice, "left-pad", &format!("1.{i}.0"))
-                    .await
-                    .0
-            })
-        })
-        .collect();
-    for racer in racers {
-        assert_eq!(racer.await.expect("task"), 201);
-    }
+    let statuses = race(20, |i| {
+        let server = Arc::clone(&server);
+        let alice = alice.clone();
+        async move {
+            publish(&server, &alice, "left-pad", &format!("1.{i}.0"))
+                .await
+                .0
+        }
+    })
+    .await;
+    assert_eq!(tally(&statuses), [(201, 20)].into(), "{statuses:?}");
     let (_, _, body) = document(&server, &alice, "/npm/acme/left-pad", "application/json").await;
     assert_eq!(
         body["versions"].as_object().map(|v| v.len()),
@@ -306,25 +304,15 @@ async fn concurrent_publishes_lose_no_version(stores: Stores) {
         "every version is there"
     );
     // And racing the same version: exactly one wins.
-    let racers: Vec<_> = (0..10)
-        .map(|_| {
-            let server = Arc::clone(&server);
-            let alice = alice.clone();
-            tokio::spawn(async move { publish(&server, &alice, "left-pad", "9.0.0").await.0 })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for racer in racers {
-        statuses.push(racer.await.expect("task"));
-    }
+    let statuses = race(10, |_| {
+        let server = Arc::clone(&server);
+        let alice = alice.clone();
+        async move { publish(&server, &alice, "left-pad", "9.0.0").await.0 }
+    })
+    .await;
     assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        9,
+        tally(&statuses),
+        [(201, 1), (409, 9)].into(),
         "{statuses:?}"
     );
 }
