@@ -11,7 +11,7 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stowage_domain::{ManualClock, TokenSecret};
+use stowage_domain::{ManualClock, PackageName, PackageType, Plan, Slug, TokenSecret};
 use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
 
 use crate::Stores;
@@ -42,18 +42,19 @@ pub async fn registry_with_packages(
         .await
         .expect("admin");
     registry
-        .create_workspace(&admin, "acme", "standard")
+        .create_workspace(&admin, slug("acme"), Plan::Standard)
         .await
         .expect("workspace");
     registry
-        .create_repository(&admin, "acme", repository)
+        .create_repository(&admin, "acme", slug(repository))
         .await
         .expect("repository");
     for (kind, name) in packages {
+        let kind = PackageType::parse("type", kind).expect("package type");
         let package = NewPackage {
-            kind: (*kind).into(),
-            name: (*name).into(),
-            repository: repository.into(),
+            kind,
+            name: PackageName::parse(kind, "name", name).expect("package name"),
+            repository: slug(repository),
         };
         registry
             .create_package(&admin, "acme", package)
@@ -61,6 +62,10 @@ pub async fn registry_with_packages(
             .expect("package");
     }
     registry
+}
+
+fn slug(value: &str) -> Slug {
+    Slug::parse("slug", value).expect("slug")
 }
 
 /// Lambda's limit on an invocation's payload: larger events never reach the function.

@@ -1,103 +1,84 @@
+//! Users and their tokens.
+
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
-use serde_json::{Value, json};
 use stowage_http::{AppState, Caller};
-use stowage_service::records::TokenRef;
-use stowage_service::{IssuedToken, NewToken, NewUser};
+use stowage_service::{NewToken, NewUser};
 
-use crate::body::JsonObject;
+use crate::api::{
+    CreateToken, CreateUser, CurrentUserJson, IssuedTokenJson, TokenJson, UserJson, Values,
+};
+use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 
 type Authenticated = Caller<ApiError>;
 
-fn token_json(token: &TokenRef) -> Value {
-    json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": token.scopes,
-        "expires_at": token.expires_at,
-        "created_at": token.created_at,
-    })
+fn new_token(body: CreateToken) -> NewToken {
+    NewToken {
+        name: body.name,
+        scopes: body.scopes,
+        expires_at: body.expires_at,
+    }
 }
 
-fn issued_json(issued: &IssuedToken) -> Value {
-    let mut value = token_json(&issued.token);
-    value["token"] = json!(issued.secret.expose());
-    value
-}
-
-fn new_token(body: &JsonObject) -> ApiResult<NewToken> {
-    Ok(NewToken {
-        name: body.string("name")?,
-        scopes: body.strings("scopes")?,
-        expires_at: body.string("expires_at")?,
-    })
-}
-
-pub async fn current_user(caller: Authenticated) -> Json<Value> {
+pub async fn current_user(caller: Authenticated) -> Json<CurrentUserJson> {
     let principal = caller.principal();
-    Json(json!({
-        "username": principal.display_name(),
-        "scopes": principal.scopes,
-        "pipeline": principal.user().is_none(),
-    }))
+    Json(CurrentUserJson {
+        username: principal.display_name(),
+        scopes: principal.scopes,
+        pipeline: principal.user().is_none(),
+    })
 }
 
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserJson>)> {
     let input = NewUser {
-        username: body.string("username")?,
-        email: body.string("email")?,
+        username: body.username,
+        email: body.email,
     };
     let user = state
         .registry
         .create_user(caller.principal(), input)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "username": user.username, "email": user.email, "created_at": user.created_at }),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 pub async fn create_token_for_user(
     State(state): State<AppState>,
     Path(username): Path<String>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<IssuedTokenJson>)> {
     let issued = state
         .registry
-        .create_token(caller.principal(), Some(&username), new_token(&body)?)
+        .create_token(caller.principal(), Some(&username), new_token(body))
         .await?;
-    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
 pub async fn create_own_token(
     State(state): State<AppState>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<IssuedTokenJson>)> {
     let issued = state
         .registry
-        .create_token(caller.principal(), None, new_token(&body)?)
+        .create_token(caller.principal(), None, new_token(body))
         .await?;
-    Ok((StatusCode::CREATED, Json(issued_json(&issued))))
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Values<TokenJson>>> {
     let tokens = state.registry.list_tokens(caller.principal()).await?;
-    Ok(Json(
-        json!({ "values": tokens.iter().map(token_json).collect::<Vec<_>>() }),
-    ))
+    let values = tokens.into_iter().map(TokenJson::from).collect();
+    Ok(Json(Values { values }))
 }
 
 pub async fn revoke_token(

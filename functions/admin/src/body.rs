@@ -1,16 +1,19 @@
-//! JSON request bodies, read field by field so that every error names its field.
+//! JSON request bodies, deserialized into the types of [`crate::api`]. A field that is missing,
+//! of the wrong type or invalid by the domain's rules is refused with its name (the path
+//! serde reached) and the domain's own message.
 
 use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
 use stowage_domain::Invalid;
 
 use crate::error::ApiError;
 
-/// A JSON object body.
-pub struct JsonObject(pub Map<String, Value>);
+/// A request body of type `T`. An empty body reads as `{}`, so that a body of optional fields
+/// may be left out.
+pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -26,46 +29,103 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                     }
                     _ => Invalid::new("body", rejection.body_text()).into(),
                 })?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self(Map::new()));
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &body
+        };
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|error| Invalid::new("body", format!("is not valid JSON: {error}")))?;
+        if !value.is_object() {
+            return Err(Invalid::new("body", "must be a JSON object").into());
         }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(object)) => Ok(Self(object)),
-            Ok(_) => Err(Invalid::new("body", "must be a JSON object").into()),
-            Err(error) => Err(Invalid::new("body", format!("is not valid JSON: {error}")).into()),
-        }
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|error| field_error(&error).into())
     }
 }
 
-impl JsonObject {
-    pub fn string(&self, field: &'static str) -> Result<String, Invalid> {
-        match self.0.get(field) {
-            Some(Value::String(value)) => Ok(value.clone()),
-            None | Some(Value::Null) => Err(Invalid::new(field, "is required")),
-            Some(_) => Err(Invalid::new(field, "must be a string")),
-        }
+/// The field at fault and what is wrong with it.
+fn field_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Invalid {
+    let message = error.inner().to_string();
+    // serde reports a missing field on the object that lacks it.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return Invalid::new(join(&error.path().to_string(), field), "is required");
+    }
+    Invalid::new(error.path().to_string(), message)
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path == "." {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// serde adapters that read a field with the domain's parser, so that its message is the
+/// domain's (the field's name comes from serde's path).
+pub mod field {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+    use stowage_domain::{Email, Invalid, PackageType, Plan, Role, Scopes, Slug, Username};
+
+    fn with<'de, D, T>(
+        deserializer: D,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        let value = String::deserialize(deserializer)?;
+        parse(&value).map_err(|invalid| D::Error::custom(invalid.message))
     }
 
-    pub fn strings(&self, field: &'static str) -> Result<Vec<String>, Invalid> {
-        let not_strings = || Invalid::new(field, "must be a list of strings");
-        match self.0.get(field) {
-            Some(Value::Array(values)) => values
-                .iter()
-                .map(|value| value.as_str().map(str::to_owned).ok_or_else(not_strings))
-                .collect(),
-            None | Some(Value::Null) => Err(Invalid::new(field, "is required")),
-            Some(_) => Err(not_strings()),
-        }
+    pub fn slug<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Slug, D::Error> {
+        with(deserializer, |value| Slug::parse("slug", value))
     }
 
-    pub fn optional_integer(&self, field: &'static str) -> Result<Option<i64>, Invalid> {
-        match self.0.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(number)) => number
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| Invalid::new(field, "must be a whole number")),
-            Some(_) => Err(Invalid::new(field, "must be a whole number")),
-        }
+    pub fn username<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Username, D::Error> {
+        with(deserializer, |value| Username::parse("username", value))
+    }
+
+    pub fn email<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Email, D::Error> {
+        with(deserializer, |value| Email::parse("email", value))
+    }
+
+    pub fn plan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Plan, D::Error> {
+        with(deserializer, |value| Plan::parse("plan", value))
+    }
+
+    pub fn package_type<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<PackageType, D::Error> {
+        with(deserializer, |value| PackageType::parse("type", value))
+    }
+
+    pub fn role<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Role, D::Error> {
+        with(deserializer, |value| Role::parse("role", value))
+    }
+
+    pub fn scopes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Scopes, D::Error> {
+        let values = Vec::<String>::deserialize(deserializer)?;
+        Scopes::parse("scopes", &values).map_err(|invalid| D::Error::custom(invalid.message))
+    }
+
+    pub fn rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        with(deserializer, |value| {
+            DateTime::parse_from_rfc3339(value)
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| {
+                    Invalid::new(
+                        "expires_at",
+                        format!("must be an RFC 3339 time (got {value:?})"),
+                    )
+                })
+        })
     }
 }

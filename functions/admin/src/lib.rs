@@ -2,6 +2,7 @@
 //! pipeline tokens and packages. JSON in and out; errors as `{"error": {…}}`.
 
 mod accounts;
+mod api;
 mod body;
 mod error;
 mod packages;

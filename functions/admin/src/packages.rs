@@ -1,101 +1,80 @@
+//! Packages: created by a repository admin, listed, deleted and restored.
+
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
-use serde_json::{Value, json};
 use stowage_http::{AppState, Caller};
 use stowage_service::NewPackage;
-use stowage_service::records::PackageRecord;
 
-use crate::body::JsonObject;
+use crate::api::{CreatePackage, DeletionJson, PackageJson, Values};
+use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 
 type Authenticated = Caller<ApiError>;
-
-fn package_json(package: &PackageRecord) -> Value {
-    json!({
-        "type": package.kind,
-        "name": package.name,
-        "repository": package.repository,
-        "created_at": package.created_at,
-        "created_by": package.created_by,
-    })
-}
 
 pub async fn create_package(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<CreatePackage>,
+) -> ApiResult<(StatusCode, Json<PackageJson>)> {
     let input = NewPackage {
-        kind: body.string("type")?,
-        name: body.string("name")?,
-        repository: body.string("repository")?,
+        name: body.name()?,
+        kind: body.kind,
+        repository: body.repository,
     };
     let package = state
         .registry
         .create_package(caller.principal(), &workspace, input)
         .await?;
-    Ok((StatusCode::CREATED, Json(package_json(&package))))
+    Ok((StatusCode::CREATED, Json(package.into())))
 }
 
 pub async fn list_packages(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Values<PackageJson>>> {
     let packages = state
         .registry
         .list_packages(caller.principal(), &workspace)
         .await?;
-    Ok(Json(
-        json!({ "values": packages.iter().map(package_json).collect::<Vec<_>>() }),
-    ))
+    let values = packages.into_iter().map(PackageJson::from).collect();
+    Ok(Json(Values { values }))
 }
 
 pub async fn get_package(
     State(state): State<AppState>,
     Path((workspace, kind, name)): Path<(String, String, String)>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PackageJson>> {
     let details = state
         .registry
         .get_package(caller.principal(), &workspace, &kind, &name)
         .await?;
-    let mut value = package_json(&details.package);
-    value["versions"] = json!(
-        details
-            .versions
-            .iter()
-            .map(|v| json!({ "version": v.version, "published_at": v.published_at }))
-            .collect::<Vec<_>>()
-    );
-    Ok(Json(value))
+    Ok(Json(details.into()))
 }
 
 pub async fn delete_package(
     State(state): State<AppState>,
     Path((workspace, kind, name)): Path<(String, String, String)>,
     caller: Authenticated,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeletionJson>)> {
     let deletion = state
         .registry
         .delete_package(caller.principal(), &workspace, &kind, &name)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(crate::workspaces::deletion_json(&deletion)),
-    ))
+    Ok((StatusCode::ACCEPTED, Json((&deletion).into())))
 }
 
 pub async fn restore_package(
     State(state): State<AppState>,
     Path((workspace, kind, name)): Path<(String, String, String)>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PackageJson>> {
     let package = state
         .registry
         .restore_package(caller.principal(), &workspace, &kind, &name)
         .await?;
-    Ok(Json(package_json(&package)))
+    Ok(Json(package.into()))
 }

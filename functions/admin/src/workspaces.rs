@@ -1,124 +1,109 @@
+//! Workspaces, their repositories, the roles users hold on them and pipeline tokens.
+
 use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
-use serde_json::{Value, json};
 use stowage_http::{AppState, Caller};
-use stowage_service::records::{Deletion, RepositoryRecord, WorkspaceRecord};
+use stowage_service::Usage;
 
-use crate::body::JsonObject;
+use crate::api::{
+    CreatePipelineToken, CreateRepository, CreateWorkspace, DeletionJson, PermissionJson,
+    PipelineTokenJson, RepositoryJson, SetPermission, Values, WorkspaceJson,
+};
+use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 
 type Authenticated = Caller<ApiError>;
 
-fn workspace_json(workspace: &WorkspaceRecord) -> Value {
-    json!({ "slug": workspace.slug, "plan": workspace.plan, "created_at": workspace.created_at })
-}
-
-fn repository_json(repository: &RepositoryRecord) -> Value {
-    json!({
-        "workspace": repository.workspace,
-        "slug": repository.slug,
-        "created_at": repository.created_at,
-    })
-}
-
-pub fn deletion_json(deletion: &Deletion) -> Value {
-    json!({ "deleted_at": deletion.at, "purge_after": deletion.purge_after })
-}
-
 pub async fn create_workspace(
     State(state): State<AppState>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let slug = body.string("slug")?;
-    let plan = body.string("plan")?;
+    JsonBody(body): JsonBody<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<WorkspaceJson>)> {
     let workspace = state
         .registry
-        .create_workspace(caller.principal(), &slug, &plan)
+        .create_workspace(caller.principal(), body.slug, body.plan)
         .await?;
-    Ok((StatusCode::CREATED, Json(workspace_json(&workspace))))
+    Ok((StatusCode::CREATED, Json(workspace.into())))
 }
 
 pub async fn get_workspace(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WorkspaceJson>> {
     let view = state
         .registry
         .get_workspace(caller.principal(), &workspace)
         .await?;
-    let mut value = workspace_json(&view.workspace);
-    value["admin"] = json!(view.admin);
-    Ok(Json(value))
+    Ok(Json(WorkspaceJson {
+        admin: Some(view.admin),
+        ..view.workspace.into()
+    }))
 }
 
 pub async fn delete_workspace(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeletionJson>)> {
     let deletion = state
         .registry
         .delete_workspace(caller.principal(), &workspace)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(deletion_json(&deletion))))
+    Ok((StatusCode::ACCEPTED, Json((&deletion).into())))
 }
 
 pub async fn create_repository(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let slug = body.string("slug")?;
+    JsonBody(body): JsonBody<CreateRepository>,
+) -> ApiResult<(StatusCode, Json<RepositoryJson>)> {
     let repository = state
         .registry
-        .create_repository(caller.principal(), &workspace, &slug)
+        .create_repository(caller.principal(), &workspace, body.slug)
         .await?;
-    Ok((StatusCode::CREATED, Json(repository_json(&repository))))
+    Ok((StatusCode::CREATED, Json(repository.into())))
 }
 
 pub async fn list_repositories(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Values<RepositoryJson>>> {
     let views = state
         .registry
         .list_repositories(caller.principal(), &workspace)
         .await?;
-    let values: Vec<Value> = views
-        .iter()
-        .map(|view| {
-            let mut value = repository_json(&view.repository);
-            value["role"] = json!(view.role);
-            value
+    let values = views
+        .into_iter()
+        .map(|view| RepositoryJson {
+            role: Some(view.role),
+            ..view.repository.into()
         })
         .collect();
-    Ok(Json(json!({ "values": values })))
+    Ok(Json(Values { values }))
 }
 
 pub async fn delete_repository(
     State(state): State<AppState>,
     Path((workspace, repository)): Path<(String, String)>,
     caller: Authenticated,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeletionJson>)> {
     let deletion = state
         .registry
         .delete_repository(caller.principal(), &workspace, &repository)
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(deletion_json(&deletion))))
+    Ok((StatusCode::ACCEPTED, Json((&deletion).into())))
 }
 
 pub async fn set_permission(
     State(state): State<AppState>,
     Path((workspace, repository, username)): Path<(String, String, String)>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let role = body.string("role")?;
+    JsonBody(body): JsonBody<SetPermission>,
+) -> ApiResult<(StatusCode, Json<PermissionJson>)> {
     let created = state
         .registry
         .set_permission(
@@ -126,7 +111,7 @@ pub async fn set_permission(
             &workspace,
             &repository,
             &username,
-            &role,
+            body.role,
         )
         .await?;
     let status = if created {
@@ -134,7 +119,8 @@ pub async fn set_permission(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "username": username, "role": role }))))
+    let role = body.role;
+    Ok((status, Json(PermissionJson { username, role })))
 }
 
 pub async fn remove_permission(
@@ -153,55 +139,52 @@ pub async fn create_pipeline_token(
     State(state): State<AppState>,
     Path((workspace, repository)): Path<(String, String)>,
     caller: Authenticated,
-    body: JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let expires_in = body.optional_integer("expires_in_seconds")?;
+    JsonBody(body): JsonBody<CreatePipelineToken>,
+) -> ApiResult<(StatusCode, Json<PipelineTokenJson>)> {
     let token = state
         .registry
-        .create_pipeline_token(caller.principal(), &workspace, &repository, expires_in)
+        .create_pipeline_token(
+            caller.principal(),
+            &workspace,
+            &repository,
+            body.expires_in_seconds,
+        )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "username": token.username,
-            "token": token.secret.expose(),
-            "expires_at": token.expires_at,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(token.into())))
 }
 
 pub async fn restore_workspace(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<WorkspaceJson>> {
     let record = state
         .registry
         .restore_workspace(caller.principal(), &workspace)
         .await?;
-    Ok(Json(workspace_json(&record)))
+    Ok(Json(record.into()))
 }
 
 pub async fn restore_repository(
     State(state): State<AppState>,
     Path((workspace, repository)): Path<(String, String)>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RepositoryJson>> {
     let record = state
         .registry
         .restore_repository(caller.principal(), &workspace, &repository)
         .await?;
-    Ok(Json(repository_json(&record)))
+    Ok(Json(record.into()))
 }
 
 pub async fn usage(
     State(state): State<AppState>,
     Path(workspace): Path<String>,
     caller: Authenticated,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Usage>> {
     let usage = state
         .registry
         .workspace_usage(caller.principal(), &workspace)
         .await?;
-    Ok(Json(json!(usage)))
+    Ok(Json(usage))
 }

@@ -16,16 +16,17 @@ const LIST_PAGE: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub username: String,
-    pub email: String,
+    pub username: Username,
+    pub email: Email,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewToken {
+    /// Trimmed and checked here: 1 to 100 characters, none of them control characters.
     pub name: String,
-    pub scopes: Vec<String>,
-    /// RFC 3339.
-    pub expires_at: String,
+    pub scopes: Scopes,
+    /// In the future, at most a year ahead (checked here, on the service's clock).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A token just minted: its description, and its secret, shown this once.
@@ -75,15 +76,7 @@ fn token_name(name: &str) -> Result<String, Invalid> {
     Ok(trimmed.to_owned())
 }
 
-fn token_expiry(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
-    let expires_at = DateTime::parse_from_rfc3339(value)
-        .map_err(|_| {
-            Invalid::new(
-                "expires_at",
-                format!("must be an RFC 3339 time (got {value:?})"),
-            )
-        })?
-        .with_timezone(&Utc);
+fn token_expiry(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
     if expires_at <= now {
         return Err(Invalid::new("expires_at", "must be in the future"));
     }
@@ -98,8 +91,7 @@ impl Registry {
     /// Creates a user (site admin only).
     pub async fn create_user(&self, caller: &Principal, input: NewUser) -> Result<UserRecord> {
         let acting = acting_user(caller)?;
-        let username = Username::parse("username", &input.username)?;
-        let email = Email::parse("email", &input.email)?;
+        let NewUser { username, email } = input;
         if !acting.is_site_admin() {
             return Err(Error::forbidden("only the site admin can create users"));
         }
@@ -156,8 +148,8 @@ impl Registry {
         }
         let now = self.now();
         let name = token_name(&input.name)?;
-        let scopes = Scopes::parse("scopes", &input.scopes)?;
-        let expires_at = token_expiry(&input.expires_at, now)?;
+        let scopes = input.scopes;
+        let expires_at = token_expiry(input.expires_at, now)?;
         let (user, user_version) =
             records::load::<UserRecord>(self.metadata(), &keys::user(&owner))
                 .await?

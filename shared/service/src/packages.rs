@@ -22,9 +22,9 @@ const OPTIMISTIC_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct NewPackage {
-    pub kind: String,
-    pub name: String,
-    pub repository: String,
+    pub kind: PackageType,
+    pub name: PackageName,
+    pub repository: Slug,
 }
 
 #[derive(Debug, Clone)]
@@ -65,9 +65,11 @@ impl Registry {
     ) -> Result<PackageRecord> {
         let creator = acting_user(caller)?.to_string();
         let workspace = path_slug(workspace, Entity::Workspace)?;
-        let kind = PackageType::parse("type", &input.kind)?;
-        let name = PackageName::parse(kind, "name", &input.name)?;
-        let repository = Slug::parse("repository", &input.repository)?;
+        let NewPackage {
+            kind,
+            name,
+            repository,
+        } = input;
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let access = self
                 .repository_access(caller, &workspace, &repository)

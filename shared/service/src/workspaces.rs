@@ -87,12 +87,10 @@ impl Registry {
     pub async fn create_workspace(
         &self,
         caller: &Principal,
-        slug: &str,
-        plan: &str,
+        slug: Slug,
+        plan: Plan,
     ) -> Result<WorkspaceRecord> {
         let creator = acting_user(caller)?;
-        let slug = Slug::parse("slug", slug)?;
-        let plan = Plan::parse("plan", plan)?;
         let now = self.now();
         let workspace = WorkspaceRecord {
             slug: slug.clone(),
@@ -193,9 +191,8 @@ impl Registry {
         &self,
         caller: &Principal,
         workspace: &str,
-        slug: &str,
+        slug: Slug,
     ) -> Result<RepositoryRecord> {
-        let slug = Slug::parse("slug", slug)?;
         for _ in 0..OPTIMISTIC_ATTEMPTS {
             let (workspace, version) = self.workspace_for_admin(caller, workspace).await?;
             let repository = RepositoryRecord {
@@ -383,12 +380,11 @@ impl Registry {
         workspace: &str,
         repository: &str,
         username: &str,
-        role: &str,
+        role: Role,
     ) -> Result<bool> {
         let access = self
             .repository_for_admin(caller, workspace, repository)
             .await?;
-        let role = Role::parse("role", role)?;
         let username =
             Username::parse("username", username).map_err(|_| Error::NotFound(Entity::User))?;
         let repo = &access.repository;

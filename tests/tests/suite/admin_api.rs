@@ -14,6 +14,7 @@ on_both_backends!(
     racing_creators_of_one_slug_get_one_201,
     racing_creators_of_one_package_get_one_201,
     errors_are_json_with_challenges,
+    a_refused_field_is_named_with_the_domains_message,
 );
 
 async fn a_workspace_to_a_package(stores: Stores) {
@@ -646,4 +647,45 @@ async fn errors_are_json_with_challenges(stores: Stores) {
         (status, body["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+}
+
+async fn a_refused_field_is_named_with_the_domains_message(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = server.user_with_token("alice", &["write:package"]).await;
+    let refusal = |body: Value| {
+        let server = &server;
+        let alice = &alice;
+        async move {
+            let (status, response) = server
+                .call("POST", "/api/workspaces", Auth::Bearer(alice), Some(body))
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{response}");
+            let error = &response["error"];
+            (
+                error["field"].as_str().unwrap_or_default().to_owned(),
+                error["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    assert_eq!(
+        refusal(json!({"plan": "standard"})).await,
+        ("slug".to_owned(), "is required".to_owned())
+    );
+    let (field, message) = refusal(json!({"slug": "Acme", "plan": "standard"})).await;
+    assert_eq!(field, "slug");
+    assert!(message.starts_with("may contain only"), "{message}");
+    let (field, message) = refusal(json!({"slug": "acme", "plan": ["standard"]})).await;
+    assert_eq!(field, "plan");
+    assert!(message.contains("expected a string"), "{message}");
+    // The token's fields, read by the same rules.
+    let (status, response) = server
+        .call(
+            "POST",
+            "/api/tokens",
+            Auth::Bearer(&alice),
+            Some(json!({"name": "ci", "scopes": "read:package", "expires_at": "2999-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{response}");
+    assert_eq!(response["error"]["field"], "scopes", "{response}");
 }

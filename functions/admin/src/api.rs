@@ -1,0 +1,283 @@
+//! The management API's bodies: what each endpoint takes and answers, as types. Requests carry
+//! the domain's types, so a body that reaches a handler is valid; responses are the views
+//! the README's API table lists.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stowage_domain::{Email, PackageName, PackageType, Plan, Role, Scopes, Slug, Username};
+use stowage_service::records::{
+    Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord, WorkspaceRecord,
+};
+use stowage_service::{IssuedToken, PackageDetails, PipelineToken};
+
+use crate::body::field;
+
+/// `POST /api/users`
+#[derive(Deserialize)]
+pub struct CreateUser {
+    #[serde(deserialize_with = "field::username")]
+    pub username: Username,
+    #[serde(deserialize_with = "field::email")]
+    pub email: Email,
+}
+
+/// `POST /api/tokens`, `POST /api/users/{user}/tokens`
+#[derive(Deserialize)]
+pub struct CreateToken {
+    pub name: String,
+    #[serde(deserialize_with = "field::scopes")]
+    pub scopes: Scopes,
+    #[serde(deserialize_with = "field::rfc3339")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/workspaces`
+#[derive(Deserialize)]
+pub struct CreateWorkspace {
+    #[serde(deserialize_with = "field::slug")]
+    pub slug: Slug,
+    #[serde(deserialize_with = "field::plan")]
+    pub plan: Plan,
+}
+
+/// `POST /api/workspaces/{ws}/repositories`
+#[derive(Deserialize)]
+pub struct CreateRepository {
+    #[serde(deserialize_with = "field::slug")]
+    pub slug: Slug,
+}
+
+/// `PUT /api/workspaces/{ws}/repositories/{repo}/permissions/{user}`
+#[derive(Deserialize)]
+pub struct SetPermission {
+    #[serde(deserialize_with = "field::role")]
+    pub role: Role,
+}
+
+/// `POST /api/workspaces/{ws}/repositories/{repo}/pipeline-tokens`
+#[derive(Deserialize)]
+pub struct CreatePipelineToken {
+    #[serde(default)]
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// `POST /api/workspaces/{ws}/packages`. The name's rules depend on the type, so it is
+/// checked once both are read ([`CreatePackage::name`]).
+#[derive(Deserialize)]
+pub struct CreatePackage {
+    #[serde(rename = "type", deserialize_with = "field::package_type")]
+    pub kind: PackageType,
+    pub name: String,
+    #[serde(deserialize_with = "field::slug")]
+    pub repository: Slug,
+}
+
+impl CreatePackage {
+    pub fn name(&self) -> Result<PackageName, stowage_domain::Invalid> {
+        PackageName::parse(self.kind, "name", &self.name)
+    }
+}
+
+/// A list, as every listing answers.
+#[derive(Serialize)]
+pub struct Values<T> {
+    pub values: Vec<T>,
+}
+
+#[derive(Serialize)]
+pub struct CurrentUserJson {
+    pub username: String,
+    pub scopes: Scopes,
+    pub pipeline: bool,
+}
+
+#[derive(Serialize)]
+pub struct UserJson {
+    pub username: Username,
+    pub email: Email,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRecord> for UserJson {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            username: user.username,
+            email: user.email,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TokenJson {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<TokenRef> for TokenJson {
+    fn from(token: TokenRef) -> Self {
+        Self {
+            id: token.id,
+            name: token.name,
+            scopes: token.scopes,
+            expires_at: token.expires_at,
+            created_at: token.created_at,
+        }
+    }
+}
+
+/// A token just minted: its description and, this once, its secret.
+#[derive(Serialize)]
+pub struct IssuedTokenJson {
+    #[serde(flatten)]
+    pub description: TokenJson,
+    pub token: String,
+}
+
+impl From<IssuedToken> for IssuedTokenJson {
+    fn from(issued: IssuedToken) -> Self {
+        Self {
+            description: issued.token.into(),
+            token: issued.secret.expose().to_owned(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct WorkspaceJson {
+    pub slug: Slug,
+    pub plan: Plan,
+    pub created_at: DateTime<Utc>,
+    /// Whether the caller is its admin, where the answer is about the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+}
+
+impl From<WorkspaceRecord> for WorkspaceJson {
+    fn from(workspace: WorkspaceRecord) -> Self {
+        Self {
+            slug: workspace.slug,
+            plan: workspace.plan,
+            created_at: workspace.created_at,
+            admin: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RepositoryJson {
+    pub workspace: Slug,
+    pub slug: Slug,
+    pub created_at: DateTime<Utc>,
+    /// The caller's effective role on it, in a listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+impl From<RepositoryRecord> for RepositoryJson {
+    fn from(repository: RepositoryRecord) -> Self {
+        Self {
+            workspace: repository.workspace,
+            slug: repository.slug,
+            created_at: repository.created_at,
+            role: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PermissionJson {
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Serialize)]
+pub struct PipelineTokenJson {
+    pub username: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<PipelineToken> for PipelineTokenJson {
+    fn from(token: PipelineToken) -> Self {
+        Self {
+            username: token.username,
+            token: token.secret.expose().to_owned(),
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PackageJson {
+    #[serde(rename = "type")]
+    pub kind: PackageType,
+    pub name: PackageName,
+    pub repository: Slug,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Its versions, when one package is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<VersionJson>>,
+}
+
+impl From<PackageRecord> for PackageJson {
+    fn from(package: PackageRecord) -> Self {
+        Self {
+            kind: package.kind,
+            name: package.name,
+            repository: package.repository,
+            created_at: package.created_at,
+            created_by: package.created_by,
+            versions: None,
+        }
+    }
+}
+
+impl From<PackageDetails> for PackageJson {
+    fn from(details: PackageDetails) -> Self {
+        let versions = details
+            .versions
+            .into_iter()
+            .map(VersionJson::from)
+            .collect();
+        Self {
+            versions: Some(versions),
+            ..Self::from(details.package)
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct VersionJson {
+    pub version: String,
+    pub published_at: DateTime<Utc>,
+}
+
+impl From<VersionRecord> for VersionJson {
+    fn from(version: VersionRecord) -> Self {
+        Self {
+            version: version.version,
+            published_at: version.published_at,
+        }
+    }
+}
+
+/// A deletion: when it happened, and when the purge removes what it hid.
+#[derive(Serialize)]
+pub struct DeletionJson {
+    pub deleted_at: DateTime<Utc>,
+    pub purge_after: DateTime<Utc>,
+}
+
+impl From<&Deletion> for DeletionJson {
+    fn from(deletion: &Deletion) -> Self {
+        Self {
+            deleted_at: deletion.at,
+            purge_after: deletion.purge_after,
+        }
+    }
+}
