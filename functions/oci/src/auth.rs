@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use stowage_domain::{PackageType, Principal, Role, Slug, TOKEN_PREFIX};
 use stowage_http::{AppState, credential_from_headers};
-use stowage_service::{Error, OpenPackage, Registry};
+use stowage_service::{Error, ItemKey, OpenPackage, Registry};
 use stowage_storage::Key;
 
 use crate::error::{OciError, OciResult};
@@ -131,8 +131,9 @@ impl Caller {
         registry: &Registry,
         name: &ImageName,
         needed: Role,
-        extra: &[Key],
+        extra: &[ItemKey],
     ) -> Result<OpenPackage, Error> {
+        let extra: Vec<Key> = extra.iter().map(|key| key.as_key().clone()).collect();
         let full = name.full();
         if let Some(grant) = self
             .grants
@@ -146,7 +147,7 @@ impl Caller {
                     &name.path,
                     &grant.repository,
                     grant.role,
-                    extra,
+                    &extra,
                 )
                 .await?;
             if let Some(open) = granted {
@@ -160,7 +161,7 @@ impl Caller {
                 PackageType::Container,
                 &name.path,
                 needed,
-                extra,
+                &extra,
             )
             .await
     }

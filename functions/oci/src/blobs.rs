@@ -7,8 +7,8 @@ use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use stowage_domain::{Digest, PackageType, Role};
 use stowage_http::{Finish, redirect};
-use stowage_service::Registry;
-use stowage_service::records::{BlobLink, decode, keys};
+use stowage_service::records::BlobLink;
+use stowage_service::{BlobLinks, ItemKey, Registry};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
@@ -24,19 +24,17 @@ pub async fn linked_blob(
     digest: &Digest,
     needed: Role,
 ) -> OciResult<BlobLink> {
-    let partition = keys::package_partition(&name.workspace, PackageType::Container, &name.path);
+    let link = ItemKey::in_package::<BlobLinks>(
+        &name.workspace,
+        PackageType::Container,
+        &name.path,
+        digest.as_str(),
+    );
     let open = caller
-        .open(
-            registry,
-            name,
-            needed,
-            &[keys::blob_link(&partition, digest)],
-        )
+        .open(registry, name, needed, std::slice::from_ref(&link))
         .await?;
-    match &open.extra[0] {
-        Some(item) => Ok(decode(item)?),
-        None => Err(OciError::blob_unknown(digest.as_str())),
-    }
+    open.record::<BlobLinks>(&link)?
+        .ok_or_else(|| OciError::blob_unknown(digest.as_str()))
 }
 
 pub async fn get(

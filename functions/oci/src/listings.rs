@@ -8,12 +8,11 @@ use serde_json::{Value, json};
 use stowage_domain::{Digest, Role};
 use stowage_http::{Finish, query_param};
 use stowage_service::Registry;
-use stowage_storage::{Cursor, Key, Query};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
 use crate::manifests::OCI_INDEX;
-use crate::records;
+use crate::records::{Referrers, Tags};
 use crate::route::{ImageName, parse_tag};
 
 /// The most tags one response lists; a `Link` header leads to the rest.
@@ -42,44 +41,14 @@ pub async fn tags(
         None => None,
     };
     let limit = requested.unwrap_or(TAGS_PAGE_MAX).min(TAGS_PAGE_MAX);
-    let partition = open.package.partition();
-    let mut tags = Vec::new();
-    let mut more = false;
-    if limit > 0 {
-        let after = match query_param(query, "last") {
-            Some(last) => {
-                let last = parse_tag(&last)?;
-                Some(Cursor {
-                    key: Key::new(&partition, format!("{}{last}", records::TAG_PREFIX)),
-                    index: None,
-                })
-            }
-            None => None,
-        };
-        let mut page_query = Query::prefix(&partition, records::TAG_PREFIX, limit).after(after);
-        while tags.len() < limit {
-            page_query.limit = limit - tags.len();
-            let page = registry.metadata().query(&page_query).await?;
-            tags.extend(
-                page.items
-                    .iter()
-                    .map(|item| item.key.sort[records::TAG_PREFIX.len()..].to_owned()),
-            );
-            match page.next {
-                Some(cursor) => page_query = page_query.after(Some(cursor)),
-                None => break,
-            }
-        }
-        if tags.len() == limit
-            && let Some(last) = tags.last()
-        {
-            let probe = Query::prefix(&partition, records::TAG_PREFIX, 1).after(Some(Cursor {
-                key: Key::new(&partition, format!("{}{last}", records::TAG_PREFIX)),
-                index: None,
-            }));
-            more = !registry.metadata().query(&probe).await?.items.is_empty();
-        }
-    }
+    let last = query_param(query, "last")
+        .map(|last| parse_tag(&last))
+        .transpose()?;
+    let page = registry
+        .package_items(&open.package)
+        .page_ids::<Tags>("", last.as_deref(), limit)
+        .await?;
+    let (tags, more) = (page.records, page.more);
     let mut response = json_response(
         "application/json",
         &json!({ "name": name.full(), "tags": tags }),
@@ -107,27 +76,25 @@ pub async fn referrers(
 ) -> OciResult<Response> {
     let open = caller.open(registry, name, Role::Read, &[]).await?;
     let wanted = query_param(query, "artifactType");
+    let items = registry.package_items(&open.package);
+    let within = format!("{subject}#");
     let mut manifests = Vec::new();
-    let mut page_query = Query::prefix(
-        open.package.partition(),
-        records::referrers_prefix(subject),
-        REFERRERS_PAGE,
-    );
+    let mut from = None;
     loop {
-        let page = registry.metadata().query(&page_query).await?;
-        for item in &page.items {
-            let descriptor: Value = serde_json::from_slice(&item.data).map_err(|_| {
-                stowage_service::Error::Corrupt(format!("referrer {}", item.key.sort))
-            })?;
-            let matches = wanted
-                .as_deref()
-                .is_none_or(|w| descriptor["artifactType"].as_str() == Some(w));
-            if matches {
-                manifests.push(descriptor);
-            }
-        }
-        match page.next {
-            Some(cursor) => page_query = page_query.after(Some(cursor)),
+        let (page, next) = items
+            .walk::<Referrers>(&within, from, REFERRERS_PAGE)
+            .await?;
+        manifests.extend(
+            page.into_iter()
+                .map(|referrer| referrer.payload)
+                .filter(|descriptor| {
+                    wanted
+                        .as_deref()
+                        .is_none_or(|w| descriptor["artifactType"].as_str() == Some(w))
+                }),
+        );
+        match next {
+            Some(token) => from = Some(token),
             None => break,
         }
     }

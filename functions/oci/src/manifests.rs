@@ -10,13 +10,15 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
 use stowage_http::Finish;
-use stowage_service::Registry;
-use stowage_service::records::{VersionRecord, encode, keys as service_keys};
-use stowage_storage::{ByteStream, Condition, Key, MAX_BATCH_KEYS, Put, Query, Write};
+use stowage_service::{BlobLinks, ItemKey, PackageItems, RecordKind, Registry};
+use stowage_storage::{ByteStream, Condition, MAX_TRANSACTION_WRITES};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
-use crate::records::{self, ManifestRecord, Stored, TagRecord, decode_manifest, encode_manifest};
+use crate::records::{
+    MANIFEST_RECORD_MAX, ManifestRecord, Manifests, Referrers, Stored, StoredManifest, TagRecord,
+    Tags, referrer_id,
+};
 use crate::route::{ImageName, Reference};
 
 /// The largest manifest taken; larger ones get 413.
@@ -171,34 +173,47 @@ pub async fn get(
     reference: &Reference,
     method: &Method,
 ) -> OciResult<Response> {
-    let partition =
-        service_keys::package_partition(&name.workspace, PackageType::Container, &name.path);
     let not_found = || OciError::manifest_unknown(&reference.to_string());
+    let in_package = |id: &str| {
+        (
+            &name.workspace,
+            PackageType::Container,
+            &name.path,
+            id.to_owned(),
+        )
+    };
     let first = match reference {
-        Reference::Tag(tag) => records::tag(&partition, tag),
-        Reference::Digest(digest) => records::manifest(&partition, digest),
+        Reference::Tag(tag) => {
+            let (workspace, kind, path, id) = in_package(tag);
+            ItemKey::in_package::<Tags>(workspace, kind, path, &id)
+        }
+        Reference::Digest(digest) => {
+            let (workspace, kind, path, id) = in_package(digest.as_str());
+            ItemKey::in_package::<Manifests>(workspace, kind, path, &id)
+        }
         Reference::InvalidTag(_) => {
             caller.open(registry, name, Role::Read, &[]).await?;
             return Err(not_found());
         }
     };
-    let open = caller.open(registry, name, Role::Read, &[first]).await?;
-    let item = match (reference, &open.extra[0]) {
-        (Reference::Tag(_), Some(tag_item)) => {
-            let tag: TagRecord = stowage_service::records::decode(tag_item)?;
-            registry
-                .metadata()
-                .get(&records::manifest(&partition, &tag.digest))
+    let open = caller
+        .open(registry, name, Role::Read, std::slice::from_ref(&first))
+        .await?;
+    let manifest = match reference {
+        Reference::Tag(_) => match open.record::<Tags>(&first)? {
+            Some(tag) => registry
+                .package_items(&open.package)
+                .get::<Manifests>(tag.digest.as_str())
                 .await?
-        }
-        // By digest, the manifest's own item.
-        (_, item) => item.clone(),
+                .map(|found| found.payload),
+            None => None,
+        },
+        _ => open.record::<Manifests>(&first)?,
     };
-    let item = item.ok_or_else(not_found)?;
-    let (record, inline) = decode_manifest(&item)?;
-    let bytes = match &record.stored {
-        Stored::Inline => Bytes::copy_from_slice(inline),
-        Stored::Object { key } => {
+    let StoredManifest { record, bytes } = manifest.ok_or_else(not_found)?;
+    let bytes = match (&record.stored, bytes) {
+        (Stored::Inline, bytes) => bytes.unwrap_or_default(),
+        (Stored::Object { key }, _) => {
             let read = registry
                 .blobs()
                 .get(key, None)
@@ -253,24 +268,27 @@ fn distinct_references(parsed: &Parsed) -> OciResult<Vec<Digest>> {
 }
 
 /// Checks that every blob and child manifest is in the package, in batch reads.
-async fn check_references(registry: &Registry, partition: &str, parsed: &Parsed) -> OciResult<()> {
-    let mut wanted: Vec<(Key, &Digest)> = Vec::new();
+async fn check_references(items: &PackageItems<'_>, parsed: &Parsed) -> OciResult<()> {
+    let mut wanted: Vec<(ItemKey, &Digest)> = Vec::new();
     for digest in &parsed.blobs {
-        wanted.push((service_keys::blob_link(partition, digest), digest));
+        wanted.push((items.key::<BlobLinks>(digest.as_str()), digest));
     }
     for digest in &parsed.manifests {
-        wanted.push((records::manifest(partition, digest), digest));
+        wanted.push((items.key::<Manifests>(digest.as_str()), digest));
     }
     wanted.sort_by(|a, b| a.0.cmp(&b.0));
     wanted.dedup_by(|a, b| a.0 == b.0);
-    for chunk in wanted.chunks(MAX_BATCH_KEYS) {
-        let keys: Vec<Key> = chunk.iter().map(|(key, _)| key.clone()).collect();
-        let items = registry.metadata().get_many(&keys).await?;
-        if let Some(((_, digest), _)) = chunk.iter().zip(&items).find(|(_, item)| item.is_none()) {
-            return Err(OciError::manifest_blob_unknown(digest.as_str()));
+    let (keys, digests): (Vec<ItemKey>, Vec<&Digest>) = wanted.into_iter().unzip();
+    match items.missing(&keys).await? {
+        Some(missing) => {
+            let at = keys
+                .iter()
+                .position(|key| key == missing)
+                .unwrap_or_default();
+            Err(OciError::manifest_blob_unknown(digests[at].as_str()))
         }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// PUT a manifest under a tag or its digest.
@@ -308,8 +326,8 @@ pub async fn put(
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let parsed = parse(content_type, &bytes)?;
     let references = distinct_references(&parsed)?;
-    let partition = package.partition();
-    check_references(registry, &partition, &parsed).await?;
+    let items = registry.package_items(package);
+    check_references(&items, &parsed).await?;
 
     let now = registry.now();
     let mut record = ManifestRecord {
@@ -323,7 +341,11 @@ pub async fn put(
         created_at: now,
     };
     // Kept in its record only when the record, with what it says of the manifest, fits.
-    let inline = encode_manifest(&record, Some(&bytes)).len() <= records::MANIFEST_RECORD_MAX;
+    let whole = StoredManifest {
+        record: record.clone(),
+        bytes: Some(bytes.clone()),
+    };
+    let inline = <Manifests as RecordKind>::encode(&whole).len() <= MANIFEST_RECORD_MAX;
     record.stored = if inline {
         Stored::Inline
     } else {
@@ -338,16 +360,21 @@ pub async fn put(
             key: link.object_key,
         }
     };
-    let mut writes = vec![Write::Put(Put::new(
-        records::manifest(&partition, &digest),
-        encode_manifest(&record, inline.then_some(&bytes[..])),
-    ))];
+    let publisher = caller.principal.display_name();
+    let mut writes = items.writes(&publisher);
+    let stored = StoredManifest {
+        record: record.clone(),
+        bytes: inline.then(|| bytes.clone()),
+    };
+    writes.put::<Manifests>(digest.as_str(), &stored);
     // Touching the links of the blobs it uses makes a collector that found them unused just
     // before give up deleting them (their versions change).
-    let touches = link_touches(&partition, &parsed, &record);
-    let touch_inline = touches.len() + 4 <= stowage_storage::MAX_TRANSACTION_WRITES;
+    let touches = blobs_in_use(&parsed, &record);
+    let touch_inline = touches.len() + 4 <= MAX_TRANSACTION_WRITES;
     if touch_inline {
-        writes.extend(touches.iter().cloned());
+        for blob in &touches {
+            writes.touch_blob(blob);
+        }
     }
     if let Reference::Tag(tag) = reference {
         let tag_record = TagRecord {
@@ -355,38 +382,20 @@ pub async fn put(
             media_type: record.media_type.clone(),
             updated_at: now,
         };
-        writes.push(Write::Put(Put::new(
-            records::tag(&partition, tag),
-            encode(&tag_record),
-        )));
-        let version = VersionRecord {
-            version: tag.clone(),
-            published_at: now,
-            published_by: caller.principal.display_name(),
-        };
-        writes.push(Write::Put(Put::new(
-            service_keys::version(&partition, tag),
-            encode(&version),
-        )));
+        writes.put::<Tags>(tag, &tag_record);
     }
     if let Some(subject) = &parsed.subject {
-        writes.push(Write::Put(Put::new(
-            records::referrer(&partition, subject, &digest),
-            serde_json::to_vec(&referrer_descriptor(&record, parsed.annotations.as_ref()))
-                .unwrap_or_default(),
-        )));
+        let descriptor = referrer_descriptor(&record, parsed.annotations.as_ref());
+        writes.put::<Referrers>(&referrer_id(subject, &digest), &descriptor);
     }
-    registry
-        .transact(writes)
-        .await
-        .map_err(|error| match error {
-            stowage_storage::MetadataError::ConditionFailed { .. } => {
-                OciError::manifest_blob_unknown("a blob it refers to was removed meanwhile")
-            }
-            other => other.into(),
-        })?;
+    writes.commit().await.map_err(|error| match error {
+        stowage_storage::MetadataError::ConditionFailed { .. } => {
+            OciError::manifest_blob_unknown("a blob it refers to was removed meanwhile")
+        }
+        other => other.into(),
+    })?;
     if !touch_inline {
-        confirm_links(registry, &partition, &digest, touches).await?;
+        confirm_links(&items, &publisher, &digest, &touches).await?;
     }
 
     let mut response = Response::builder()
@@ -399,39 +408,33 @@ pub async fn put(
     Ok(response.finish(Body::empty()))
 }
 
-/// Touches of the links of every blob a manifest uses: those it refers to, and its own
-/// content when that is a blob.
-fn link_touches(partition: &str, parsed: &Parsed, record: &ManifestRecord) -> Vec<Write> {
+/// Every blob a manifest uses, each once: those it refers to, and its own content when that
+/// is a blob.
+fn blobs_in_use(parsed: &Parsed, record: &ManifestRecord) -> Vec<Digest> {
     let own = matches!(record.stored, Stored::Object { .. }).then_some(&record.digest);
-    let mut keys: Vec<Key> = parsed
-        .blobs
-        .iter()
-        .chain(own)
-        .map(|digest| service_keys::blob_link(partition, digest))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter().map(|key| Write::Touch { key }).collect()
+    let mut digests: Vec<Digest> = parsed.blobs.iter().chain(own).cloned().collect();
+    digests.sort();
+    digests.dedup();
+    digests
 }
 
-/// For a manifest with more blobs than one transaction can touch: touches them after the
-/// manifest is written; if one is gone (collected meanwhile), the manifest is taken back.
+/// For a manifest with more blobs than one transaction can touch: touches their links after
+/// the manifest is written; if one is gone (collected meanwhile), the manifest is taken back.
 async fn confirm_links(
-    registry: &Registry,
-    partition: &str,
+    items: &PackageItems<'_>,
+    publisher: &str,
     digest: &Digest,
-    touches: Vec<Write>,
+    blobs: &[Digest],
 ) -> OciResult<()> {
-    for batch in touches.chunks(stowage_storage::MAX_TRANSACTION_WRITES) {
-        if registry.transact(batch.to_vec()).await.is_err() {
-            let key = records::manifest(partition, digest);
-            registry
-                .metadata()
-                .write(Write::Delete {
-                    key,
-                    condition: Condition::None,
-                })
-                .await?;
+    for batch in blobs.chunks(MAX_TRANSACTION_WRITES) {
+        let mut touches = items.writes(publisher);
+        for blob in batch {
+            touches.touch_blob(blob);
+        }
+        if touches.commit().await.is_err() {
+            let mut withdrawal = items.writes(publisher);
+            withdrawal.delete::<Manifests>(digest.as_str(), Condition::None);
+            withdrawal.commit().await?;
             return Err(OciError::manifest_blob_unknown(
                 "a blob it refers to was removed meanwhile",
             ));
@@ -474,25 +477,19 @@ pub async fn delete(
     reference: &Reference,
 ) -> OciResult<Response> {
     let open = caller.open(registry, name, Role::Write, &[]).await?;
-    let partition = open.package.partition();
+    let items = registry.package_items(&open.package);
+    let publisher = caller.principal.display_name();
     match reference {
         Reference::InvalidTag(tag) => return Err(OciError::manifest_unknown(tag)),
         Reference::Tag(tag) => {
-            registry
-                .transact(vec![
-                    Write::Delete {
-                        key: records::tag(&partition, tag),
-                        condition: Condition::Exists,
-                    },
-                    Write::Delete {
-                        key: service_keys::version(&partition, tag),
-                        condition: Condition::None,
-                    },
-                ])
+            let mut untag = items.writes(&publisher);
+            untag.delete::<Tags>(tag, Condition::Exists);
+            untag
+                .commit()
                 .await
                 .map_err(|_| OciError::manifest_unknown(tag))?;
         }
-        Reference::Digest(digest) => delete_manifest(registry, &partition, name, digest).await?,
+        Reference::Digest(digest) => delete_manifest(&items, &publisher, digest).await?,
     }
     Ok(Response::builder()
         .status(StatusCode::ACCEPTED)
@@ -507,37 +504,27 @@ const DELETE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// it again meanwhile (a push writes the manifest with its tag), else the whole is done
 /// again: the delete then comes after that push, and takes its tag too.
 async fn delete_manifest(
-    registry: &Registry,
-    partition: &str,
-    name: &ImageName,
+    items: &PackageItems<'_>,
+    publisher: &str,
     digest: &Digest,
 ) -> OciResult<()> {
-    let key = records::manifest(partition, digest);
     let deadline = std::time::Instant::now() + DELETE_PATIENCE;
     loop {
-        let item = registry
-            .metadata()
-            .get(&key)
+        let manifest = items
+            .get::<Manifests>(digest.as_str())
             .await?
             .ok_or_else(|| OciError::manifest_unknown(digest.as_str()))?;
-        let (record, _) = decode_manifest(&item)?;
-        untag(registry, partition, digest).await?;
+        untag(items, publisher, digest).await?;
         // Its blobs may now be unreferenced: the collector looks. A large manifest's content
         // is a blob too.
-        let mut writes = vec![
-            Write::Delete {
-                key: key.clone(),
-                condition: Condition::Version(item.version),
-            },
-            stowage_service::mark_for_collection(&name.workspace),
-        ];
-        if let Some(subject) = &record.subject {
-            writes.push(Write::Delete {
-                key: records::referrer(partition, subject, digest),
-                condition: Condition::None,
-            });
+        let mut writes = items.writes(publisher);
+        writes
+            .delete::<Manifests>(digest.as_str(), Condition::Version(manifest.version))
+            .mark_for_collection();
+        if let Some(subject) = &manifest.payload.record.subject {
+            writes.delete::<Referrers>(&referrer_id(subject, digest), Condition::None);
         }
-        match registry.transact(writes).await {
+        match writes.commit().await {
             Ok(()) => return Ok(()),
             Err(stowage_storage::MetadataError::ConditionFailed { .. })
                 if std::time::Instant::now() < deadline => {}
@@ -550,38 +537,25 @@ async fn delete_manifest(
 }
 
 /// Removes every tag pointing at a manifest, a page of tags at a time.
-async fn untag(registry: &Registry, partition: &str, digest: &Digest) -> OciResult<()> {
-    let mut query = Query::prefix(partition, records::TAG_PREFIX, 100);
+async fn untag(items: &PackageItems<'_>, publisher: &str, digest: &Digest) -> OciResult<()> {
+    let mut from = None;
     loop {
-        let page = registry.metadata().query(&query).await?;
-        for item in &page.items {
-            let tag: TagRecord = stowage_service::records::decode(item)?;
-            if &tag.digest != digest {
-                continue;
-            }
-            let name = &item.key.sort[records::TAG_PREFIX.len()..];
-            let writes = vec![
-                Write::Delete {
-                    key: item.key.clone(),
-                    condition: Condition::Version(item.version),
-                },
-                Write::Delete {
-                    key: service_keys::version(partition, name),
-                    condition: Condition::None,
-                },
-            ];
+        let (tags, next) = items.walk::<Tags>("", from, 100).await?;
+        for tag in tags.iter().filter(|tag| &tag.payload.digest == digest) {
+            let mut writes = items.writes(publisher);
+            writes.delete::<Tags>(&tag.id, Condition::Version(tag.version));
             // A tag re-pointed elsewhere meanwhile fails its condition and is kept, as it
             // should be.
-            if let Err(error) = registry.transact(writes).await {
+            if let Err(error) = writes.commit().await {
                 tracing::info!(
                     ?error,
-                    tag = name,
+                    tag = tag.id,
                     "a tag changed while its manifest was deleted"
                 );
             }
         }
-        match page.next {
-            Some(cursor) => query = query.after(Some(cursor)),
+        match next {
+            Some(token) => from = Some(token),
             None => return Ok(()),
         }
     }

@@ -1,39 +1,74 @@
-//! What the registry keeps in a container package's partition (`PKG#<ws>#container#<path>`):
+//! The records a container package keeps, as kinds of the service's package partition
+//! ([`stowage_service::RecordKind`]):
 //!
 //! ```text
-//! TAG#<tag>                          TagRecord: the manifest a tag points at
-//! MANIFEST#<digest>                  ManifestRecord, with the manifest's bytes when small
-//! REFERRER#<subject>#<digest>        the descriptor of a manifest whose subject is <subject>
-//! VERSION#<tag>                      VersionRecord (the management API's list)
-//! BLOB#<digest>                      BlobLink (the service's)
+//! Tags        TAG#<tag>                     TagRecord: the manifest a tag points at (a version)
+//! Manifests   MANIFEST#<digest>             ManifestRecord, with the manifest's bytes when small
+//! Referrers   REFERRER#<subject>#<digest>   the descriptor of a manifest whose subject is <subject>
 //! ```
+//!
+//! Beside them the service keeps its own: `VERSION#<tag>` for each tag, `BLOB#<digest>` for
+//! each blob the package holds.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use stowage_domain::Digest;
-use stowage_service::Error;
-use stowage_storage::{Item, Key};
+use stowage_service::{Error, JsonKind, RecordKind};
+use stowage_storage::Item;
 
 /// A manifest's record holds its bytes when the whole stays under this (DynamoDB items stop
 /// at 400 KB, keys and attributes included); larger manifests go to the blob store.
 pub const MANIFEST_RECORD_MAX: usize = 300 * 1024;
 
-pub const TAG_PREFIX: &str = "TAG#";
+/// A package's tags, by name. Each is a version of the package.
+pub struct Tags;
 
-pub fn tag(partition: &str, tag: &str) -> Key {
-    Key::new(partition, format!("{TAG_PREFIX}{tag}"))
+impl JsonKind for Tags {
+    const PREFIX: &'static str = "TAG#";
+    const IS_VERSION: bool = true;
+    type Payload = TagRecord;
 }
 
-pub fn manifest(partition: &str, digest: &Digest) -> Key {
-    Key::new(partition, format!("MANIFEST#{digest}"))
+/// A package's manifests, by digest.
+pub struct Manifests;
+
+impl RecordKind for Manifests {
+    const PREFIX: &'static str = "MANIFEST#";
+    type Payload = StoredManifest;
+
+    fn encode(manifest: &StoredManifest) -> Vec<u8> {
+        encode_manifest(&manifest.record, manifest.bytes.as_deref())
+    }
+
+    fn decode(item: &Item) -> Result<StoredManifest, Error> {
+        let (record, inline) = decode_manifest(item)?;
+        let bytes = matches!(record.stored, Stored::Inline).then(|| Bytes::copy_from_slice(inline));
+        Ok(StoredManifest { record, bytes })
+    }
 }
 
-pub fn referrers_prefix(subject: &Digest) -> String {
-    format!("REFERRER#{subject}#")
+/// The descriptors of the manifests that name a subject, by `<subject>#<digest>`
+/// ([`referrer_id`]).
+pub struct Referrers;
+
+impl JsonKind for Referrers {
+    const PREFIX: &'static str = "REFERRER#";
+    type Payload = Value;
 }
 
-pub fn referrer(partition: &str, subject: &Digest, digest: &Digest) -> Key {
-    Key::new(partition, format!("{}{digest}", referrers_prefix(subject)))
+/// The id of the referrer `digest` of `subject`; the ids of a subject's referrers start with
+/// `<subject>#`.
+pub fn referrer_id(subject: &Digest, digest: &Digest) -> String {
+    format!("{subject}#{digest}")
+}
+
+/// A manifest's record, and its bytes when they are kept in it.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub record: ManifestRecord,
+    pub bytes: Option<Bytes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +118,7 @@ impl ManifestRecord {
 
 /// A manifest item's data: a length-prefixed JSON header, then the manifest's bytes when they
 /// are kept inline (no base64, so more fits in an item).
-pub fn encode_manifest(record: &ManifestRecord, inline: Option<&[u8]>) -> Vec<u8> {
+fn encode_manifest(record: &ManifestRecord, inline: Option<&[u8]>) -> Vec<u8> {
     let header = serde_json::to_vec(record).expect("records always serialise");
     let mut data = Vec::with_capacity(4 + header.len() + inline.map_or(0, <[u8]>::len));
     data.extend_from_slice(&(header.len() as u32).to_be_bytes());
@@ -95,7 +130,7 @@ pub fn encode_manifest(record: &ManifestRecord, inline: Option<&[u8]>) -> Vec<u8
 }
 
 /// The record of a manifest item, and its inline bytes.
-pub fn decode_manifest(item: &Item) -> Result<(ManifestRecord, &[u8]), Error> {
+fn decode_manifest(item: &Item) -> Result<(ManifestRecord, &[u8]), Error> {
     let corrupt = || Error::Corrupt(format!("manifest item {}", item.key.sort));
     let length = item.data.get(..4).ok_or_else(corrupt)?;
     let length = u32::from_be_bytes(length.try_into().map_err(|_| corrupt())?) as usize;
@@ -113,7 +148,8 @@ impl stowage_service::ContentReader for OciContent {
     }
 
     fn references(&self, kind: stowage_domain::PackageType, item: &Item) -> Option<Vec<Digest>> {
-        if kind != stowage_domain::PackageType::Container || !item.key.sort.starts_with("MANIFEST#")
+        if kind != stowage_domain::PackageType::Container
+            || !item.key.sort.starts_with(Manifests::PREFIX)
         {
             return Some(Vec::new());
         }
@@ -126,6 +162,7 @@ impl stowage_service::ContentReader for OciContent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stowage_storage::Key;
 
     #[test]
     fn manifest_items_round_trip() {

@@ -9,6 +9,7 @@ mod accounts;
 mod auth;
 mod blobs;
 mod error;
+mod items;
 mod lifecycle;
 mod packages;
 mod purge;
@@ -28,6 +29,10 @@ pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
 pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written, mark_for_collection};
 pub use error::{Entity, Error, Result};
+pub use items::{
+    BlobLinks, ItemKey, JsonKind, PackageItems, PackageWrites, Record, RecordKind, RecordPage,
+    WalkToken,
+};
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
 pub use uploads::UploadRecord;

@@ -15,7 +15,7 @@ use crate::records::{
     PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
-use crate::{Entity, Error, Registry, Result};
+use crate::{Entity, Error, ItemKey, RecordKind, Registry, Result};
 
 const LIST_PAGE: usize = 500;
 const OPTIMISTIC_ATTEMPTS: u32 = 5;
@@ -40,6 +40,23 @@ pub struct OpenPackage {
     pub access: Access,
     /// The items of the `extra` keys given to `open_package`, in order.
     pub extra: Vec<Option<Item>>,
+    extra_keys: Vec<Key>,
+}
+
+impl OpenPackage {
+    /// The record at `key`, read with the package (`key` was among the `extra` asked for;
+    /// `None` if it was not, or if there is no such record).
+    pub fn record<K: RecordKind>(&self, key: &ItemKey) -> Result<Option<K::Payload>> {
+        let found = self
+            .extra_keys
+            .iter()
+            .zip(&self.extra)
+            .find(|(extra, _)| *extra == key.as_key());
+        match found {
+            Some((_, Some(item))) => Ok(Some(K::decode(item)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// What a caller who may not see a package is told: that it does not exist, or, for a write,
@@ -272,6 +289,7 @@ impl Registry {
             package,
             access,
             extra: extra_items,
+            extra_keys: extra.to_vec(),
         })
     }
 
@@ -313,6 +331,7 @@ impl Registry {
                     package,
                     access: Access::granted(granted),
                     extra: extra_items,
+                    extra_keys: extra.to_vec(),
                 }))
             }
             _ => Ok(None),

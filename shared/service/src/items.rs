@@ -1,0 +1,337 @@
+//! A package's partition as the protocols see it. Each protocol declares the kinds of record it
+//! keeps in a package (a sort-key prefix and a payload type, [`RecordKind`]) and reads and
+//! writes them here; this module spells their keys and keeps the service's own records in the
+//! partition in step: a kind whose records are versions ([`RecordKind::IS_VERSION`], an OCI tag)
+//! writes and removes the package's `VERSION#` record with each of its own, so that rule lives
+//! in one place.
+//!
+//! Reads cost what they did by hand: [`PackageItems::get`] one item read, [`PackageItems::page`]
+//! one query per page, [`PackageItems::missing`] one batch read per hundred keys; a
+//! [`PackageWrites`] is one transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use stowage_domain::{Digest, PackageName, PackageType, Slug};
+use stowage_storage::{
+    Condition, Cursor, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, Write,
+};
+
+use crate::records::{self, BlobLink, PackageRecord, VersionRecord, keys};
+use crate::{Registry, Result};
+
+/// A kind of record a protocol keeps in a package's partition.
+pub trait RecordKind {
+    /// What starts the sort key of each record of this kind; the record's id follows it.
+    const PREFIX: &'static str;
+    /// Whether each record is a published version of the package (what the management API
+    /// lists): writing one also writes its `VERSION#` record, deleting one deletes it.
+    const IS_VERSION: bool = false;
+    type Payload;
+    fn encode(payload: &Self::Payload) -> Vec<u8>;
+    fn decode(item: &Item) -> Result<Self::Payload>;
+}
+
+/// A kind whose payload is stored as JSON (most are).
+pub trait JsonKind {
+    const PREFIX: &'static str;
+    const IS_VERSION: bool = false;
+    type Payload: Serialize + DeserializeOwned;
+}
+
+impl<K: JsonKind> RecordKind for K {
+    const PREFIX: &'static str = K::PREFIX;
+    const IS_VERSION: bool = K::IS_VERSION;
+    type Payload = K::Payload;
+
+    fn encode(payload: &Self::Payload) -> Vec<u8> {
+        records::encode(payload)
+    }
+
+    fn decode(item: &Item) -> Result<Self::Payload> {
+        records::decode(item)
+    }
+}
+
+/// The service's links from a package to the blobs of its workspace, by digest.
+pub struct BlobLinks;
+
+impl JsonKind for BlobLinks {
+    const PREFIX: &'static str = keys::BLOB_LINK_PREFIX;
+    type Payload = BlobLink;
+}
+
+/// A record of a package, with its id (the sort key after the kind's prefix) and the
+/// version its item had when read (for a conditional write).
+#[derive(Debug, Clone)]
+pub struct Record<P> {
+    pub id: String,
+    pub payload: P,
+    pub version: u64,
+}
+
+/// Where one record of a package is: built from its kind and id, never by hand.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ItemKey(Key);
+
+impl ItemKey {
+    /// The record `id` of kind `K` in the package partition `partition`.
+    fn of<K: RecordKind>(partition: &str, id: &str) -> Self {
+        Self(Key::new(partition, format!("{}{id}", K::PREFIX)))
+    }
+
+    /// The record `id` of kind `K` in a package known by name, to read with the package
+    /// ([`Registry::open_package`]) before its record is at hand.
+    pub fn in_package<K: RecordKind>(
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        id: &str,
+    ) -> Self {
+        Self::of::<K>(&keys::package_partition(workspace, kind, name), id)
+    }
+
+    /// The storage key, to read the record with a package ([`Registry::open_package`]).
+    pub fn as_key(&self) -> &Key {
+        &self.0
+    }
+}
+
+fn record<K: RecordKind>(item: &Item) -> Result<Record<K::Payload>> {
+    Ok(Record {
+        id: item.key.sort[K::PREFIX.len()..].to_owned(),
+        payload: K::decode(item)?,
+        version: item.version,
+    })
+}
+
+/// A page of records (or of their ids), and whether more follow.
+pub struct RecordPage<T> {
+    pub records: Vec<T>,
+    pub more: bool,
+}
+
+/// Where a walk through a kind's records stands ([`PackageItems::walk`]).
+pub struct WalkToken(Cursor);
+
+/// The records of one package.
+pub struct PackageItems<'a> {
+    registry: &'a Registry,
+    workspace: Slug,
+    partition: String,
+}
+
+impl Registry {
+    /// The records kept in `package`'s partition.
+    pub fn package_items<'a>(&'a self, package: &PackageRecord) -> PackageItems<'a> {
+        PackageItems {
+            registry: self,
+            workspace: package.workspace.clone(),
+            partition: package.partition(),
+        }
+    }
+}
+
+impl PackageItems<'_> {
+    pub fn key<K: RecordKind>(&self, id: &str) -> ItemKey {
+        ItemKey::of::<K>(&self.partition, id)
+    }
+
+    /// One record, or `None`.
+    pub async fn get<K: RecordKind>(&self, id: &str) -> Result<Option<Record<K::Payload>>> {
+        let key = self.key::<K>(id);
+        match self.registry.metadata().get(key.as_key()).await? {
+            Some(item) => Ok(Some(record::<K>(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The first of `keys` that names no record, if any: one batch read per hundred keys.
+    pub async fn missing<'k>(&self, keys: &'k [ItemKey]) -> Result<Option<&'k ItemKey>> {
+        for chunk in keys.chunks(MAX_BATCH_KEYS) {
+            let wanted: Vec<Key> = chunk.iter().map(|key| key.as_key().clone()).collect();
+            let items = self.registry.metadata().get_many(&wanted).await?;
+            if let Some((key, _)) = chunk.iter().zip(&items).find(|(_, item)| item.is_none()) {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `limit` records of kind `K` whose ids start with `within`, in id order, after
+    /// the id `after` when given. Pages are read until `limit` records are found; `more` says
+    /// whether any follow.
+    pub async fn page<K: RecordKind>(
+        &self,
+        within: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage<Record<K::Payload>>> {
+        self.page_with::<K, _>(within, after, limit, record::<K>)
+            .await
+    }
+
+    /// The ids alone of a [`PackageItems::page`] (no record is decoded).
+    pub async fn page_ids<K: RecordKind>(
+        &self,
+        within: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage<String>> {
+        self.page_with::<K, _>(within, after, limit, |item| {
+            Ok(item.key.sort[K::PREFIX.len()..].to_owned())
+        })
+        .await
+    }
+
+    async fn page_with<K: RecordKind, T>(
+        &self,
+        within: &str,
+        after: Option<&str>,
+        limit: usize,
+        read: impl Fn(&Item) -> Result<T>,
+    ) -> Result<RecordPage<T>> {
+        let prefix = format!("{}{within}", K::PREFIX);
+        let cursor = |id: &str| Cursor {
+            key: self.key::<K>(id).0,
+            index: None,
+        };
+        let mut query =
+            Query::prefix(&self.partition, &prefix, limit.max(1)).after(after.map(cursor));
+        let mut records = Vec::new();
+        while records.len() < limit {
+            query.limit = limit - records.len();
+            let page = self.registry.metadata().query(&query).await?;
+            for item in &page.items {
+                records.push(read(item)?);
+            }
+            match page.next {
+                Some(next) => query = query.after(Some(next)),
+                None => {
+                    return Ok(RecordPage {
+                        records,
+                        more: false,
+                    });
+                }
+            }
+        }
+        let more = match &query.after {
+            Some(last) if !records.is_empty() => {
+                let probe = Query::prefix(&self.partition, &prefix, 1).after(Some(last.clone()));
+                !self
+                    .registry
+                    .metadata()
+                    .query(&probe)
+                    .await?
+                    .items
+                    .is_empty()
+            }
+            _ => false,
+        };
+        Ok(RecordPage { records, more })
+    }
+
+    /// One page of at most `page_size` records of kind `K` whose ids start with `within`,
+    /// from where `from` (the page before's) left off; one query. The token is `None` after
+    /// the last page.
+    pub async fn walk<K: RecordKind>(
+        &self,
+        within: &str,
+        from: Option<WalkToken>,
+        page_size: usize,
+    ) -> Result<(Vec<Record<K::Payload>>, Option<WalkToken>)> {
+        let prefix = format!("{}{within}", K::PREFIX);
+        let query = Query::prefix(&self.partition, prefix, page_size).after(from.map(|t| t.0));
+        let page = self.registry.metadata().query(&query).await?;
+        let records = page
+            .items
+            .iter()
+            .map(record::<K>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((records, page.next.map(WalkToken)))
+    }
+
+    /// A transaction on the package's records, published (for version kinds) by `by`.
+    pub fn writes(&self, by: impl Into<String>) -> PackageWrites<'_> {
+        PackageWrites {
+            items: self,
+            writes: Vec::new(),
+            by: by.into(),
+            at: self.registry.now(),
+        }
+    }
+}
+
+/// Writes to a package's records, applied together or not at all.
+pub struct PackageWrites<'a> {
+    items: &'a PackageItems<'a>,
+    writes: Vec<Write>,
+    by: String,
+    at: DateTime<Utc>,
+}
+
+impl PackageWrites<'_> {
+    /// Writes record `id` (a version kind's `VERSION#` record with it).
+    pub fn put<K: RecordKind>(&mut self, id: &str, payload: &K::Payload) -> &mut Self {
+        let key = self.items.key::<K>(id);
+        self.writes
+            .push(Write::Put(Put::new(key.0, K::encode(payload))));
+        if K::IS_VERSION {
+            let version = VersionRecord {
+                version: id.to_owned(),
+                published_at: self.at,
+                published_by: self.by.clone(),
+            };
+            let key = keys::version(&self.items.partition, id);
+            self.writes
+                .push(Write::Put(Put::new(key, records::encode(&version))));
+        }
+        self
+    }
+
+    /// Deletes record `id` if `condition` holds (a version kind's `VERSION#` record with it).
+    pub fn delete<K: RecordKind>(&mut self, id: &str, condition: Condition) -> &mut Self {
+        let key = self.items.key::<K>(id);
+        self.writes.push(Write::Delete {
+            key: key.0,
+            condition,
+        });
+        if K::IS_VERSION {
+            self.writes.push(Write::Delete {
+                key: keys::version(&self.items.partition, id),
+                condition: Condition::None,
+            });
+        }
+        self
+    }
+
+    /// Changes the version of the package's link to a blob, and fails the whole if the link
+    /// is gone: a collector that found the blob unused just before gives up deleting it.
+    pub fn touch_blob(&mut self, digest: &Digest) -> &mut Self {
+        let key = self.items.key::<BlobLinks>(digest.as_str());
+        self.writes.push(Write::Touch { key: key.0 });
+        self
+    }
+
+    /// Asks the collector to look at the workspace's blobs: some may have lost their last use.
+    pub fn mark_for_collection(&mut self) -> &mut Self {
+        self.writes
+            .push(crate::mark_for_collection(&self.items.workspace));
+        self
+    }
+
+    /// How many item writes the transaction holds (a transaction takes at most
+    /// [`stowage_storage::MAX_TRANSACTION_WRITES`]).
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Applies the writes, retrying while storage is busy.
+    pub async fn commit(self) -> std::result::Result<(), MetadataError> {
+        self.items.registry.transact(self.writes).await
+    }
+}
