@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_domain::{Email, PackageName, PackageType, Plan, Role, Scopes, Slug, Username};
-use stowage_service::records::{
+use stowage_service::{
     Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord, WorkspaceRecord,
 };
 use stowage_service::{IssuedToken, PackageDetails, PipelineToken};

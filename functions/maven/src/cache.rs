@@ -11,10 +11,11 @@ use crate::records::Revision;
 /// How much generated metadata one instance keeps.
 const CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
-/// One document: a package partition and, for SNAPSHOT-level metadata, the version.
+/// One document: a package (`<workspace>/<group>:<artifact>`) and, for SNAPSHOT-level
+/// metadata, the version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DocumentId {
-    pub partition: String,
+    pub package: String,
     pub version: Option<String>,
 }
 
@@ -31,7 +32,7 @@ impl Default for MetadataCache {
         Self(
             moka::sync::Cache::builder()
                 .weigher(|id: &DocumentId, cached: &Cached| {
-                    let bytes = id.partition.len() + cached.revision.len() + cached.xml.len();
+                    let bytes = id.package.len() + cached.revision.len() + cached.xml.len();
                     u32::try_from(bytes).unwrap_or(u32::MAX)
                 })
                 .max_capacity(CAPACITY_BYTES)

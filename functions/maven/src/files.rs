@@ -10,19 +10,22 @@ use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{PackageType, Principal, Role};
 use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
-use stowage_service::records::{BlobLink, VersionRecord, decode, encode, keys};
-use stowage_service::{Error, OpenPackage, Registry};
-use stowage_storage::{Condition, Key, Put, Query, Write};
+use stowage_service::{
+    BlobLink, Error, ItemKey, OpenPackage, PackageWrites, RecordKind, Registry, VersionRecord,
+    Versions,
+};
+use stowage_storage::{Condition, MAX_TRANSACTION_WRITES, MetadataError};
 
 use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
 use crate::metadata::{self, UPLOADED_METADATA_MAX};
-use crate::records::{self, MavenFile, Retired, Revision};
+use crate::records::{
+    Files, MavenFile, Retired, RetiredVersions, Revision, Revisions, file_id, files_of_version,
+};
 use crate::route::{ChecksumKind, MavenPath, Target};
 use crate::version::is_snapshot;
 
 const CHECKSUM_BODY_MAX: usize = 1024;
-const PAGE: usize = 1000;
 
 fn content_type(file: &str) -> &'static str {
     match file.rsplit('.').next() {
@@ -77,7 +80,7 @@ async fn open(
     caller: &Principal,
     path: &MavenPath,
     needed: Role,
-    extra: &[Key],
+    extra: &[ItemKey],
 ) -> MavenResult<OpenPackage> {
     Ok(registry
         .open_package(
@@ -91,45 +94,38 @@ async fn open(
         .await?)
 }
 
-fn partition(path: &MavenPath) -> String {
-    keys::package_partition(&path.workspace, PackageType::Maven, &path.package)
+/// Commits part of a version's deletion; a lost race is a conflict.
+async fn commit_deletion(writes: PackageWrites<'_>) -> MavenResult<()> {
+    writes.commit().await.map_err(|error| match error {
+        MetadataError::ConditionFailed { .. } => MavenError::new(
+            StatusCode::CONFLICT,
+            "the version changed meanwhile; try again",
+        ),
+        other => other.into(),
+    })
 }
 
-/// Every item of a partition under a sort-key prefix, a page at a time.
-async fn query_all<T: serde::de::DeserializeOwned>(
-    registry: &Registry,
-    partition: &str,
-    prefix: &str,
-) -> MavenResult<Vec<T>> {
-    let mut all = Vec::new();
-    let mut query = Query::prefix(partition, prefix, PAGE);
-    loop {
-        let page = registry.metadata().query(&query).await?;
-        for item in &page.items {
-            all.push(decode(item)?);
-        }
-        match page.next {
-            Some(cursor) => query = query.after(Some(cursor)),
-            None => return Ok(all),
-        }
-    }
+/// The record `id` of kind `K` of the package a path names, to read with the package.
+fn item<K: RecordKind>(path: &MavenPath, id: &str) -> ItemKey {
+    ItemKey::in_package::<K>(&path.workspace, PackageType::Maven, &path.package, id)
 }
 
 /// The generated metadata a path names, or `None` when there is nothing to describe.
 async fn generate_metadata(
     registry: &Registry,
+    open: &OpenPackage,
     path: &MavenPath,
-    partition: &str,
 ) -> MavenResult<Option<Vec<u8>>> {
+    let items = registry.package_items(&open.package);
     Ok(match &path.target {
         Target::ArtifactMetadata => {
-            let versions: Vec<VersionRecord> =
-                query_all(registry, partition, keys::VERSION_PREFIX).await?;
+            let versions = items.all::<Versions<VersionRecord>>("").await?;
+            let versions: Vec<VersionRecord> = versions.into_iter().map(|v| v.payload).collect();
             metadata::artifact(&path.group, &path.artifact, &versions)
         }
         Target::VersionMetadata { version } => {
-            let files: Vec<MavenFile> =
-                query_all(registry, partition, &records::files_of_version(version)).await?;
+            let files = items.all::<Files>(&files_of_version(version)).await?;
+            let files: Vec<MavenFile> = files.into_iter().map(|f| f.payload).collect();
             metadata::snapshot(&path.group, &path.artifact, version, &files)
         }
         Target::File { .. } | Target::VersionFolder { .. } => None,
@@ -143,23 +139,23 @@ async fn metadata_document(
     documents: &MetadataCache,
     caller: &Principal,
     path: &MavenPath,
-    partition: String,
 ) -> MavenResult<Bytes> {
+    let revision_key = item::<Revisions>(path, "");
     let open = open(
         registry,
         caller,
         path,
         Role::Read,
-        &[Revision::key(&partition)],
+        std::slice::from_ref(&revision_key),
     )
     .await?;
-    let revision: Option<Revision> = open.extra[0].as_ref().map(decode).transpose()?;
+    let revision = open.record::<Revisions>(&revision_key)?;
     let id = DocumentId {
         version: match &path.target {
             Target::VersionMetadata { version } => Some(version.clone()),
             _ => None,
         },
-        partition,
+        package: format!("{}/{}", path.workspace, path.package),
     };
     if let Some(xml) = revision
         .as_ref()
@@ -168,7 +164,7 @@ async fn metadata_document(
         return Ok(xml);
     }
     let xml = Bytes::from(
-        generate_metadata(registry, path, &id.partition)
+        generate_metadata(registry, &open, path)
             .await?
             .ok_or_else(MavenError::not_found)?,
     );
@@ -187,7 +183,6 @@ pub async fn get(
     method: &Method,
 ) -> MavenResult<Response> {
     let registry = &state.registry;
-    let partition = partition(path);
     if let Target::VersionFolder { .. } = &path.target {
         open(registry, caller, path, Role::Read, &[]).await?;
         return Err(MavenError::new(
@@ -196,7 +191,7 @@ pub async fn get(
         ));
     }
     let Target::File { version, file } = &path.target else {
-        let xml = metadata_document(registry, documents, caller, path, partition).await?;
+        let xml = metadata_document(registry, documents, caller, path).await?;
         return Ok(match path.checksum {
             Some(kind) => respond(
                 StatusCode::OK,
@@ -207,15 +202,18 @@ pub async fn get(
             None => respond(StatusCode::OK, "text/xml", xml, method),
         });
     };
+    let file_key = item::<Files>(path, &file_id(version, file));
     let open = open(
         registry,
         caller,
         path,
         Role::Read,
-        &[records::file(&partition, version, file)],
+        std::slice::from_ref(&file_key),
     )
     .await?;
-    let record: MavenFile = decode(open.extra[0].as_ref().ok_or_else(MavenError::not_found)?)?;
+    let record = open
+        .record::<Files>(&file_key)?
+        .ok_or_else(MavenError::not_found)?;
     if let Some(kind) = path.checksum {
         return Ok(respond(
             StatusCode::OK,
@@ -271,7 +269,6 @@ pub async fn put(
     body: Body,
 ) -> MavenResult<Response> {
     let registry = &state.registry;
-    let partition = partition(path);
     if let Target::VersionFolder { .. } = &path.target {
         return Err(MavenError::bad_request(
             "a file goes in <group>/<artifactId>/<version>/<file>",
@@ -292,9 +289,16 @@ pub async fn put(
         }
         return Ok(created());
     };
-    let file_key = records::file(&partition, version, file);
+    let file_key = item::<Files>(path, &file_id(version, file));
     if let Some(kind) = path.checksum {
-        let open = open(registry, caller, path, Role::Write, &[file_key]).await?;
+        let open = open(
+            registry,
+            caller,
+            path,
+            Role::Write,
+            std::slice::from_ref(&file_key),
+        )
+        .await?;
         let bytes = read_limited(body, CHECKSUM_BODY_MAX)
             .await
             .map_err(|_| MavenError::bad_request("a checksum file is a few bytes"))?;
@@ -303,12 +307,12 @@ pub async fn put(
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let record: MavenFile = decode(open.extra[0].as_ref().ok_or_else(|| {
+        let record = open.record::<Files>(&file_key)?.ok_or_else(|| {
             MavenError::new(
                 StatusCode::NOT_FOUND,
                 format!("{file} has not been deployed; deploy it before its checksum"),
             )
-        })?)?;
+        })?;
         if sent != stored_checksum(&record, kind) {
             return Err(MavenError::bad_request(format!(
                 "the checksum does not match {file}, which is left as it was"
@@ -326,7 +330,6 @@ pub async fn put(
         std::slice::from_ref(&file_key),
     )
     .await?;
-    let retired_key = Retired::key(&partition, version);
     let conflict = || {
         MavenError::new(
             StatusCode::CONFLICT,
@@ -342,64 +345,57 @@ pub async fn put(
             ),
         )
     };
-    if release && open.extra[0].is_some() {
+    if release && open.record::<Files>(&file_key)?.is_some() {
         return Err(conflict());
     }
     let now = registry.now();
     let by = caller.display_name();
-    let records = |written: &stowage_service::Written, link: &BlobLink| {
-        let record = MavenFile {
-            file: file.clone(),
-            version: version.clone(),
-            size: written.size,
-            digest: stowage_domain::Digest::from_hex(
-                stowage_domain::DigestAlgorithm::Sha256,
-                &written.sha256,
-            ),
-            checksums: written.checksums.clone().expect("asked for"),
-            object_key: link.object_key.clone(),
-            uploaded_at: now,
-            uploaded_by: by.clone(),
+    let id = file_id(version, file);
+    let records =
+        |written: &stowage_service::Written, link: &BlobLink, writes: &mut PackageWrites<'_>| {
+            let record = MavenFile {
+                file: file.clone(),
+                version: version.clone(),
+                size: written.size,
+                digest: stowage_domain::Digest::from_hex(
+                    stowage_domain::DigestAlgorithm::Sha256,
+                    &written.sha256,
+                ),
+                checksums: written.checksums.clone().expect("asked for"),
+                object_key: link.object_key.clone(),
+                uploaded_at: now,
+                uploaded_by: by.clone(),
+            };
+            let condition = if release {
+                Condition::Absent
+            } else {
+                Condition::None
+            };
+            writes
+                .put_when::<Files>(&id, &record, condition)
+                .require::<RetiredVersions>(version, Condition::Absent)
+                // Rewritten by every file of the version: a delete of the version that read it
+                // before fails.
+                .publish_version(version)
+                .put::<Revisions>("", &Revision::fresh());
         };
-        let condition = if release {
-            Condition::Absent
-        } else {
-            Condition::None
-        };
-        let version_record = VersionRecord {
-            version: version.clone(),
-            published_at: now,
-            published_by: by.clone(),
-        };
-        vec![
-            Write::Put(Put::new(file_key.clone(), encode(&record)).when(condition)),
-            Write::Check {
-                key: retired_key.clone(),
-                condition: Condition::Absent,
-            },
-            // Touched by every file of the version: the management API lists the version.
-            Write::Put(Put::new(
-                keys::version(&partition, version),
-                encode(&version_record),
-            )),
-            Write::Put(Put::new(
-                Revision::key(&partition),
-                encode(&Revision::fresh()),
-            )),
-        ]
-    };
     let stored = registry
         .store_file(
             &open.package,
             body_stream(body),
             state.limits.streamed_body_limit(),
+            &by,
             records,
         )
         .await;
     match stored {
         Ok(_) => Ok(created()),
         Err(Error::Conflict(_)) => {
-            let deleted = registry.metadata().get(&retired_key).await?.is_some();
+            let deleted = registry
+                .package_items(&open.package)
+                .get::<RetiredVersions>(version)
+                .await?
+                .is_some();
             Err(if deleted { retired() } else { conflict() })
         }
         Err(other) => Err(other.into()),
@@ -421,74 +417,44 @@ pub async fn delete_version(
         ));
     };
     let registry = &state.registry;
-    let partition = partition(path);
     let open = open(registry, caller, path, Role::Write, &[]).await?;
-    let mut query = Query::prefix(&partition, records::files_of_version(version), PAGE);
-    let mut files = Vec::new();
-    loop {
-        let page = registry.metadata().query(&query).await?;
-        files.extend(page.items);
-        match page.next {
-            Some(cursor) => query = query.after(Some(cursor)),
-            None => break,
-        }
-    }
-    let listed = registry
-        .metadata()
-        .get(&keys::version(&partition, version))
-        .await?;
+    let items = registry.package_items(&open.package);
+    let files = items.all::<Files>(&files_of_version(version)).await?;
+    let listed = items.get::<Versions<VersionRecord>>(version).await?;
     let (false, Some(listed)) = (files.is_empty(), listed) else {
         return Err(MavenError::not_found());
     };
-    let mut writes: Vec<Write> = files
-        .iter()
-        .map(|item| Write::Delete {
-            key: item.key.clone(),
-            condition: Condition::Version(item.version),
-        })
-        .collect();
+    let by = caller.display_name();
+    // The version goes in the last transaction, with as many of its files as fit there; the
+    // files that do not fit go first: until the last commits the version is still listed,
+    // and a retry finishes the delete.
+    let last_share = MAX_TRANSACTION_WRITES - 4;
+    let (early, last) = files.split_at(files.len().saturating_sub(last_share));
+    for batch in early.chunks(MAX_TRANSACTION_WRITES) {
+        let mut writes = items.writes(&by);
+        for file in batch {
+            writes.delete::<Files>(&file.id, Condition::Version(file.version));
+        }
+        commit_deletion(writes).await?;
+    }
+    let mut writes = items.writes(&by);
+    for file in last {
+        writes.delete::<Files>(&file.id, Condition::Version(file.version));
+    }
     // Every deploy rewrites the version's record: one that lands meanwhile fails this.
-    writes.push(Write::Delete {
-        key: listed.key,
-        condition: Condition::Version(listed.version),
-    });
+    writes.delete::<Versions<VersionRecord>>(version, Condition::Version(listed.version));
     if !is_snapshot(version) {
         let retired = Retired {
             version: version.clone(),
             deleted_at: registry.now(),
-            deleted_by: caller.display_name(),
+            deleted_by: by.clone(),
         };
-        writes.push(Write::Put(Put::new(
-            Retired::key(&partition, version),
-            encode(&retired),
-        )));
+        writes.put::<RetiredVersions>(version, &retired);
     }
-    writes.push(Write::Put(Put::new(
-        Revision::key(&partition),
-        encode(&Revision::fresh()),
-    )));
-    writes.push(stowage_service::mark_for_collection(
-        &open.package.workspace,
-    ));
-    // The retirement and the revision go with the last batch: until then the version is
-    // still listed, and a retry finishes it.
-    let batches: Vec<Vec<Write>> = writes
-        .rchunks(stowage_storage::MAX_TRANSACTION_WRITES)
-        .rev()
-        .map(<[Write]>::to_vec)
-        .collect();
-    for batch in batches {
-        registry
-            .transact(batch)
-            .await
-            .map_err(|error| match error {
-                stowage_storage::MetadataError::ConditionFailed { .. } => MavenError::new(
-                    StatusCode::CONFLICT,
-                    "the version changed meanwhile; try again",
-                ),
-                other => other.into(),
-            })?;
-    }
+    writes
+        .put::<Revisions>("", &Revision::fresh())
+        .mark_for_collection();
+    commit_deletion(writes).await?;
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .finish(Body::empty()))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
-use stowage_service::records::VersionRecord;
+use stowage_service::VersionRecord;
 
 use crate::error::MavenError;
 use crate::records::MavenFile;

@@ -1,30 +1,54 @@
-//! What the Maven repository keeps in a package's partition (`PKG#<ws>#maven#<g>:<a>`):
+//! The records a Maven package keeps, as kinds of the service's package partition
+//! ([`stowage_service::RecordKind`]):
 //!
 //! ```text
-//! VERSION#<version>              VersionRecord (the service's): a version with files
-//! FILE#<version>#<file name>     MavenFile: a file and its checksums
-//! BLOB#<digest>                  BlobLink (the service's): a file's bytes
-//! REVISION                       Revision: replaced by every deploy
-//! RETIRED#<version>              Retired: a deleted release, whose coordinates stay taken
+//! Files              FILE#<version>#<file name>   MavenFile: a file and its checksums
+//! RetiredVersions    RETIRED#<version>            Retired: a deleted release, whose coordinates stay taken
+//! Revisions          REVISION                     Revision: replaced by every deploy
 //! ```
 //!
-//! `maven-metadata.xml` is never stored: it is generated from these records, and kept in
-//! memory only as long as the revision it was generated at is current.
+//! Beside them the service keeps `VERSION#<version>` (a version with files, listed by the
+//! management API) and `BLOB#<digest>` (a file's bytes). `maven-metadata.xml` is never
+//! stored: it is generated from these records, and kept in memory only as long as the
+//! revision it was generated at is current.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_domain::{Digest, PackageType};
-use stowage_service::Checksums;
-use stowage_storage::{Item, Key};
+use stowage_service::{Checksums, JsonKind, RecordKind};
+use stowage_storage::Item;
 
-pub const FILE_PREFIX: &str = "FILE#";
+/// A package's files, by `<version>#<file name>` ([`file_id`]).
+pub struct Files;
 
-pub fn file(partition: &str, version: &str, file: &str) -> Key {
-    Key::new(partition, format!("{FILE_PREFIX}{version}#{file}"))
+impl JsonKind for Files {
+    const PREFIX: &'static str = "FILE#";
+    type Payload = MavenFile;
 }
 
+pub fn file_id(version: &str, file: &str) -> String {
+    format!("{version}#{file}")
+}
+
+/// What the ids of a version's files start with.
 pub fn files_of_version(version: &str) -> String {
-    format!("{FILE_PREFIX}{version}#")
+    format!("{version}#")
+}
+
+/// The releases deleted from a package, by version.
+pub struct RetiredVersions;
+
+impl JsonKind for RetiredVersions {
+    const PREFIX: &'static str = "RETIRED#";
+    type Payload = Retired;
+}
+
+/// A package's revision: one record, of id `""`.
+pub struct Revisions;
+
+impl JsonKind for Revisions {
+    const PREFIX: &'static str = "REVISION";
+    type Payload = Revision;
 }
 
 /// A release deleted from the package. Releases never change, so its coordinates are never
@@ -35,12 +59,6 @@ pub struct Retired {
     pub version: String,
     pub deleted_at: DateTime<Utc>,
     pub deleted_by: String,
-}
-
-impl Retired {
-    pub fn key(partition: &str, version: &str) -> Key {
-        Key::new(partition, format!("RETIRED#{version}"))
-    }
 }
 
 /// A package's revision: replaced, never reused, by every deploy.
@@ -54,10 +72,6 @@ impl Revision {
         Self {
             revision: uuid::Uuid::new_v4().simple().to_string(),
         }
-    }
-
-    pub fn key(partition: &str) -> Key {
-        Key::new(partition, "REVISION")
     }
 }
 
@@ -86,10 +100,10 @@ impl stowage_service::ContentReader for MavenContent {
     }
 
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
-        if kind != PackageType::Maven || !item.key.sort.starts_with(FILE_PREFIX) {
+        if kind != PackageType::Maven || !item.key.sort.starts_with(<Files as RecordKind>::PREFIX) {
             return Some(Vec::new());
         }
-        let file: MavenFile = stowage_service::records::decode(item).ok()?;
+        let file = Files::decode(item).ok()?;
         Some(vec![file.digest])
     }
 }

@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use stowage_domain::PackageName;
-use stowage_service::Registry;
-use stowage_service::records::decode;
-use stowage_storage::Query;
+use stowage_service::{AnyRecord, PackageRecord, Registry};
 
 use crate::error::NpmResult;
-use crate::records::{self, DIST_TAG_PREFIX, DistTag, NpmVersion, UNPUBLISHED_PREFIX, Unpublished};
+use crate::records::{
+    DistTag, DistTags, NpmVersion, NpmVersions, Unpublished, UnpublishedVersions,
+};
 use crate::route::tarball_file;
 
 const PAGE: usize = 1000;
@@ -55,31 +55,37 @@ pub struct PackageState {
 
 impl PackageState {
     /// Reads a package's versions and tags: one query, paged.
-    pub async fn load(registry: &Registry, partition: &str) -> NpmResult<Self> {
+    pub async fn load(registry: &Registry, package: &PackageRecord) -> NpmResult<Self> {
+        let items = registry.package_items(package);
         let mut state = PackageState::default();
-        let mut query = Query {
-            range: records::document_range(),
-            ..Query::prefix(partition, "", PAGE)
-        };
+        let mut from = None;
         loop {
-            let page = registry.metadata().query(&query).await?;
-            for item in &page.items {
-                if let Some(tag) = item.key.sort.strip_prefix(DIST_TAG_PREFIX) {
-                    state.tags.insert(tag.to_owned(), decode(item)?);
-                } else if let Some(version) = item.key.sort.strip_prefix(UNPUBLISHED_PREFIX) {
-                    state.unpublished.insert(version.to_owned(), decode(item)?);
-                } else {
-                    let version: NpmVersion = decode(item)?;
-                    state
-                        .versions
-                        .insert(version.version.clone(), (version, item.version));
-                }
+            let (page, next) = items
+                .walk_kinds::<DistTags, NpmVersions>(from, PAGE)
+                .await?;
+            for record in &page {
+                state.add(record)?;
             }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
+            match next {
+                Some(token) => from = Some(token),
                 None => return Ok(state),
             }
         }
+    }
+
+    fn add(&mut self, record: &AnyRecord) -> NpmResult<()> {
+        if let Some(tag) = record.as_kind::<DistTags>() {
+            let tag = tag?;
+            self.tags.insert(tag.id, tag.payload);
+        } else if let Some(retired) = record.as_kind::<UnpublishedVersions>() {
+            let retired = retired?;
+            self.unpublished.insert(retired.id, retired.payload);
+        } else if let Some(version) = record.as_kind::<NpmVersions>() {
+            let version = version?;
+            self.versions
+                .insert(version.id, (version.payload, version.version));
+        }
+        Ok(())
     }
 
     /// A stable revision of what the document holds, for clients that send it back.

@@ -3,26 +3,12 @@
 use serde_json::{Value, json};
 use stowage_domain::{PackageType, Principal, Slug, TokenSecret};
 use stowage_http::query_param;
-use stowage_service::records::decode;
-use stowage_service::{Credential, Registry};
-use stowage_storage::{Key, MAX_BATCH_KEYS};
+use stowage_service::{Credential, ItemKey, Registry};
 
 use crate::error::{NpmError, NpmResult};
-use crate::records::{self, DistTag, NpmVersion};
+use crate::records::{DistTags, NpmVersions};
 
 const SEARCH_SIZE_MAX: usize = 250;
-
-/// Reads many items, a batch at a time, in order.
-async fn get_all(
-    registry: &Registry,
-    keys: &[Key],
-) -> NpmResult<Vec<Option<stowage_storage::Item>>> {
-    let mut items = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(MAX_BATCH_KEYS) {
-        items.extend(registry.metadata().get_many(chunk).await?);
-    }
-    Ok(items)
-}
 
 /// `GET /-/v1/search?text=&size=&from=`: the npm packages of the workspace the caller can
 /// read whose name contains the text, with their latest version.
@@ -51,28 +37,27 @@ pub async fn search(
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     let total = packages.len();
     let page: Vec<_> = packages.into_iter().skip(from).take(size).collect();
-    let tag_keys: Vec<Key> = page
+    let tag_keys: Vec<ItemKey> = page
         .iter()
-        .map(|p| records::dist_tag(&p.partition(), "latest"))
+        .map(|p| ItemKey::of_package::<DistTags>(p, "latest"))
         .collect();
-    let latest: Vec<Option<DistTag>> = get_all(registry, &tag_keys)
-        .await?
-        .iter()
-        .map(|item| item.as_ref().map(decode).transpose())
-        .collect::<Result<_, _>>()?;
-    let version_keys: Vec<Key> = page
+    let latest = registry.read_records::<DistTags>(&tag_keys).await?;
+    let version_keys: Vec<ItemKey> = page
         .iter()
         .zip(&latest)
         .filter_map(|(p, tag)| {
             tag.as_ref()
-                .map(|t| records::version(&p.partition(), &t.version))
+                .map(|t| ItemKey::of_package::<NpmVersions>(p, &t.version))
         })
         .collect();
-    let mut versions = get_all(registry, &version_keys).await?.into_iter();
+    let mut versions = registry
+        .read_records::<NpmVersions>(&version_keys)
+        .await?
+        .into_iter();
     let mut objects = Vec::new();
     for (package, tag) in page.iter().zip(&latest) {
-        let record: Option<NpmVersion> = match tag {
-            Some(_) => versions.next().flatten().as_ref().map(decode).transpose()?,
+        let record = match tag {
+            Some(_) => versions.next().flatten(),
             None => None,
         };
         let Some(record) = record else { continue };

@@ -22,16 +22,17 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::AppState;
-use stowage_service::records::{BlobLink, PackageRecord, encode, keys};
-use stowage_service::{Error, OpenPackage, Registry, StagedBlob, Written};
-use stowage_storage::{
-    ByteStream, Condition, Key, MAX_TRANSACTION_WRITES, MetadataError, Put, Write,
+use stowage_service::{
+    BlobLink, BlobLinks, Error, OpenPackage, PackageWrites, Registry, StagedBlob, Written,
 };
+use stowage_storage::{ByteStream, Condition, MetadataError};
 
 use crate::body::{self, BodyError, Document};
 use crate::document::PackageState;
 use crate::error::{NpmError, NpmResult};
-use crate::records::{self, DistTag, NpmVersion, Tarball, Unpublished};
+use crate::records::{
+    DistTag, DistTags, NpmVersion, NpmVersions, Tarball, Unpublished, UnpublishedVersions,
+};
 use crate::route::{tarball_file, version_of_tarball};
 
 /// Fields of a published manifest not kept with the version: large, and not needed to install.
@@ -109,7 +110,7 @@ pub async fn put_document(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
-    let package_state = PackageState::load(registry, &open.package.partition()).await?;
+    let package_state = PackageState::load(registry, &open.package).await?;
     let known = package_state.versions.keys().cloned().collect();
     let (document, staged) = receive(state, workspace, known, body).await?;
     match staged {
@@ -393,11 +394,9 @@ async fn commit(
     publication: Publication,
     staged: StagedBlob,
 ) -> NpmResult<Value> {
-    let partition = open.package.partition();
-    let version_key = records::version(&partition, &publication.version);
-    let retired_key = records::unpublished(&partition, &publication.version);
     let now = registry.now();
-    let extra = |_: &Written, link: &BlobLink| {
+    let version = publication.version.as_str();
+    let extra = |_: &Written, link: &BlobLink, writes: &mut PackageWrites<'_>| {
         let record = NpmVersion {
             version: publication.version.clone(),
             published_at: now,
@@ -408,39 +407,32 @@ async fn commit(
                 ..publication.tarball.clone()
             },
         };
-        let mut writes = vec![
-            Write::Put(Put::new(version_key.clone(), encode(&record)).when(Condition::Absent)),
-            Write::Check {
-                key: retired_key.clone(),
-                condition: Condition::Absent,
-            },
-        ];
+        writes
+            .put_when::<NpmVersions>(version, &record, Condition::Absent)
+            .require::<UnpublishedVersions>(version, Condition::Absent);
         for tag in &publication.tags {
             let target = DistTag {
                 version: publication.version.clone(),
                 updated_at: now,
             };
-            writes.push(Write::Put(Put::new(
-                records::dist_tag(&partition, tag),
-                encode(&target),
-            )));
+            writes.put::<DistTags>(tag, &target);
         }
-        writes
     };
+    let by = publication.published_by.clone();
     match registry
-        .commit_staged(&open.package, staged, None, extra)
+        .commit_staged(&open.package, staged, None, &by, extra)
         .await
     {
         Ok(_) => Ok(json!({ "ok": true, "id": open.package.name.as_str() })),
         // Another publish of this version won, or an unpublish retired it, meanwhile.
         Err(Error::Conflict(_)) => {
-            let items = registry
-                .metadata()
-                .get_many(&[version_key, retired_key])
+            let retired = registry
+                .package_items(&open.package)
+                .get::<UnpublishedVersions>(version)
                 .await?;
-            Err(match items[1] {
-                Some(_) => used_before(&publication.version),
-                None => published_already(&publication.version),
+            Err(match retired {
+                Some(_) => used_before(version),
+                None => published_already(version),
             })
         }
         Err(other) => Err(other.into()),
@@ -474,8 +466,9 @@ async fn update(
     if !removed.is_empty() && removed.len() == state.versions.len() {
         require_admin(open, "removing every version unpublishes the package")?;
     }
-    let partition = package.partition();
-    let mut changes = Changes::default();
+    let by = caller.display_name();
+    let items = registry.package_items(package);
+    let mut changes = items.writes(&by);
     for (version, deprecated) in &document.listed {
         let (record, item_version) = &state.versions[version];
         let wanted = deprecated.as_deref().filter(|message| !message.is_empty());
@@ -487,20 +480,16 @@ async fn update(
             Some(message) => changed.manifest.insert("deprecated".into(), json!(message)),
             None => changed.manifest.remove("deprecated"),
         };
-        changes.put(Write::Put(
-            Put::new(records::version(&partition, version), encode(&changed))
-                .when(Condition::Version(*item_version)),
-        ));
+        changes.put_when::<NpmVersions>(version, &changed, Condition::Version(*item_version));
     }
     let remaining: BTreeSet<&String> = document.listed.keys().collect();
     let wanted_tags = wanted_tags(state, document.dist_tags.as_ref(), &remaining)?;
-    retag(registry, &partition, state, &wanted_tags, &mut changes);
-    let by = caller.display_name();
+    retag(registry, state, &wanted_tags, &mut changes);
     for version in removed {
-        changes.extend(retire(registry, package, state, version, &by));
+        retire(registry, state, version, &by, &mut changes);
     }
-    apply(registry, changes.into_writes()).await?;
-    let revision = PackageState::load(registry, &partition).await?.revision();
+    apply(changes).await?;
+    let revision = PackageState::load(registry, package).await?.revision();
     Ok(json!({ "ok": true, "id": package.name.as_str(), "rev": revision }))
 }
 
@@ -574,16 +563,12 @@ fn wanted_tags(
 /// unpublish of that version racing the tag fails rather than leave the tag dangling.
 fn retag(
     registry: &Registry,
-    partition: &str,
     state: &PackageState,
     wanted: &BTreeMap<String, String>,
-    changes: &mut Changes,
+    changes: &mut PackageWrites<'_>,
 ) {
     for tag in state.tags.keys().filter(|tag| !wanted.contains_key(*tag)) {
-        changes.put(Write::Delete {
-            key: records::dist_tag(partition, tag),
-            condition: Condition::None,
-        });
+        changes.delete::<DistTags>(tag, Condition::None);
     }
     for (tag, version) in wanted {
         if state.tags.get(tag).is_some_and(|t| &t.version == version) {
@@ -593,11 +578,9 @@ fn retag(
             version: version.clone(),
             updated_at: registry.now(),
         };
-        changes.put(Write::Put(Put::new(
-            records::dist_tag(partition, tag),
-            encode(&target),
-        )));
-        changes.touch(records::version(partition, version));
+        changes
+            .put::<DistTags>(tag, &target)
+            .touch::<NpmVersions>(version);
     }
 }
 
@@ -605,12 +588,11 @@ fn retag(
 /// read, and its number is retired for good.
 fn retire(
     registry: &Registry,
-    package: &PackageRecord,
     state: &PackageState,
     version: &str,
     by: &str,
-) -> Vec<Write> {
-    let partition = &package.partition();
+    changes: &mut PackageWrites<'_>,
+) {
     let (record, item_version) = &state.versions[version];
     let retired = Unpublished {
         version: version.to_owned(),
@@ -618,59 +600,25 @@ fn retire(
         unpublished_at: registry.now(),
         unpublished_by: by.to_owned(),
     };
-    vec![
-        Write::Delete {
-            key: records::version(partition, version),
-            condition: Condition::Version(*item_version),
-        },
-        Write::Put(Put::new(
-            records::unpublished(partition, version),
-            encode(&retired),
-        )),
-        stowage_service::mark_for_collection(&package.workspace),
-    ]
+    changes
+        .delete::<NpmVersions>(version, Condition::Version(*item_version))
+        .put::<UnpublishedVersions>(version, &retired)
+        .mark_for_collection();
 }
 
-/// The writes of one change to a package, at most one per key: a write that changes an item
-/// takes the place of a mere touch of it.
-#[derive(Default)]
-struct Changes(BTreeMap<Key, Write>);
-
-impl Changes {
-    fn put(&mut self, write: Write) {
-        self.0.insert(write.key().clone(), write);
-    }
-
-    fn touch(&mut self, key: Key) {
-        self.0.entry(key.clone()).or_insert(Write::Touch { key });
-    }
-
-    fn extend(&mut self, writes: Vec<Write>) {
-        for write in writes {
-            self.put(write);
-        }
-    }
-
-    fn into_writes(self) -> Vec<Write> {
-        self.0.into_values().collect()
-    }
-}
-
-/// Applies writes in transactions of the store's size (one, for any change npm makes); a lost
-/// race is a conflict.
-async fn apply(registry: &Registry, writes: Vec<Write>) -> NpmResult<()> {
-    for batch in writes.chunks(MAX_TRANSACTION_WRITES) {
-        registry
-            .transact(batch.to_vec())
-            .await
-            .map_err(|error| match error {
-                MetadataError::ConditionFailed { .. } => {
-                    NpmError::conflict("the package changed meanwhile; fetch it and try again")
-                }
-                other => other.into(),
-            })?;
-    }
-    Ok(())
+/// Applies a change in transactions of the store's size (one, for any change npm makes; the
+/// writes are one per record, a change taking the place of a mere touch); a lost race is a
+/// conflict.
+async fn apply(changes: PackageWrites<'_>) -> NpmResult<()> {
+    changes
+        .commit_in_batches()
+        .await
+        .map_err(|error| match error {
+            MetadataError::ConditionFailed { .. } => {
+                NpmError::conflict("the package changed meanwhile; fetch it and try again")
+            }
+            other => other.into(),
+        })
 }
 
 /// `DELETE /<pkg>/-rev/<rev>` (`npm unpublish pkg --force`): removes every version and tag
@@ -686,25 +634,19 @@ pub async fn unpublish_all(
         .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
     require_admin(&open, "unpublishing a whole package")?;
-    let partition = open.package.partition();
-    let state = PackageState::load(registry, &partition).await?;
+    let state = PackageState::load(registry, &open.package).await?;
     check_revision(&state, Some(rev))?;
-    let mut changes = Changes::default();
-    for tag in state.tags.keys() {
-        changes.put(Write::Delete {
-            key: records::dist_tag(&partition, tag),
-            condition: Condition::None,
-        });
-    }
     let by = caller.display_name();
-    for (version, (record, _)) in &state.versions {
-        changes.extend(retire(registry, &open.package, &state, version, &by));
-        changes.put(Write::Delete {
-            key: keys::blob_link(&partition, &record.tarball.digest),
-            condition: Condition::None,
-        });
+    let items = registry.package_items(&open.package);
+    let mut changes = items.writes(&by);
+    for tag in state.tags.keys() {
+        changes.delete::<DistTags>(tag, Condition::None);
     }
-    apply(registry, changes.into_writes()).await?;
+    for (version, (record, _)) in &state.versions {
+        retire(registry, &state, version, &by, &mut changes);
+        changes.delete::<BlobLinks>(record.tarball.digest.as_str(), Condition::None);
+    }
+    apply(changes).await?;
     Ok(json!({ "ok": true }))
 }
 
@@ -723,35 +665,27 @@ pub async fn delete_tarball(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
-    let partition = open.package.partition();
-    let state = PackageState::load(registry, &partition).await?;
+    let state = PackageState::load(registry, &open.package).await?;
     let Some((record, _)) = state.versions.get(&version) else {
         return Ok(json!({ "ok": true }));
     };
     if state.versions.len() == 1 {
         require_admin(&open, "removing the last version unpublishes the package")?;
     }
-    let mut changes = Changes::default();
+    let by = caller.display_name();
+    let items = registry.package_items(&open.package);
+    let mut changes = items.writes(&by);
     let remaining: BTreeSet<&String> = state.versions.keys().filter(|v| **v != version).collect();
     let tags = wanted_tags(&state, None, &remaining)?;
-    retag(registry, &partition, &state, &tags, &mut changes);
-    changes.extend(retire(
-        registry,
-        &open.package,
-        &state,
-        &version,
-        &caller.display_name(),
-    ));
+    retag(registry, &state, &tags, &mut changes);
+    retire(registry, &state, &version, &by, &mut changes);
     let shared = state
         .versions
         .iter()
         .any(|(v, (r, _))| *v != version && r.tarball.digest == record.tarball.digest);
     if !shared {
-        changes.put(Write::Delete {
-            key: keys::blob_link(&partition, &record.tarball.digest),
-            condition: Condition::None,
-        });
+        changes.delete::<BlobLinks>(record.tarball.digest.as_str(), Condition::None);
     }
-    apply(registry, changes.into_writes()).await?;
+    apply(changes).await?;
     Ok(json!({ "ok": true }))
 }

@@ -5,14 +5,13 @@ use axum::response::Response;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::{AppState, Finish, redirect};
-use stowage_service::records::{decode, keys};
+use stowage_service::ItemKey;
 
 use crate::document::{self, PackageState, tarball_url};
 use crate::error::{NpmError, NpmResult};
-use crate::records::{self, DistTag, NpmVersion};
+use crate::records::{DistTags, NpmVersions};
 use crate::route::version_of_tarball;
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -42,7 +41,7 @@ pub async fn package_document(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Read, &[])
         .await?;
-    let package_state = PackageState::load(registry, &open.package.partition()).await?;
+    let package_state = PackageState::load(registry, &open.package).await?;
     if package_state.versions.is_empty() {
         return Err(NpmError::not_found());
     }
@@ -76,16 +75,10 @@ async fn hand_over(
     content_type: &str,
     body: String,
 ) -> NpmResult<Response> {
-    let registry = &state.registry;
-    // Outside `ws/`: a lifecycle rule expires these copies after a day.
-    let key = format!(
-        "npm-documents/{workspace}/{}",
-        hex::encode(Sha256::digest(body.as_bytes()))
-    );
-    if registry.blobs().size(&key).await?.is_none() {
-        registry.blobs().put(&key, body.into()).await?;
-    }
-    let url = registry.download_url(&key, content_type, None).await?;
+    let url = state
+        .registry
+        .hand_over(workspace, body.into(), content_type)
+        .await?;
     Ok(redirect(&url).finish(Body::empty()))
 }
 
@@ -99,11 +92,8 @@ pub async fn version_document(
     base: &str,
 ) -> NpmResult<Value> {
     let registry = &state.registry;
-    let partition = keys::package_partition(workspace, PackageType::Npm, name);
-    let extra = [
-        records::dist_tag(&partition, reference),
-        records::version(&partition, reference),
-    ];
+    let tag = ItemKey::in_package::<DistTags>(workspace, PackageType::Npm, name, reference);
+    let version = ItemKey::in_package::<NpmVersions>(workspace, PackageType::Npm, name, reference);
     let open = registry
         .open_package(
             caller,
@@ -111,20 +101,22 @@ pub async fn version_document(
             PackageType::Npm,
             name,
             Role::Read,
-            &extra,
+            &[tag.clone(), version.clone()],
         )
         .await?;
-    let record: NpmVersion = match (&open.extra[0], &open.extra[1]) {
-        (_, Some(item)) => decode(item)?,
-        (Some(tag), None) => {
-            let tag: DistTag = decode(tag)?;
-            let item = registry
-                .metadata()
-                .get(&records::version(&partition, &tag.version))
-                .await?;
-            decode(&item.ok_or_else(NpmError::not_found)?)?
+    let record = match open.record::<NpmVersions>(&version)? {
+        Some(record) => record,
+        None => {
+            let tag = open
+                .record::<DistTags>(&tag)?
+                .ok_or_else(NpmError::not_found)?;
+            registry
+                .package_items(&open.package)
+                .get::<NpmVersions>(&tag.version)
+                .await?
+                .ok_or_else(NpmError::not_found)?
+                .payload
         }
-        (None, None) => return Err(NpmError::not_found()),
     };
     let url = tarball_url(base, workspace.as_str(), name, &record.version);
     Ok(Value::Object(document::version_manifest(
@@ -142,8 +134,7 @@ pub async fn tarball(
 ) -> NpmResult<Response> {
     let registry = &state.registry;
     let version = version_of_tarball(name, file).ok_or_else(NpmError::not_found)?;
-    let partition = keys::package_partition(workspace, PackageType::Npm, name);
-    let extra = [records::version(&partition, &version)];
+    let wanted = ItemKey::in_package::<NpmVersions>(workspace, PackageType::Npm, name, &version);
     let open = registry
         .open_package(
             caller,
@@ -151,10 +142,12 @@ pub async fn tarball(
             PackageType::Npm,
             name,
             Role::Read,
-            &extra,
+            std::slice::from_ref(&wanted),
         )
         .await?;
-    let record: NpmVersion = decode(open.extra[0].as_ref().ok_or_else(NpmError::not_found)?)?;
+    let record = open
+        .record::<NpmVersions>(&wanted)?
+        .ok_or_else(NpmError::not_found)?;
     let url = state
         .registry
         .download_url(
@@ -177,7 +170,7 @@ pub async fn dist_tags(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Read, &[])
         .await?;
-    let package_state = PackageState::load(registry, &open.package.partition()).await?;
+    let package_state = PackageState::load(registry, &open.package).await?;
     Ok(json!(
         package_state
             .tags

@@ -1,45 +1,41 @@
-//! What the npm registry keeps in a package's partition (`PKG#<ws>#npm#<name>`):
+//! The records an npm package keeps, as kinds of the service's package partition
+//! ([`stowage_service::RecordKind`]):
 //!
 //! ```text
-//! VERSION#<version>     NpmVersion: the version's manifest and its tarball (one item per version)
-//! DISTTAG#<tag>         DistTag: the version a dist-tag points at
-//! UNPUBLISHED#<version> Unpublished: a version that was published once; never published again
-//! BLOB#<digest>         BlobLink (the service's): the tarball's bytes
+//! NpmVersions            VERSION#<version>     NpmVersion: the version's manifest and tarball
+//! DistTags               DISTTAG#<tag>         DistTag: the version a dist-tag points at
+//! UnpublishedVersions    UNPUBLISHED#<version> Unpublished: published once; never again
 //! ```
 //!
-//! The package document is built from these on every read: no item grows with the package.
-//! A link no version uses any more (its version was unpublished) is left to the purge.
+//! Beside them the service keeps `BLOB#<digest>`, each tarball's bytes. The package document
+//! is built from these on every read, in one query (their prefixes are neighbours): no item
+//! grows with the package. A link no version uses any more (its version was unpublished) is
+//! left to the purge.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use stowage_domain::{Digest, PackageType};
-use stowage_storage::{Item, Key, SortRange};
+use stowage_service::{JsonKind, RecordKind, Versions};
+use stowage_storage::Item;
 
-pub const VERSION_PREFIX: &str = stowage_service::records::keys::VERSION_PREFIX;
-pub const DIST_TAG_PREFIX: &str = "DISTTAG#";
+/// A package's versions: the service's version records, with npm's detail in them.
+pub type NpmVersions = Versions<NpmVersion>;
 
-pub fn version(partition: &str, version: &str) -> Key {
-    stowage_service::records::keys::version(partition, version)
+/// A package's dist-tags, by name.
+pub struct DistTags;
+
+impl JsonKind for DistTags {
+    const PREFIX: &'static str = "DISTTAG#";
+    type Payload = DistTag;
 }
 
-pub fn dist_tag(partition: &str, tag: &str) -> Key {
-    Key::new(partition, format!("{DIST_TAG_PREFIX}{tag}"))
-}
+/// The versions unpublished from a package, by number.
+pub struct UnpublishedVersions;
 
-pub const UNPUBLISHED_PREFIX: &str = "UNPUBLISHED#";
-
-pub fn unpublished(partition: &str, version: &str) -> Key {
-    Key::new(partition, format!("{UNPUBLISHED_PREFIX}{version}"))
-}
-
-/// The sort keys of the document's items (`DISTTAG#…`, `UNPUBLISHED#…` and `VERSION#…`),
-/// read in one query.
-pub fn document_range() -> SortRange {
-    SortRange::Between {
-        start: DIST_TAG_PREFIX.to_owned(),
-        end: format!("{VERSION_PREFIX}\u{10FFFF}"),
-    }
+impl JsonKind for UnpublishedVersions {
+    const PREFIX: &'static str = "UNPUBLISHED#";
+    type Payload = Unpublished;
 }
 
 /// A version's tarball: its bytes are the package's blob of this digest.
@@ -94,10 +90,45 @@ impl stowage_service::ContentReader for NpmContent {
     }
 
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
-        if kind != PackageType::Npm || !item.key.sort.starts_with(VERSION_PREFIX) {
+        if kind != PackageType::Npm
+            || !item
+                .key
+                .sort
+                .starts_with(<NpmVersions as RecordKind>::PREFIX)
+        {
             return Some(Vec::new());
         }
-        let version: NpmVersion = stowage_service::records::decode(item).ok()?;
+        let version = NpmVersions::decode(item).ok()?;
         Some(vec![version.tarball.digest])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stowage_service::VersionRecord;
+
+    #[test]
+    fn a_version_record_is_one_the_management_api_lists() {
+        let digest = Digest::parse("d", &format!("sha256:{}", "a".repeat(64))).expect("digest");
+        let version = NpmVersion {
+            version: "1.2.3".into(),
+            published_at: Utc::now(),
+            published_by: "alice".into(),
+            manifest: Map::new(),
+            tarball: Tarball {
+                digest,
+                size: 1,
+                shasum: "s".into(),
+                integrity: "i".into(),
+                object_key: "k".into(),
+            },
+        };
+        let listed: VersionRecord =
+            serde_json::from_slice(&NpmVersions::encode(&version)).expect("a version record");
+        assert_eq!(
+            (listed.version, listed.published_at, listed.published_by),
+            (version.version, version.published_at, version.published_by)
+        );
     }
 }

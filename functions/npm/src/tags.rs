@@ -5,12 +5,11 @@ use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::read_limited;
 use stowage_service::Registry;
-use stowage_service::records::encode;
-use stowage_storage::{Condition, MetadataError, Put, Write};
+use stowage_storage::{Condition, MetadataError};
 
 use crate::error::{NpmError, NpmResult};
 use crate::publish::check_tag;
-use crate::records::{self, DistTag};
+use crate::records::{DistTag, DistTags, NpmVersions};
 
 /// A version, as a JSON string: a few bytes.
 const VERSION_BODY_MAX: usize = 1024;
@@ -36,28 +35,21 @@ pub async fn set(
         .map_err(|_| NpmError::bad_request("the body must be the version, as a JSON string"))?;
     let version: String = serde_json::from_slice(&body)
         .map_err(|_| NpmError::bad_request("the body must be the version, as a JSON string"))?;
-    let partition = open.package.partition();
     let target = DistTag {
         version: version.clone(),
         updated_at: registry.now(),
     };
-    registry
-        .transact(vec![
-            Write::Touch {
-                key: records::version(&partition, &version),
-            },
-            Write::Put(Put::new(
-                records::dist_tag(&partition, tag),
-                encode(&target),
-            )),
-        ])
-        .await
-        .map_err(|error| match error {
-            MetadataError::ConditionFailed { .. } => {
-                NpmError::not_found_with(format!("{name} has no version {version}"))
-            }
-            other => other.into(),
-        })?;
+    let items = registry.package_items(&open.package);
+    let mut writes = items.writes(caller.display_name());
+    writes
+        .touch::<NpmVersions>(&version)
+        .put::<DistTags>(tag, &target);
+    writes.commit().await.map_err(|error| match error {
+        MetadataError::ConditionFailed { .. } => {
+            NpmError::not_found_with(format!("{name} has no version {version}"))
+        }
+        other => other.into(),
+    })?;
     Ok(json!({ "ok": true }))
 }
 
@@ -77,13 +69,9 @@ pub async fn remove(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Write, &[])
         .await?;
-    registry
-        .metadata()
-        .write(Write::Delete {
-            key: records::dist_tag(&open.package.partition(), tag),
-            condition: Condition::Exists,
-        })
-        .await
-        .map_err(|_| NpmError::not_found())?;
+    let items = registry.package_items(&open.package);
+    let mut writes = items.writes(caller.display_name());
+    writes.delete::<DistTags>(tag, Condition::Exists);
+    writes.commit().await.map_err(|_| NpmError::not_found())?;
     Ok(json!({ "ok": true }))
 }

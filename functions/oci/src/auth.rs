@@ -15,7 +15,6 @@ use sha2::Sha256;
 use stowage_domain::{PackageType, Principal, Role, Slug, TOKEN_PREFIX};
 use stowage_http::{AppState, credential_from_headers};
 use stowage_service::{Error, ItemKey, OpenPackage, Registry};
-use stowage_storage::Key;
 
 use crate::error::{OciError, OciResult};
 use crate::route::ImageName;
@@ -133,7 +132,6 @@ impl Caller {
         needed: Role,
         extra: &[ItemKey],
     ) -> Result<OpenPackage, Error> {
-        let extra: Vec<Key> = extra.iter().map(|key| key.as_key().clone()).collect();
         let full = name.full();
         if let Some(grant) = self
             .grants
@@ -147,7 +145,7 @@ impl Caller {
                     &name.path,
                     &grant.repository,
                     grant.role,
-                    &extra,
+                    extra,
                 )
                 .await?;
             if let Some(open) = granted {
@@ -161,7 +159,7 @@ impl Caller {
                 PackageType::Container,
                 &name.path,
                 needed,
-                &extra,
+                extra,
             )
             .await
     }

@@ -7,8 +7,7 @@ use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use stowage_domain::{Digest, PackageType, Role};
 use stowage_http::{Finish, redirect};
-use stowage_service::records::BlobLink;
-use stowage_service::{BlobLinks, ItemKey, Registry};
+use stowage_service::{BlobLink, BlobLinks, ItemKey, Registry};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};

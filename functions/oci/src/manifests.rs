@@ -354,7 +354,7 @@ pub async fn put(
         let content = bytes.clone();
         let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(content) }));
         let link = registry
-            .store_blob(package, body, Some(&digest), None, |_| Vec::new())
+            .store_blob(package, body, Some(&digest), None)
             .await?;
         Stored::Object {
             key: link.object_key,

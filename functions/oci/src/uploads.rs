@@ -118,7 +118,6 @@ pub async fn start(
                 body_stream(body),
                 Some(&digest),
                 state.limits.streamed_body_limit(),
-                |_| Vec::new(),
             )
             .await?;
         return Ok(created(name, &digest));
@@ -139,7 +138,7 @@ async fn try_mount(
     state: &AppState,
     caller: &Caller,
     name: &ImageName,
-    target: &stowage_service::records::PackageRecord,
+    target: &stowage_service::PackageRecord,
     mount: &str,
     from: &str,
 ) -> OciResult<Option<Response>> {

@@ -18,7 +18,7 @@ use stowage_storage::{
 };
 
 use crate::records::{BlobLink, BlobRecord, ObjectRecord, PackageRecord, decode, encode, keys};
-use crate::{Entity, Error, Registry, Result};
+use crate::{Entity, Error, PackageWrites, Registry, Result};
 
 /// Parts written while streaming. Larger than S3's 5 MiB floor, so that a request's last
 /// bytes can still make a valid part; the most an upload holds in memory.
@@ -380,43 +380,57 @@ impl Registry {
         Ok(self.blobs().presign_get(object_key, &options).await?)
     }
 
+    /// A signed URL to `body`, a response too large for the platform to return: written to
+    /// the blob store once (named by its content, so repeated reads reuse it).
+    pub async fn hand_over(
+        &self,
+        workspace: &stowage_domain::Slug,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<String> {
+        let key = keys::handed_over(workspace, &hex::encode(Sha256::digest(&body)));
+        if self.blobs().size(&key).await?.is_none() {
+            self.blobs().put(&key, body).await?;
+        }
+        self.download_url(&key, content_type, None).await
+    }
+
     /// Writes a whole body as a blob of `package`'s workspace and links it to the package,
     /// checking it against `expected` if given (else it is named by its sha256). At most
-    /// `limit` bytes are taken. `extra` writes, made from the link, are applied in the same
-    /// transaction as the link (a version record, say): if one of their conditions fails,
-    /// `Conflict`. Nothing is kept if anything fails.
+    /// `limit` bytes are taken. Nothing is kept if anything fails.
     pub async fn store_blob(
         &self,
         package: &PackageRecord,
         body: ByteStream,
         expected: Option<&Digest>,
         limit: Option<u64>,
-        extra: impl Fn(&BlobLink) -> Vec<Write> + Send + Sync,
     ) -> Result<BlobLink> {
         let staged = self
             .stage_blob(&package.workspace, body, limit, false)
             .await?;
         let (link, _) = self
-            .commit_staged(package, staged, expected, |_, link| extra(link))
+            .commit_staged(package, staged, expected, "", |_, _, _| {})
             .await?;
         Ok(link)
     }
 
     /// Like [`Registry::store_blob`], named by its sha256, computing md5, sha1 and sha512 as
-    /// well; `extra` writes are made from what was learnt and from the link the transaction
-    /// makes, so a file's record can hold its checksums and the object it is read from, and
-    /// still land in the blob's transaction.
+    /// well; `extra` writes, published by `by`, are made from what was learnt and from the
+    /// link the transaction makes, so a file's record can hold its checksums and the object it
+    /// is read from, and still land in the blob's transaction: if one of their conditions
+    /// fails, `Conflict`.
     pub async fn store_file(
         &self,
         package: &PackageRecord,
         body: ByteStream,
         limit: Option<u64>,
-        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
+        by: &str,
+        extra: impl Fn(&Written, &BlobLink, &mut PackageWrites<'_>) + Send + Sync,
     ) -> Result<(BlobLink, Written)> {
         let staged = self
             .stage_blob(&package.workspace, body, limit, true)
             .await?;
-        self.commit_staged(package, staged, None, extra).await
+        self.commit_staged(package, staged, None, by, extra).await
     }
 
     /// Streams a body into a new object of `workspace`, hashing it (and computing md5, sha1
@@ -456,7 +470,8 @@ impl Registry {
         package: &PackageRecord,
         staged: StagedBlob,
         expected: Option<&Digest>,
-        extra: impl Fn(&Written, &BlobLink) -> Vec<Write> + Send + Sync,
+        by: &str,
+        extra: impl Fn(&Written, &BlobLink, &mut PackageWrites<'_>) + Send + Sync,
     ) -> Result<(BlobLink, Written)> {
         let StagedBlob { key, written } = staged;
         let digest = match expected {
@@ -467,7 +482,11 @@ impl Registry {
             discard_object(self, &key, None).await;
             return Err(error);
         }
-        let extra = |link: &BlobLink| extra(&written, link);
+        let extra = |link: &BlobLink| {
+            let mut writes = PackageWrites::for_package(self, package, by.to_owned());
+            extra(&written, link, &mut writes);
+            writes.into_writes()
+        };
         let link = self
             .commit_blob(package, digest, written.size, key, &extra)
             .await?;

@@ -9,12 +9,15 @@
 //! one query per page, [`PackageItems::missing`] one batch read per hundred keys; a
 //! [`PackageWrites`] is one transaction.
 
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stowage_domain::{Digest, PackageName, PackageType, Slug};
 use stowage_storage::{
-    Condition, Cursor, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, Write,
+    Condition, Cursor, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, SortRange, Write,
 };
 
 use crate::records::{self, BlobLink, PackageRecord, VersionRecord, keys};
@@ -78,6 +81,11 @@ impl ItemKey {
     /// The record `id` of kind `K` in the package partition `partition`.
     fn of<K: RecordKind>(partition: &str, id: &str) -> Self {
         Self(Key::new(partition, format!("{}{id}", K::PREFIX)))
+    }
+
+    /// The record `id` of kind `K` of `package`.
+    pub fn of_package<K: RecordKind>(package: &PackageRecord, id: &str) -> Self {
+        Self::of::<K>(&package.partition(), id)
     }
 
     /// The record `id` of kind `K` in a package known by name, to read with the package
@@ -251,72 +259,179 @@ impl PackageItems<'_> {
         Ok((records, page.next.map(WalkToken)))
     }
 
+    /// Every record of kind `K` whose id starts with `within`, read a thousand at a time.
+    pub async fn all<K: RecordKind>(&self, within: &str) -> Result<Vec<Record<K::Payload>>> {
+        let mut all = Vec::new();
+        let mut from = None;
+        loop {
+            let (page, next) = self.walk::<K>(within, from, 1000).await?;
+            all.extend(page);
+            match next {
+                Some(token) => from = Some(token),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Up to `page_size` records of every kind from `First` to `Last` (by prefix order), in
+    /// sort-key order, from where `from` left off: one query for what several kinds hold (a
+    /// whole package document). Each is told apart with [`AnyRecord::as_kind`].
+    pub async fn walk_kinds<First: RecordKind, Last: RecordKind>(
+        &self,
+        from: Option<WalkToken>,
+        page_size: usize,
+    ) -> Result<(Vec<AnyRecord>, Option<WalkToken>)> {
+        let query = Query {
+            range: SortRange::Between {
+                start: First::PREFIX.to_owned(),
+                end: format!("{}\u{10FFFF}", Last::PREFIX),
+            },
+            ..Query::prefix(&self.partition, "", page_size)
+        }
+        .after(from.map(|t| t.0));
+        let page = self.registry.metadata().query(&query).await?;
+        let records = page.items.into_iter().map(AnyRecord).collect();
+        Ok((records, page.next.map(WalkToken)))
+    }
+
     /// A transaction on the package's records, published (for version kinds) by `by`.
     pub fn writes(&self, by: impl Into<String>) -> PackageWrites<'_> {
         PackageWrites {
-            items: self,
-            writes: Vec::new(),
+            registry: self.registry,
+            partition: self.partition.clone(),
+            workspace: self.workspace.clone(),
+            writes: BTreeMap::new(),
             by: by.into(),
             at: self.registry.now(),
         }
     }
 }
 
-/// Writes to a package's records, applied together or not at all.
+/// A record of a kind not yet known ([`PackageItems::walk_kinds`]).
+pub struct AnyRecord(Item);
+
+impl AnyRecord {
+    /// The record, if it is of kind `K`.
+    pub fn as_kind<K: RecordKind>(&self) -> Option<Result<Record<K::Payload>>> {
+        self.0
+            .key
+            .sort
+            .starts_with(K::PREFIX)
+            .then(|| record::<K>(&self.0))
+    }
+}
+
+/// Writes to a package's records, applied together or not at all. One write per record: a
+/// write replaces an earlier one of the same record, and a touch never replaces a write.
 pub struct PackageWrites<'a> {
-    items: &'a PackageItems<'a>,
-    writes: Vec<Write>,
+    registry: &'a Registry,
+    partition: String,
+    workspace: Slug,
+    writes: BTreeMap<Key, Write>,
     by: String,
     at: DateTime<Utc>,
 }
 
-impl PackageWrites<'_> {
+impl<'a> PackageWrites<'a> {
+    /// Writes for `package` made inside the service (beside a blob's link).
+    pub(crate) fn for_package(registry: &'a Registry, package: &PackageRecord, by: String) -> Self {
+        Self {
+            registry,
+            partition: package.partition(),
+            workspace: package.workspace.clone(),
+            writes: BTreeMap::new(),
+            by,
+            at: registry.now(),
+        }
+    }
+
+    fn key<K: RecordKind>(&self, id: &str) -> Key {
+        ItemKey::of::<K>(&self.partition, id).0
+    }
+
+    fn set(&mut self, write: Write) {
+        self.writes.insert(write.key().clone(), write);
+    }
+
     /// Writes record `id` (a version kind's `VERSION#` record with it).
     pub fn put<K: RecordKind>(&mut self, id: &str, payload: &K::Payload) -> &mut Self {
-        let key = self.items.key::<K>(id);
-        self.writes
-            .push(Write::Put(Put::new(key.0, K::encode(payload))));
+        self.put_when::<K>(id, payload, Condition::None)
+    }
+
+    /// Writes record `id` if `condition` holds.
+    pub fn put_when<K: RecordKind>(
+        &mut self,
+        id: &str,
+        payload: &K::Payload,
+        condition: Condition,
+    ) -> &mut Self {
+        let key = self.key::<K>(id);
+        self.set(Write::Put(
+            Put::new(key, K::encode(payload)).when(condition),
+        ));
         if K::IS_VERSION {
             let version = VersionRecord {
                 version: id.to_owned(),
                 published_at: self.at,
                 published_by: self.by.clone(),
             };
-            let key = keys::version(&self.items.partition, id);
-            self.writes
-                .push(Write::Put(Put::new(key, records::encode(&version))));
+            let key = keys::version(&self.partition, id);
+            self.set(Write::Put(Put::new(key, records::encode(&version))));
         }
         self
     }
 
     /// Deletes record `id` if `condition` holds (a version kind's `VERSION#` record with it).
     pub fn delete<K: RecordKind>(&mut self, id: &str, condition: Condition) -> &mut Self {
-        let key = self.items.key::<K>(id);
-        self.writes.push(Write::Delete {
-            key: key.0,
-            condition,
-        });
+        let key = self.key::<K>(id);
+        self.set(Write::Delete { key, condition });
         if K::IS_VERSION {
-            self.writes.push(Write::Delete {
-                key: keys::version(&self.items.partition, id),
+            self.set(Write::Delete {
+                key: keys::version(&self.partition, id),
                 condition: Condition::None,
             });
         }
         self
     }
 
-    /// Changes the version of the package's link to a blob, and fails the whole if the link
-    /// is gone: a collector that found the blob unused just before gives up deleting it.
-    pub fn touch_blob(&mut self, digest: &Digest) -> &mut Self {
-        let key = self.items.key::<BlobLinks>(digest.as_str());
-        self.writes.push(Write::Touch { key: key.0 });
+    /// Writes nothing to record `id`, but fails the whole unless `condition` holds.
+    pub fn require<K: RecordKind>(&mut self, id: &str, condition: Condition) -> &mut Self {
+        let key = self.key::<K>(id);
+        self.set(Write::Check { key, condition });
         self
+    }
+
+    /// Changes record `id`'s item version, and fails the whole if the record is gone: a
+    /// writer that read it before (to delete it on that condition) then fails instead.
+    pub fn touch<K: RecordKind>(&mut self, id: &str) -> &mut Self {
+        let key = self.key::<K>(id);
+        self.writes
+            .entry(key.clone())
+            .or_insert(Write::Touch { key });
+        self
+    }
+
+    /// Touches the package's link to a blob: a collector that found the blob unused just
+    /// before gives up deleting it.
+    pub fn touch_blob(&mut self, digest: &Digest) -> &mut Self {
+        self.touch::<BlobLinks>(digest.as_str())
+    }
+
+    /// Lists `version` among the package's versions (what the management API shows), as
+    /// published now by this transaction's publisher; for protocols whose versions hold
+    /// several records (a Maven version's files).
+    pub fn publish_version(&mut self, version: &str) -> &mut Self {
+        let record = VersionRecord {
+            version: version.to_owned(),
+            published_at: self.at,
+            published_by: self.by.clone(),
+        };
+        self.put::<Versions<VersionRecord>>(version, &record)
     }
 
     /// Asks the collector to look at the workspace's blobs: some may have lost their last use.
     pub fn mark_for_collection(&mut self) -> &mut Self {
-        self.writes
-            .push(crate::mark_for_collection(&self.items.workspace));
+        self.set(crate::mark_for_collection(&self.workspace));
         self
     }
 
@@ -330,8 +445,51 @@ impl PackageWrites<'_> {
         self.writes.is_empty()
     }
 
-    /// Applies the writes, retrying while storage is busy.
+    pub(crate) fn into_writes(self) -> Vec<Write> {
+        self.writes.into_values().collect()
+    }
+
+    /// Applies the writes in one transaction, retrying while storage is busy.
     pub async fn commit(self) -> std::result::Result<(), MetadataError> {
-        self.items.registry.transact(self.writes).await
+        let registry = self.registry;
+        registry.transact(self.into_writes()).await
+    }
+
+    /// Applies more writes than one transaction takes, a transaction at a time: each is all
+    /// or nothing, the whole is not.
+    pub async fn commit_in_batches(self) -> std::result::Result<(), MetadataError> {
+        let registry = self.registry;
+        let writes = self.into_writes();
+        for batch in writes.chunks(stowage_storage::MAX_TRANSACTION_WRITES) {
+            registry.transact(batch.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The versions of a package as a protocol keeps them: the service's `VERSION#` records, with
+/// the protocol's detail in them. `P`'s JSON carries [`VersionRecord`]'s fields (`version`,
+/// `published_at`, `published_by`), which the management API reads.
+pub struct Versions<P>(PhantomData<P>);
+
+impl<P: Serialize + DeserializeOwned> JsonKind for Versions<P> {
+    const PREFIX: &'static str = keys::VERSION_PREFIX;
+    type Payload = P;
+}
+
+impl Registry {
+    /// Records of kind `K` of any packages, in batch reads of a hundred.
+    pub async fn read_records<K: RecordKind>(
+        &self,
+        keys: &[ItemKey],
+    ) -> Result<Vec<Option<K::Payload>>> {
+        let mut records = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(MAX_BATCH_KEYS) {
+            let wanted: Vec<Key> = chunk.iter().map(|key| key.0.clone()).collect();
+            for item in self.metadata().get_many(&wanted).await? {
+                records.push(item.as_ref().map(K::decode).transpose()?);
+            }
+        }
+        Ok(records)
     }
 }

@@ -13,7 +13,7 @@ mod items;
 mod lifecycle;
 mod packages;
 mod purge;
-pub mod records;
+mod records;
 mod signing;
 mod uploads;
 mod workspaces;
@@ -30,11 +30,15 @@ pub use auth::Credential;
 pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written, mark_for_collection};
 pub use error::{Entity, Error, Result};
 pub use items::{
-    BlobLinks, ItemKey, JsonKind, PackageItems, PackageWrites, Record, RecordKind, RecordPage,
-    WalkToken,
+    AnyRecord, BlobLinks, ItemKey, JsonKind, PackageItems, PackageWrites, Record, RecordKind,
+    RecordPage, Versions, WalkToken,
 };
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
+pub use records::{
+    BlobLink, Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord,
+    WorkspaceRecord,
+};
 pub use uploads::UploadRecord;
 pub use workspaces::{PipelineToken, RepositoryView, WorkspaceView};
 
@@ -177,4 +181,11 @@ impl Registry {
             }
         }
     }
+}
+
+/// Storage as the service lays it out, for tests that look at what was stored (feature
+/// `inspect`): protocols never see keys, they go through [`PackageItems`].
+#[cfg(feature = "inspect")]
+pub mod inspect {
+    pub use crate::records::{BlobRecord, decode, keys};
 }

@@ -38,9 +38,10 @@ pub struct PackageDetails {
 pub struct OpenPackage {
     pub package: PackageRecord,
     pub access: Access,
-    /// The items of the `extra` keys given to `open_package`, in order.
-    pub extra: Vec<Option<Item>>,
-    extra_keys: Vec<Key>,
+    /// The items of the `extra` keys given to `open_package`, in order: read them with
+    /// [`OpenPackage::record`].
+    extra: Vec<Option<Item>>,
+    extra_keys: Vec<ItemKey>,
 }
 
 impl OpenPackage {
@@ -51,7 +52,7 @@ impl OpenPackage {
             .extra_keys
             .iter()
             .zip(&self.extra)
-            .find(|(extra, _)| *extra == key.as_key());
+            .find(|(extra, _)| *extra == key);
         match found {
             Some((_, Some(item))) => Ok(Some(K::decode(item)?)),
             _ => Ok(None),
@@ -230,7 +231,7 @@ impl Registry {
         kind: PackageType,
         name: &PackageName,
         needed: Role,
-        extra: &[Key],
+        extra: &[ItemKey],
     ) -> Result<OpenPackage> {
         let absent = || absent_package(workspace, kind, name, needed);
         let user = caller.user();
@@ -242,7 +243,7 @@ impl Registry {
             keys.extend(repository_keys(workspace, repository, user));
         }
         let fixed = keys.len();
-        keys.extend_from_slice(extra);
+        keys.extend(extra.iter().map(|key| key.as_key().clone()));
         let mut items = self.metadata().get_many(&keys).await?;
         let extra_items = items.split_off(fixed);
         let mut items = items.into_iter();
@@ -304,14 +305,14 @@ impl Registry {
         name: &PackageName,
         repository: &Slug,
         granted: Role,
-        extra: &[Key],
+        extra: &[ItemKey],
     ) -> Result<Option<OpenPackage>> {
         let mut keys = vec![
             keys::workspace(workspace),
             keys::repository(workspace, repository),
             keys::package(workspace, kind, name),
         ];
-        keys.extend_from_slice(extra);
+        keys.extend(extra.iter().map(|key| key.as_key().clone()));
         let mut items = self.metadata().get_many(&keys).await?;
         let extra_items = items.split_off(3);
         let mut items = items.into_iter();

@@ -11,7 +11,7 @@
 //! WS#<ws>                        WORKSPACE                    WorkspaceRecord
 //! WS#<ws>                        REPO#<repo>                  RepositoryRecord
 //! WS#<ws>                        PKG#<type>#<name>            PackageRecord  index: REPOPKGS#<ws>#<repo> / <type>#<name>
-//! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own items
+//! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own kinds (items.rs)
 //! PKG#<ws>#<type>#<name>         BLOB#<digest>                BlobLink (the package uses this blob)
 //! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
 //! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)  index: UPLOADS / <started>#<id>
@@ -142,6 +142,12 @@ pub mod keys {
     /// A package's link to a blob of its workspace.
     pub fn blob_link(package_partition: &str, digest: &Digest) -> Key {
         Key::new(package_partition, format!("{BLOB_LINK_PREFIX}{digest}"))
+    }
+
+    /// A copy of a response too large for a Lambda, named by its content's sha256: outside
+    /// `ws/`, where a lifecycle rule of the bucket expires it after a day.
+    pub fn handed_over(workspace: &Slug, sha256_hex: &str) -> String {
+        format!("npm-documents/{workspace}/{sha256_hex}")
     }
 
     /// Where every object of the blob store lives: under `ws/<workspace>/`.
@@ -444,14 +450,6 @@ impl DueTarget {
                 kind,
                 name,
             } => format!("pkg/{workspace}/{kind}/{name}"),
-        }
-    }
-
-    pub fn workspace(&self) -> &Slug {
-        match self {
-            DueTarget::Workspace { workspace }
-            | DueTarget::Repository { workspace, .. }
-            | DueTarget::Package { workspace, .. } => workspace,
         }
     }
 }

@@ -936,7 +936,7 @@ async fn unfinished_multipart_uploads_are_aborted(stores: Stores) {
     let (server, _alice, _client) = fixture(stores, PlanLimits::default()).await;
     let before = server.stores.object_count().await;
     let workspace = stowage_domain::Slug::parse("ws", "acme").expect("slug");
-    let key = stowage_service::records::keys::new_object(&workspace, server.clock_now());
+    let key = stowage_service::inspect::keys::new_object(&workspace, server.clock_now());
     let blobs = server.registry.blobs();
     let upload = blobs.start_multipart(&key).await.expect("start");
     blobs
@@ -998,7 +998,7 @@ async fn objects_no_record_names_are_reconciled_away(stores: Stores) {
     client.push_image("acme/api/server", "v1", &img).await;
     let before = server.stores.object_count().await;
     let workspace = stowage_domain::Slug::parse("ws", "acme").expect("slug");
-    let orphan = stowage_service::records::keys::new_object(&workspace, server.clock_now());
+    let orphan = stowage_service::inspect::keys::new_object(&workspace, server.clock_now());
     server
         .registry
         .blobs()
@@ -1006,7 +1006,7 @@ async fn objects_no_record_names_are_reconciled_away(stores: Stores) {
         .await
         .expect("put");
     let carried =
-        stowage_service::records::keys::upload_remainder(&workspace, "gone", server.clock_now());
+        stowage_service::inspect::keys::upload_remainder(&workspace, "gone", server.clock_now());
     server
         .registry
         .blobs()

@@ -1192,7 +1192,7 @@ impl System {
     /// way (a run that died while deleting it leaves that), or is a package's deleted copy
     /// not yet collected: nothing is orphaned.
     async fn check_no_orphans(&self) {
-        use stowage_service::records::{BlobRecord, decode};
+        use stowage_service::inspect::{BlobRecord, decode};
         let metadata = self.server.registry.metadata();
         let mut named = BTreeSet::new();
         for ws in [Ws::Acme, Ws::Beta] {

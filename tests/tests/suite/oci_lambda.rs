@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use stowage_domain::{ManualClock, PackageType};
 use stowage_http::{AppState, Limits};
+use stowage_service::BlobLink;
 use stowage_service::Registry;
-use stowage_service::records::{BlobLink, decode, keys};
+use stowage_service::inspect::{decode, keys};
 use stowage_tests::lambda::{LambdaFunction, registry_with_packages};
 use stowage_tests::oci::{OCI_MANIFEST, image, random_bytes, sha256};
 use stowage_tests::{ADMIN_TOKEN, Stores, collect, on_both_backends};

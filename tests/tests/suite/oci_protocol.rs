@@ -656,12 +656,12 @@ async fn lose_a_chunk(
         let item = server
             .registry
             .metadata()
-            .get(&stowage_service::records::keys::upload(id))
+            .get(&stowage_service::inspect::keys::upload(id))
             .await
             .expect("read")
             .expect("upload");
         let record: stowage_service::UploadRecord =
-            stowage_service::records::decode(&item).expect("record");
+            stowage_service::inspect::decode(&item).expect("record");
         if record.claimed_until.is_some() {
             claimed = true;
             break;
