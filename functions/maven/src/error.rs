@@ -45,18 +45,6 @@ impl From<Error> for MavenError {
     }
 }
 
-impl From<stowage_storage::MetadataError> for MavenError {
-    fn from(error: stowage_storage::MetadataError) -> Self {
-        Error::from(error).into()
-    }
-}
-
-impl From<stowage_storage::BlobError> for MavenError {
-    fn from(error: stowage_storage::BlobError) -> Self {
-        Error::from(error).into()
-    }
-}
-
 impl IntoResponse for MavenError {
     fn into_response(self) -> Response {
         let mut response = (

@@ -11,10 +11,10 @@ use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{PackageType, Principal, Role};
 use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
 use stowage_service::{
-    BlobLink, Error, ItemKey, OpenPackage, PackageWrites, RecordKind, Registry, VersionRecord,
-    Versions,
+    BlobLink, CommitError, Error, ItemKey, OpenPackage, PackageWrites, RecordKind, Registry,
+    VersionRecord, Versions,
 };
-use stowage_storage::{Condition, MAX_TRANSACTION_WRITES, MetadataError};
+use stowage_storage::{Condition, MAX_TRANSACTION_WRITES};
 
 use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
@@ -97,11 +97,11 @@ async fn open(
 /// Commits part of a version's deletion; a lost race is a conflict.
 async fn commit_deletion(writes: PackageWrites<'_>) -> MavenResult<()> {
     writes.commit().await.map_err(|error| match error {
-        MetadataError::ConditionFailed { .. } => MavenError::new(
+        CommitError::Lost => MavenError::new(
             StatusCode::CONFLICT,
             "the version changed meanwhile; try again",
         ),
-        other => other.into(),
+        CommitError::Failed(other) => other.into(),
     })
 }
 

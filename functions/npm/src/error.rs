@@ -53,18 +53,6 @@ impl From<Error> for NpmError {
     }
 }
 
-impl From<stowage_storage::MetadataError> for NpmError {
-    fn from(error: stowage_storage::MetadataError) -> Self {
-        Error::from(error).into()
-    }
-}
-
-impl From<stowage_storage::BlobError> for NpmError {
-    fn from(error: stowage_storage::BlobError) -> Self {
-        Error::from(error).into()
-    }
-}
-
 impl IntoResponse for NpmError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();

@@ -23,9 +23,10 @@ use serde_json::{Map, Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::AppState;
 use stowage_service::{
-    BlobLink, BlobLinks, Error, OpenPackage, PackageWrites, Registry, StagedBlob, Written,
+    BlobLink, BlobLinks, CommitError, Error, OpenPackage, PackageWrites, Registry, StagedBlob,
+    Written,
 };
-use stowage_storage::{ByteStream, Condition, MetadataError};
+use stowage_storage::{ByteStream, Condition};
 
 use crate::body::{self, BodyError, Document};
 use crate::document::PackageState;
@@ -614,10 +615,10 @@ async fn apply(changes: PackageWrites<'_>) -> NpmResult<()> {
         .commit_in_batches()
         .await
         .map_err(|error| match error {
-            MetadataError::ConditionFailed { .. } => {
+            CommitError::Lost => {
                 NpmError::conflict("the package changed meanwhile; fetch it and try again")
             }
-            other => other.into(),
+            CommitError::Failed(other) => other.into(),
         })
 }
 

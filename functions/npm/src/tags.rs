@@ -4,8 +4,8 @@ use axum::body::Body;
 use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::read_limited;
-use stowage_service::Registry;
-use stowage_storage::{Condition, MetadataError};
+use stowage_service::{CommitError, Registry};
+use stowage_storage::Condition;
 
 use crate::error::{NpmError, NpmResult};
 use crate::publish::check_tag;
@@ -45,10 +45,8 @@ pub async fn set(
         .touch::<NpmVersions>(&version)
         .put::<DistTags>(tag, &target);
     writes.commit().await.map_err(|error| match error {
-        MetadataError::ConditionFailed { .. } => {
-            NpmError::not_found_with(format!("{name} has no version {version}"))
-        }
-        other => other.into(),
+        CommitError::Lost => NpmError::not_found_with(format!("{name} has no version {version}")),
+        CommitError::Failed(other) => other.into(),
     })?;
     Ok(json!({ "ok": true }))
 }

@@ -171,12 +171,9 @@ impl From<Error> for OciError {
                 OciError::new(Code::BlobUnknown, "blob unknown to registry")
             }
             Error::NotFound(_) => OciError::name_unknown(),
-            Error::Invalid(invalid) => match &*invalid.field {
-                "digest" | "reference" => OciError::digest_invalid(invalid.message),
-                "tag" => OciError::new(Code::TagInvalid, invalid.message),
-                "name" => OciError::name_invalid(invalid.message),
-                _ => OciError::manifest_invalid(invalid.to_string()),
-            },
+            // Names, tags and digests are checked where the request is read (route.rs), each
+            // with its own code; what the service finds invalid is in the manifest's content.
+            Error::Invalid(invalid) => OciError::manifest_invalid(invalid.to_string()),
             Error::Conflict(message) => OciError::denied(message),
             Error::TooLarge(message) => OciError::too_large(message),
             Error::Busy => OciError::new(Code::TooManyRequests, "the registry is busy; try again"),
@@ -200,18 +197,6 @@ impl From<Error> for OciError {
                 OciError::new(Code::Unknown, "internal error")
             }
         }
-    }
-}
-
-impl From<stowage_storage::MetadataError> for OciError {
-    fn from(error: stowage_storage::MetadataError) -> Self {
-        Error::from(error).into()
-    }
-}
-
-impl From<stowage_storage::BlobError> for OciError {
-    fn from(error: stowage_storage::BlobError) -> Self {
-        Error::from(error).into()
     }
 }
 

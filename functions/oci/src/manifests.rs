@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
 use stowage_http::Finish;
-use stowage_service::{BlobLinks, ItemKey, PackageItems, RecordKind, Registry};
+use stowage_service::{BlobLinks, CommitError, Error, ItemKey, PackageItems, RecordKind, Registry};
 use stowage_storage::{ByteStream, Condition, MAX_TRANSACTION_WRITES};
 
 use crate::auth::Caller;
@@ -214,17 +214,9 @@ pub async fn get(
     let bytes = match (&record.stored, bytes) {
         (Stored::Inline, bytes) => bytes.unwrap_or_default(),
         (Stored::Object { key }, _) => {
-            let read = registry
-                .blobs()
-                .get(key, None)
-                .await
-                .map_err(stowage_service::Error::from)?;
-            let mut all = Vec::with_capacity(record.size as usize);
-            let mut body = read.body;
-            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
-                all.extend_from_slice(&chunk.map_err(|_| not_found())?);
-            }
-            Bytes::from(all)
+            registry
+                .read_small_object(key, record.size as usize)
+                .await?
         }
     };
     Ok(manifest_response(method, &record, bytes))
@@ -389,10 +381,10 @@ pub async fn put(
         writes.put::<Referrers>(&referrer_id(subject, &digest), &descriptor);
     }
     writes.commit().await.map_err(|error| match error {
-        stowage_storage::MetadataError::ConditionFailed { .. } => {
+        CommitError::Lost => {
             OciError::manifest_blob_unknown("a blob it refers to was removed meanwhile")
         }
-        other => other.into(),
+        CommitError::Failed(other) => other.into(),
     })?;
     if !touch_inline {
         confirm_links(&items, &publisher, &digest, &touches).await?;
@@ -434,7 +426,7 @@ async fn confirm_links(
         if touches.commit().await.is_err() {
             let mut withdrawal = items.writes(publisher);
             withdrawal.delete::<Manifests>(digest.as_str(), Condition::None);
-            withdrawal.commit().await?;
+            withdrawal.commit().await.map_err(Error::from)?;
             return Err(OciError::manifest_blob_unknown(
                 "a blob it refers to was removed meanwhile",
             ));
@@ -526,12 +518,11 @@ async fn delete_manifest(
         }
         match writes.commit().await {
             Ok(()) => return Ok(()),
-            Err(stowage_storage::MetadataError::ConditionFailed { .. })
-                if std::time::Instant::now() < deadline => {}
-            Err(stowage_storage::MetadataError::ConditionFailed { .. }) => {
+            Err(CommitError::Lost) if std::time::Instant::now() < deadline => {}
+            Err(CommitError::Lost) => {
                 return Err(stowage_service::Error::Busy.into());
             }
-            Err(other) => return Err(other.into()),
+            Err(CommitError::Failed(other)) => return Err(other.into()),
         }
     }
 }

@@ -380,6 +380,18 @@ impl Registry {
         Ok(self.blobs().presign_get(object_key, &options).await?)
     }
 
+    /// The whole of a small stored object (a manifest kept as a blob, an upload's carried
+    /// bytes), read into memory.
+    pub async fn read_small_object(&self, key: &str, size: usize) -> Result<Bytes> {
+        let read = self.blobs().get(key, None).await?;
+        let mut all = BytesMut::with_capacity(size);
+        let mut body = read.body;
+        while let Some(chunk) = body.next().await {
+            all.extend_from_slice(&chunk.map_err(|e| BlobError::backend("read object", e))?);
+        }
+        Ok(all.freeze())
+    }
+
     /// A signed URL to `body`, a response too large for the platform to return: written to
     /// the blob store once (named by its content, so repeated reads reuse it).
     pub async fn hand_over(
@@ -740,7 +752,7 @@ enum Linked {
 }
 
 /// Notes that a workspace's blobs may have become garbage, for the collector.
-pub fn mark_for_collection(workspace: &stowage_domain::Slug) -> Write {
+pub(crate) fn mark_for_collection(workspace: &stowage_domain::Slug) -> Write {
     Write::Put(Put::new(keys::collection_due(workspace), Vec::new()))
 }
 

@@ -21,7 +21,7 @@ use stowage_storage::{
 };
 
 use crate::records::{self, BlobLink, PackageRecord, VersionRecord, keys};
-use crate::{Registry, Result};
+use crate::{Error, Registry, Result};
 
 /// A kind of record a protocol keeps in a package's partition.
 pub trait RecordKind {
@@ -450,20 +450,52 @@ impl<'a> PackageWrites<'a> {
     }
 
     /// Applies the writes in one transaction, retrying while storage is busy.
-    pub async fn commit(self) -> std::result::Result<(), MetadataError> {
+    pub async fn commit(self) -> std::result::Result<(), CommitError> {
         let registry = self.registry;
-        registry.transact(self.into_writes()).await
+        registry
+            .transact(self.into_writes())
+            .await
+            .map_err(CommitError::from)
     }
 
     /// Applies more writes than one transaction takes, a transaction at a time: each is all
     /// or nothing, the whole is not.
-    pub async fn commit_in_batches(self) -> std::result::Result<(), MetadataError> {
+    pub async fn commit_in_batches(self) -> std::result::Result<(), CommitError> {
         let registry = self.registry;
         let writes = self.into_writes();
         for batch in writes.chunks(stowage_storage::MAX_TRANSACTION_WRITES) {
             registry.transact(batch.to_vec()).await?;
         }
         Ok(())
+    }
+}
+
+/// Why a package's writes were not applied. Nothing of them was.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// A condition failed: another request changed a record meanwhile (or the record a
+    /// write required is not there).
+    #[error("another request changed the package at the same time; nothing was stored")]
+    Lost,
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl From<MetadataError> for CommitError {
+    fn from(error: MetadataError) -> Self {
+        match error {
+            MetadataError::ConditionFailed { .. } => CommitError::Lost,
+            other => CommitError::Failed(other.into()),
+        }
+    }
+}
+
+impl From<CommitError> for Error {
+    fn from(error: CommitError) -> Self {
+        match error {
+            lost @ CommitError::Lost => Error::Conflict(lost.to_string()),
+            CommitError::Failed(error) => error,
+        }
     }
 }
 

@@ -27,11 +27,12 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
-pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written, mark_for_collection};
+pub(crate) use blobs::mark_for_collection;
+pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written};
 pub use error::{Entity, Error, Result};
 pub use items::{
-    AnyRecord, BlobLinks, ItemKey, JsonKind, PackageItems, PackageWrites, Record, RecordKind,
-    RecordPage, Versions, WalkToken,
+    AnyRecord, BlobLinks, CommitError, ItemKey, JsonKind, PackageItems, PackageWrites, Record,
+    RecordKind, RecordPage, Versions, WalkToken,
 };
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
@@ -145,11 +146,23 @@ impl Registry {
         }
     }
 
-    pub fn metadata(&self) -> &dyn MetadataStore {
+    pub(crate) fn metadata(&self) -> &dyn MetadataStore {
         self.metadata.as_ref()
     }
 
-    pub fn blobs(&self) -> &dyn BlobStore {
+    /// The metadata store, for tests that look at what was stored (feature `inspect`).
+    #[cfg(feature = "inspect")]
+    pub fn inspect_metadata(&self) -> &dyn MetadataStore {
+        self.metadata()
+    }
+
+    /// The blob store, for tests that look at what was stored (feature `inspect`).
+    #[cfg(feature = "inspect")]
+    pub fn inspect_blobs(&self) -> &dyn BlobStore {
+        self.blobs()
+    }
+
+    pub(crate) fn blobs(&self) -> &dyn BlobStore {
         self.blobs.as_ref()
     }
 
@@ -168,7 +181,7 @@ impl Registry {
 
     /// Runs a transaction, trying again when it meets a concurrent one (DynamoDB cancels both
     /// sides of a conflict; neither wrote anything), for up to [`TRANSACTION_PATIENCE`].
-    pub async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
+    pub(crate) async fn transact(&self, writes: Vec<Write>) -> Result<(), MetadataError> {
         let deadline = std::time::Instant::now() + TRANSACTION_PATIENCE;
         let mut round = 0;
         loop {

@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use digest::common::hazmat::{SerializableState, SerializedState};
 use serde::{Deserialize, Serialize};
@@ -180,19 +180,16 @@ impl Registry {
                 record.id
             ))
         })?;
-        let read = self.blobs().get(key, None).await?;
-        let mut carried = BytesMut::with_capacity(record.remainder as usize);
-        let mut body = read.body;
-        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
-            carried.extend_from_slice(&chunk.map_err(|e| BlobError::backend("read remainder", e))?);
-        }
+        let carried = self
+            .read_small_object(key, record.remainder as usize)
+            .await?;
         if carried.len() as u64 != record.remainder {
             return Err(Error::Corrupt(format!(
                 "upload {}: its carried bytes are missing",
                 record.id
             )));
         }
-        Ok(carried.freeze())
+        Ok(carried)
     }
 
     /// Saves a claimed upload and releases the claim.

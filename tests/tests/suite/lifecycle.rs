@@ -822,7 +822,7 @@ async fn an_unreadable_record_keeps_every_link_of_its_package(stores: Stores) {
     let unreadable = Key::new(partition, "FILE#1.0-SNAPSHOT#lib-1.0-SNAPSHOT.jar");
     server
         .registry
-        .metadata()
+        .inspect_metadata()
         .write(Write::Put(Put::new(unreadable, b"not a record".to_vec())))
         .await
         .expect("write");
@@ -937,7 +937,7 @@ async fn unfinished_multipart_uploads_are_aborted(stores: Stores) {
     let before = server.stores.object_count().await;
     let workspace = stowage_domain::Slug::parse("ws", "acme").expect("slug");
     let key = stowage_service::inspect::keys::new_object(&workspace, server.clock_now());
-    let blobs = server.registry.blobs();
+    let blobs = server.registry.inspect_blobs();
     let upload = blobs.start_multipart(&key).await.expect("start");
     blobs
         .put_part(&key, &upload, 1, bytes::Bytes::from(random_bytes(1024)))
@@ -1001,7 +1001,7 @@ async fn objects_no_record_names_are_reconciled_away(stores: Stores) {
     let orphan = stowage_service::inspect::keys::new_object(&workspace, server.clock_now());
     server
         .registry
-        .blobs()
+        .inspect_blobs()
         .put(&orphan, bytes::Bytes::from_static(b"nobody's"))
         .await
         .expect("put");
@@ -1009,7 +1009,7 @@ async fn objects_no_record_names_are_reconciled_away(stores: Stores) {
         stowage_service::inspect::keys::upload_remainder(&workspace, "gone", server.clock_now());
     server
         .registry
-        .blobs()
+        .inspect_blobs()
         .put(&carried, bytes::Bytes::from_static(b"carried"))
         .await
         .expect("put");

@@ -1193,7 +1193,7 @@ impl System {
     /// not yet collected: nothing is orphaned.
     async fn check_no_orphans(&self) {
         use stowage_service::inspect::{BlobRecord, decode};
-        let metadata = self.server.registry.metadata();
+        let metadata = self.server.registry.inspect_metadata();
         let mut named = BTreeSet::new();
         for ws in [Ws::Acme, Ws::Beta] {
             for partition in [format!("BLOBS#{}", ws.slug()), format!("GC#{}", ws.slug())] {
@@ -1217,7 +1217,7 @@ impl System {
         let listed = self
             .server
             .registry
-            .blobs()
+            .inspect_blobs()
             .list_objects("ws/", None, 10_000)
             .await
             .expect("list");

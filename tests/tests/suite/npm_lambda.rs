@@ -114,7 +114,7 @@ async fn a_document_over_the_response_limit_is_redirected(stores: Stores) {
         .unwrap_or(key);
     let stored = collect(
         registry
-            .blobs()
+            .inspect_blobs()
             .get(key, None)
             .await
             .expect("the handed-over document")

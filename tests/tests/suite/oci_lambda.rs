@@ -110,7 +110,7 @@ async fn a_chunked_push_fits_the_lambda_limits(stores: Stores) {
     );
     let digest_value = stowage_domain::Digest::parse("d", &digest).expect("digest");
     let item = registry
-        .metadata()
+        .inspect_metadata()
         .get(&keys::blob_link(&partition, &digest_value))
         .await
         .expect("read")
@@ -119,7 +119,7 @@ async fn a_chunked_push_fits_the_lambda_limits(stores: Stores) {
     assert_eq!(link.size, blob.len() as u64);
     let stored = collect(
         registry
-            .blobs()
+            .inspect_blobs()
             .get(&link.object_key, None)
             .await
             .expect("object")

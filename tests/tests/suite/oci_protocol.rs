@@ -655,7 +655,7 @@ async fn lose_a_chunk(
     for _ in 0..100 {
         let item = server
             .registry
-            .metadata()
+            .inspect_metadata()
             .get(&stowage_service::inspect::keys::upload(id))
             .await
             .expect("read")
