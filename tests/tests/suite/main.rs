@@ -25,3 +25,4 @@ mod oci_clients;
 mod oci_lambda;
 mod oci_protocol;
 mod permissions;
+mod snapshots;
