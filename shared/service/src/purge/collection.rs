@@ -113,10 +113,12 @@ impl Run<'_> {
         for item in &blobs {
             let blob: BlobRecord = decode(item)?;
             recount += blob.size as i64;
-            if linked.contains(&blob.digest)
-                || blob.created_at + grace > self.now
-                || already.contains(blob.digest.as_str())
-            {
+            if linked.contains(&blob.digest) || already.contains(blob.digest.as_str()) {
+                continue;
+            }
+            // Too young to tell: a later run looks again, so the workspace stays marked.
+            if blob.created_at + grace > self.now {
+                pending = true;
                 continue;
             }
             let candidate = GcCandidate {
@@ -308,5 +310,200 @@ impl Run<'_> {
             }
         }
         Ok(waiting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use stowage_domain::{
+        Digest, DigestAlgorithm, ManualClock, PackageName, PackageType, Plan, Principal,
+    };
+    use stowage_storage::Item;
+    use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner};
+
+    use sha2::Digest as _;
+
+    use crate::purge::ContentReader;
+    use crate::{BootstrapToken, Credential, NewPackage, PackageRecord, Registry, Settings};
+
+    /// A protocol whose links are all in use: what decides is whether a link exists.
+    struct LinksOnly;
+
+    impl ContentReader for LinksOnly {
+        fn tracks_references(&self, _: PackageType) -> bool {
+            false
+        }
+
+        fn references(&self, _: PackageType, _: &Item) -> Option<Vec<Digest>> {
+            Some(Vec::new())
+        }
+    }
+
+    struct World {
+        registry: Registry,
+        clock: Arc<ManualClock>,
+        package: PackageRecord,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn world() -> World {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let signer = UrlSigner::new(
+            url::Url::parse("http://127.0.0.1:1/").expect("url"),
+            vec![7; 32],
+        );
+        let blobs = FileBlobStore::open(&dir.path().join("blobs"), signer).expect("blob store");
+        let metadata = SqliteMetadataStore::open(&dir.path().join("db")).expect("metadata store");
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let registry = Registry::new(
+            Arc::new(metadata),
+            Arc::new(blobs),
+            clock.clone(),
+            Settings::default(),
+        );
+        let secret = registry
+            .bootstrap_site_admin(BootstrapToken::Generate)
+            .await
+            .expect("bootstrap")
+            .expect("a new token");
+        let admin: Principal = registry
+            .authenticate(&Credential::Bearer(secret))
+            .await
+            .expect("admin");
+        let slug = |s: &str| stowage_domain::Slug::parse("slug", s).expect("slug");
+        registry
+            .create_workspace(&admin, slug("acme"), Plan::Standard)
+            .await
+            .expect("workspace");
+        registry
+            .create_repository(&admin, "acme", slug("web"))
+            .await
+            .expect("repository");
+        let package = registry
+            .create_package(
+                &admin,
+                "acme",
+                NewPackage {
+                    kind: PackageType::Container,
+                    name: PackageName::parse(PackageType::Container, "name", "web/site")
+                        .expect("name"),
+                    repository: slug("web"),
+                },
+            )
+            .await
+            .expect("package");
+        World {
+            registry,
+            clock,
+            package,
+            _dir: dir,
+        }
+    }
+
+    impl World {
+        /// Stores `bytes` as a blob of the package; its digest and object.
+        async fn store(&self, bytes: &'static [u8]) -> (Digest, String) {
+            let body: stowage_storage::ByteStream =
+                Box::pin(futures_util::stream::once(async move {
+                    Ok(Bytes::from_static(bytes))
+                }));
+            let link = self
+                .registry
+                .store_blob(&self.package, body, None, None)
+                .await
+                .expect("store");
+            let digest = Digest::from_hex(
+                DigestAlgorithm::Sha256,
+                &hex::encode(sha2::Sha256::digest(bytes)),
+            );
+            (digest, link.object_key)
+        }
+
+        async fn collect(&self) -> u64 {
+            let report = self
+                .registry
+                .purge(&LinksOnly, Duration::from_secs(60))
+                .await
+                .expect("purge");
+            assert!(report.finished);
+            report.blobs_collected
+        }
+
+        async fn object_exists(&self, key: &str) -> bool {
+            self.registry
+                .blobs()
+                .size(key)
+                .await
+                .expect("size")
+                .is_some()
+        }
+
+        fn after_grace(&self) {
+            let grace = self.registry.settings().collection_grace;
+            self.clock.advance(grace + chrono::Duration::seconds(1));
+        }
+    }
+
+    /// A blob nothing links is left alone while young (a push may be about to link it), then
+    /// marked by one run and deleted by a run after the grace period, never by the run that
+    /// marks it; the workspace stays marked for collection until then.
+    #[tokio::test]
+    async fn an_unused_blob_is_marked_then_deleted_after_the_grace_period() {
+        let world = world().await;
+        let (digest, object) = world.store(b"unused").await;
+        world
+            .registry
+            .unlink_blob(&world.package, &digest)
+            .await
+            .expect("unlink");
+        assert_eq!(world.collect().await, 0, "too young to mark");
+        world.after_grace();
+        assert_eq!(world.collect().await, 0, "this run marks it");
+        assert_eq!(world.collect().await, 0, "within the grace period of its mark");
+        assert!(world.object_exists(&object).await);
+        world.after_grace();
+        assert_eq!(world.collect().await, 1);
+        assert!(!world.object_exists(&object).await, "its object is gone");
+    }
+
+    /// A blob used again between the mark and the delete (its record rewritten by the new
+    /// link) is kept, however long the wait.
+    #[tokio::test]
+    async fn a_blob_used_again_after_its_mark_is_kept() {
+        let world = world().await;
+        let (digest, object) = world.store(b"reused").await;
+        world
+            .registry
+            .unlink_blob(&world.package, &digest)
+            .await
+            .expect("unlink");
+        world.after_grace();
+        assert_eq!(world.collect().await, 0, "marked");
+        world.store(b"reused").await;
+        world.after_grace();
+        assert_eq!(world.collect().await, 0);
+        assert!(
+            world.object_exists(&object).await,
+            "the linked blob keeps its object"
+        );
+    }
+
+    /// A linked blob is never a candidate.
+    #[tokio::test]
+    async fn a_linked_blob_is_never_collected() {
+        let world = world().await;
+        let (_, object) = world.store(b"linked").await;
+        let mark = crate::mark_for_collection(&world.package.workspace);
+        world.registry.transact(vec![mark]).await.expect("mark");
+        for _ in 0..2 {
+            world.collect().await;
+            world.after_grace();
+        }
+        assert_eq!(world.collect().await, 0);
+        assert!(world.object_exists(&object).await);
     }
 }
