@@ -152,6 +152,11 @@ impl TestServer {
         )
     }
 
+    /// The status of a bodiless request with `token` as bearer.
+    pub async fn status(&self, method: &str, path: &str, token: &str) -> StatusCode {
+        self.call(method, path, Auth::Bearer(token), None).await.0
+    }
+
     pub async fn request(
         &self,
         method: &str,

@@ -297,10 +297,7 @@ async fn tokens_are_listed_without_secrets_and_revocable(stores: Stores) {
 
     let second_token = second["token"].as_str().expect("token");
     assert_eq!(
-        server
-            .call("GET", "/api/user", Auth::Bearer(second_token), None)
-            .await
-            .0,
+        server.status("GET", "/api/user", second_token).await,
         StatusCode::OK
     );
     let (status, _) = server
@@ -308,17 +305,11 @@ async fn tokens_are_listed_without_secrets_and_revocable(stores: Stores) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
-        server
-            .call("GET", "/api/user", Auth::Bearer(second_token), None)
-            .await
-            .0,
+        server.status("GET", "/api/user", second_token).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        server
-            .call("DELETE", &path, Auth::Bearer(&alice), None)
-            .await
-            .0,
+        server.status("DELETE", &path, &alice).await,
         StatusCode::NOT_FOUND
     );
 
@@ -353,10 +344,7 @@ async fn tokens_are_listed_without_secrets_and_revocable(stores: Stores) {
     // Expired tokens stop working (the fixture's tokens last 300 days).
     server.clock.advance(chrono::Duration::days(301));
     assert_eq!(
-        server
-            .call("GET", "/api/user", Auth::Bearer(&alice), None)
-            .await
-            .0,
+        server.status("GET", "/api/user", &alice).await,
         StatusCode::UNAUTHORIZED
     );
 }

@@ -78,10 +78,7 @@ async fn revocation_reaches_other_instances_within_the_cache_time(stores: Stores
     assert_eq!(status, StatusCode::NO_CONTENT);
     // The instance that revoked it stops at once; the other within its cache time.
     assert_eq!(
-        server
-            .call("GET", "/api/user", Auth::Bearer(&alice), None)
-            .await
-            .0,
+        server.status("GET", "/api/user", &alice).await,
         StatusCode::UNAUTHORIZED
     );
     tokio::time::sleep(Duration::from_millis(1200)).await;

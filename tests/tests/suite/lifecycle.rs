@@ -110,9 +110,8 @@ async fn reads(server: &TestServer, alice: &str, client: &RegistryClient) -> (u1
         .status()
         .as_u16();
     let npm = server
-        .call("GET", "/npm/acme/left-pad", Auth::Bearer(alice), None)
+        .status("GET", "/npm/acme/left-pad", alice)
         .await
-        .0
         .as_u16();
     let maven = client
         .get("/maven/acme/com/acme/lib/1.0/lib-1.0.jar.sha1")
@@ -160,14 +159,12 @@ async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Store
     assert_eq!(status, 409, "the name is held until the purge");
     assert_eq!(
         server
-            .call(
+            .status(
                 "POST",
                 "/api/workspaces/acme/packages/container/api%2Fserver/restore",
-                Auth::Bearer(&alice),
-                None
+                &alice
             )
-            .await
-            .0,
+            .await,
         200
     );
     assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
@@ -175,27 +172,19 @@ async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Store
     // A repository: all its packages, every protocol.
     assert_eq!(
         server
-            .call(
-                "DELETE",
-                "/api/workspaces/acme/repositories/api",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme/repositories/api", &alice)
+            .await,
         202
     );
     assert_eq!(reads(&server, &alice, &client).await, (404, 404, 404));
     assert_eq!(
         server
-            .call(
+            .status(
                 "POST",
                 "/api/workspaces/acme/repositories/api/restore",
-                Auth::Bearer(&alice),
-                None
+                &alice
             )
-            .await
-            .0,
+            .await,
         200
     );
     assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
@@ -203,22 +192,15 @@ async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Store
     // The workspace: everything, including the management API; then back, tokens and roles too.
     assert_eq!(
         server
-            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme", &alice)
+            .await,
         202
     );
     assert_eq!(reads(&server, &alice, &client).await, (404, 404, 404));
     assert_eq!(
         server
-            .call(
-                "GET",
-                "/api/workspaces/acme/packages",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("GET", "/api/workspaces/acme/packages", &alice)
+            .await,
         404
     );
     let (status, _) = server
@@ -232,27 +214,15 @@ async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Store
     assert_eq!(status, 409, "the slug is held until the purge");
     assert_eq!(
         server
-            .call(
-                "POST",
-                "/api/workspaces/acme/restore",
-                Auth::Bearer(&bob),
-                None
-            )
-            .await
-            .0,
+            .status("POST", "/api/workspaces/acme/restore", &bob)
+            .await,
         404,
         "only its admin restores it"
     );
     assert_eq!(
         server
-            .call(
-                "POST",
-                "/api/workspaces/acme/restore",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("POST", "/api/workspaces/acme/restore", &alice)
+            .await,
         200
     );
     assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
@@ -267,14 +237,8 @@ async fn deletions_hide_at_once_and_restores_bring_everything_back(stores: Store
     );
     assert_eq!(
         server
-            .call(
-                "POST",
-                "/api/workspaces/acme/restore",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("POST", "/api/workspaces/acme/restore", &alice)
+            .await,
         409,
         "not deleted"
     );
@@ -288,14 +252,8 @@ async fn retention_runs_out_and_the_purge_frees_names(stores: Stores) {
 
     assert_eq!(
         server
-            .call(
-                "DELETE",
-                "/api/workspaces/acme/repositories/api",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme/repositories/api", &alice)
+            .await,
         202
     );
     server.clock.advance(Days::days(29));
@@ -305,40 +263,30 @@ async fn retention_runs_out_and_the_purge_frees_names(stores: Stores) {
     );
     assert_eq!(
         server
-            .call(
+            .status(
                 "POST",
                 "/api/workspaces/acme/repositories/api/restore",
-                Auth::Bearer(&alice),
-                None
+                &alice
             )
-            .await
-            .0,
+            .await,
         200
     );
     assert_eq!(reads(&server, &alice, &client).await, (200, 200, 200));
     assert_eq!(
         server
-            .call(
-                "DELETE",
-                "/api/workspaces/acme/repositories/api",
-                Auth::Bearer(&alice),
-                None
-            )
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme/repositories/api", &alice)
+            .await,
         202
     );
     server.clock.advance(Days::days(31));
     assert_eq!(
         server
-            .call(
+            .status(
                 "POST",
                 "/api/workspaces/acme/repositories/api/restore",
-                Auth::Bearer(&alice),
-                None
+                &alice
             )
-            .await
-            .0,
+            .await,
         409,
         "too late"
     );
@@ -359,10 +307,7 @@ async fn retention_runs_out_and_the_purge_frees_names(stores: Stores) {
         .package(&alice, "acme", "api", "npm", "left-pad")
         .await;
     assert_eq!(
-        server
-            .call("GET", "/npm/acme/left-pad", Auth::Bearer(&alice), None)
-            .await
-            .0,
+        server.status("GET", "/npm/acme/left-pad", &alice).await,
         404,
         "and empty"
     );
@@ -385,9 +330,8 @@ async fn retention_runs_out_and_the_purge_frees_names(stores: Stores) {
     // A deleted workspace: purged whole, and its slug free.
     assert_eq!(
         server
-            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme", &alice)
+            .await,
         202
     );
     server.clock.advance(Days::days(31));
@@ -1115,9 +1059,8 @@ async fn a_big_workspace_is_purged_in_bounded_runs_with_a_kill(stores: Stores) {
     }
     assert_eq!(
         server
-            .call("DELETE", "/api/workspaces/acme", Auth::Bearer(&alice), None)
-            .await
-            .0,
+            .status("DELETE", "/api/workspaces/acme", &alice)
+            .await,
         202
     );
     server.clock.advance(Days::days(31));
@@ -1144,19 +1087,10 @@ async fn a_big_workspace_is_purged_in_bounded_runs_with_a_kill(stores: Stores) {
         }
         // Whatever is left stays out of sight.
         assert_eq!(
-            server
-                .call("GET", "/api/workspaces/acme", Auth::Bearer(&alice), None)
-                .await
-                .0,
+            server.status("GET", "/api/workspaces/acme", &alice).await,
             404
         );
-        assert_eq!(
-            server
-                .call("GET", "/npm/acme/bulk-3", Auth::Bearer(&alice), None)
-                .await
-                .0,
-            404
-        );
+        assert_eq!(server.status("GET", "/npm/acme/bulk-3", &alice).await, 404);
     }
     assert!(
         runs >= 3,
@@ -1267,12 +1201,7 @@ async fn usage_matches_a_recount_after_random_pushes_and_deletes(stores: Stores)
             }
             _ => {
                 let path = "/api/workspaces/acme/packages/container/web%2Fsite";
-                if server
-                    .call("DELETE", path, Auth::Bearer(&alice), None)
-                    .await
-                    .0
-                    != 202
-                {
+                if server.status("DELETE", path, &alice).await != 202 {
                     server
                         .call(
                             "POST",

@@ -463,7 +463,11 @@ mod tests {
         assert_eq!(world.collect().await, 0, "too young to mark");
         world.after_grace();
         assert_eq!(world.collect().await, 0, "this run marks it");
-        assert_eq!(world.collect().await, 0, "within the grace period of its mark");
+        assert_eq!(
+            world.collect().await,
+            0,
+            "within the grace period of its mark"
+        );
         assert!(world.object_exists(&object).await);
         world.after_grace();
         assert_eq!(world.collect().await, 1);
