@@ -4,6 +4,23 @@
 //! Every rule about who may do what is decided here (with the pure rules of
 //! `stowage-domain`); protocol crates only translate their wire formats to these calls and
 //! the [`Error`]s back.
+//!
+//! [`Registry`] is one handle; its use cases live by aggregate, one file each:
+//!
+//! | file | use cases |
+//! |---|---|
+//! | `auth.rs` | `authenticate` (tokens, cached for a few seconds) |
+//! | `accounts.rs` | users and their tokens: `create_user`, `create_token`, `list_tokens`, `revoke_token`, `bootstrap_site_admin` |
+//! | `workspaces.rs` | workspaces, repositories, roles, pipeline tokens: `create_workspace`, `get_workspace`, `create_repository`, `list_repositories`, `set_permission`, `remove_permission`, `create_pipeline_token` |
+//! | `packages.rs` | `create_package`, `list_packages`, `get_package`, and `open_package`: the access check every protocol request starts with |
+//! | `items.rs` | a package's records, as the protocols keep them: `package_items` (get, page, walk), `PackageWrites` (one transaction), `read_records` |
+//! | `blobs.rs` | content: `store_blob`, `store_file`, `stage_blob`/`commit_staged`, `link_blob`, `unlink_blob`, `download_url`, `hand_over`, `read_small_object` |
+//! | `writer.rs` | streaming one object in parts, resumable between requests |
+//! | `uploads.rs` | uploads in chunks: `start_upload`, `upload_status`, `append_upload`, `finish_upload`, `cancel_upload` |
+//! | `lifecycle.rs` | soft deletes and restores of workspaces, repositories and packages |
+//! | `purge/` | the scheduled purge (`purge`: retention, uploads, collection, reconciliation) and usage (`workspace_usage`, `count_usage`) |
+//! | `records.rs` | every storage key and record (private: protocols go through `items.rs`) |
+//! | `error.rs` | the service's [`Error`], mapped to each protocol's format at its edge |
 
 mod accounts;
 mod auth;
@@ -17,6 +34,7 @@ mod records;
 mod signing;
 mod uploads;
 mod workspaces;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +45,8 @@ use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
 pub use auth::Credential;
+pub use blobs::StagedBlob;
 pub(crate) use blobs::mark_for_collection;
-pub use blobs::{Checksums, PART_SIZE, StagedBlob, Written};
 pub use error::{Entity, Error, Result};
 pub use items::{
     AnyRecord, BlobLinks, CommitError, ItemKey, JsonKind, PackageItems, PackageWrites, Record,
@@ -42,6 +60,7 @@ pub use records::{
 };
 pub use uploads::UploadRecord;
 pub use workspaces::{PipelineToken, RepositoryView, WorkspaceView};
+pub use writer::{Checksums, PART_SIZE, Written};
 
 /// Settings that shape the service's behaviour, read once at start-up.
 #[derive(Debug, Clone)]

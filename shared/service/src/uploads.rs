@@ -22,8 +22,8 @@ use stowage_storage::{
     BlobError, ByteStream, CompletedPart, Condition, MetadataError, Put, Query, Write,
 };
 
-use crate::blobs::{MIN_PART, ObjectWriter, WriterState, discard_object, verify};
 use crate::records::{BlobLink, PackageRecord, decode, encode, keys};
+use crate::writer::{MIN_PART, ObjectWriter, WriterState, discard_object, verify};
 use crate::{Error, Registry, Result};
 
 /// How long a request may hold an upload; longer than any request can run on Lambda, and
