@@ -1,5 +1,7 @@
 //! What every protocol's router needs from HTTP: the shared state, the caller's credential,
-//! the public base URL, request limits and request logging. No protocol logic lives here.
+//! the public base URL, request limits, the status of each service error (`status.rs`),
+//! building responses and redirects (`respond.rs`) and request logging. No protocol logic
+//! lives here.
 
 mod auth;
 mod body;
