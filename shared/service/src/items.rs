@@ -100,7 +100,7 @@ impl ItemKey {
     }
 
     /// The storage key, to read the record with a package ([`Registry::open_package`]).
-    pub fn as_key(&self) -> &Key {
+    pub(crate) fn as_key(&self) -> &Key {
         &self.0
     }
 }

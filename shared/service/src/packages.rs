@@ -41,21 +41,16 @@ pub struct OpenPackage {
     /// The items of the `extra` keys given to `open_package`, in order: read them with
     /// [`OpenPackage::record`].
     extra: Vec<Option<Item>>,
-    extra_keys: Vec<ItemKey>,
 }
 
 impl OpenPackage {
     /// The record at `key`, read with the package (`key` was among the `extra` asked for;
     /// `None` if it was not, or if there is no such record).
     pub fn record<K: RecordKind>(&self, key: &ItemKey) -> Result<Option<K::Payload>> {
-        let found = self
-            .extra_keys
-            .iter()
-            .zip(&self.extra)
-            .find(|(extra, _)| *extra == key);
-        match found {
-            Some((_, Some(item))) => Ok(Some(K::decode(item)?)),
-            _ => Ok(None),
+        let wanted = key.as_key();
+        match self.extra.iter().flatten().find(|item| &item.key == wanted) {
+            Some(item) => Ok(Some(K::decode(item)?)),
+            None => Ok(None),
         }
     }
 }
@@ -290,7 +285,6 @@ impl Registry {
             package,
             access,
             extra: extra_items,
-            extra_keys: extra.to_vec(),
         })
     }
 
@@ -332,7 +326,6 @@ impl Registry {
                     package,
                     access: Access::granted(granted),
                     extra: extra_items,
-                    extra_keys: extra.to_vec(),
                 }))
             }
             _ => Ok(None),
