@@ -375,7 +375,7 @@ impl Registry {
 
     /// Releases every upload's hold: for a server starting on storage no other process
     /// serves (the embedded pair), where no request of an earlier run can still be going.
-    /// Without this, an upload a crash interrupted stays held for up to [`CLAIM_TTL`].
+    /// Without this, an upload a crash interrupted stays held for up to `CLAIM_TTL`.
     pub async fn release_upload_holds(&self) -> Result<u64> {
         let mut released = 0;
         let mut query = Query::prefix(keys::UPLOADS_INDEX, "", 100).on_index();
