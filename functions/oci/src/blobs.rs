@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::response::Response;
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use stowage_domain::{Digest, PackageType, Role};
+use stowage_domain::{Digest, Role};
 use stowage_http::{Finish, redirect};
-use stowage_service::{BlobLink, BlobLinks, ItemKey, Registry};
+use stowage_service::{BlobLink, BlobLinks, Registry};
 
 use crate::auth::Caller;
 use crate::error::{OciError, OciResult};
@@ -23,12 +23,7 @@ pub async fn linked_blob(
     digest: &Digest,
     needed: Role,
 ) -> OciResult<BlobLink> {
-    let link = ItemKey::in_package::<BlobLinks>(
-        &name.workspace,
-        PackageType::Container,
-        &name.path,
-        digest.as_str(),
-    );
+    let link = name.item::<BlobLinks>(digest.as_str());
     let open = caller
         .open(registry, name, needed, std::slice::from_ref(&link))
         .await?;

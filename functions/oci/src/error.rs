@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, RANGE};
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
+use stowage_http::public_message;
 use stowage_service::{Entity, Error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,8 +194,7 @@ impl From<Error> for OciError {
             Error::SizeMismatch(message) => OciError::new(Code::SizeInvalid, message),
             Error::UploadBroken => OciError::upload_invalid(Error::UploadBroken.to_string()),
             internal @ (Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)) => {
-                tracing::error!(error = ?internal, "registry request failed");
-                OciError::new(Code::Unknown, "internal error")
+                OciError::new(Code::Unknown, public_message(&internal, "oci"))
             }
         }
     }

@@ -17,7 +17,6 @@ use crate::route::{ImageName, parse_tag};
 
 /// The most tags one response lists; a `Link` header leads to the rest.
 const TAGS_PAGE_MAX: usize = 10_000;
-const REFERRERS_PAGE: usize = 500;
 
 fn json_response(content_type: &str, body: &Value) -> Response {
     Response::builder()
@@ -48,7 +47,7 @@ pub async fn tags(
         .package_items(&open.package)
         .page_ids::<Tags>("", last.as_deref(), limit)
         .await?;
-    let (tags, more) = (page.records, page.more);
+    let (tags, more) = (page.ids, page.more);
     let mut response = json_response(
         "application/json",
         &json!({ "name": name.full(), "tags": tags }),
@@ -76,28 +75,19 @@ pub async fn referrers(
 ) -> OciResult<Response> {
     let open = caller.open(registry, name, Role::Read, &[]).await?;
     let wanted = query_param(query, "artifactType");
-    let items = registry.package_items(&open.package);
-    let within = format!("{subject}#");
-    let mut manifests = Vec::new();
-    let mut from = None;
-    loop {
-        let (page, next) = items
-            .walk::<Referrers>(&within, from, REFERRERS_PAGE)
-            .await?;
-        manifests.extend(
-            page.into_iter()
-                .map(|referrer| referrer.payload)
-                .filter(|descriptor| {
-                    wanted
-                        .as_deref()
-                        .is_none_or(|w| descriptor["artifactType"].as_str() == Some(w))
-                }),
-        );
-        match next {
-            Some(token) => from = Some(token),
-            None => break,
-        }
-    }
+    let referrers = registry
+        .package_items(&open.package)
+        .all::<Referrers>(&format!("{subject}#"))
+        .await?;
+    let manifests: Vec<Value> = referrers
+        .into_iter()
+        .map(|referrer| referrer.payload)
+        .filter(|descriptor| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| descriptor["artifactType"].as_str() == Some(w))
+        })
+        .collect();
     let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
     let mut response = json_response(OCI_INDEX, &index);
     if wanted.is_some() {

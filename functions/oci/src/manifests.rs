@@ -8,7 +8,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
-use stowage_domain::{Digest, DigestAlgorithm, PackageType, Role};
+use stowage_domain::{Digest, DigestAlgorithm, Role};
 use stowage_http::Finish;
 use stowage_service::{BlobLinks, CommitError, Error, ItemKey, PackageItems, RecordKind, Registry};
 use stowage_storage::{ByteStream, Condition, MAX_TRANSACTION_WRITES};
@@ -174,23 +174,9 @@ pub async fn get(
     method: &Method,
 ) -> OciResult<Response> {
     let not_found = || OciError::manifest_unknown(&reference.to_string());
-    let in_package = |id: &str| {
-        (
-            &name.workspace,
-            PackageType::Container,
-            &name.path,
-            id.to_owned(),
-        )
-    };
     let first = match reference {
-        Reference::Tag(tag) => {
-            let (workspace, kind, path, id) = in_package(tag);
-            ItemKey::in_package::<Tags>(workspace, kind, path, &id)
-        }
-        Reference::Digest(digest) => {
-            let (workspace, kind, path, id) = in_package(digest.as_str());
-            ItemKey::in_package::<Manifests>(workspace, kind, path, &id)
-        }
+        Reference::Tag(tag) => name.item::<Tags>(tag),
+        Reference::Digest(digest) => name.item::<Manifests>(digest.as_str()),
         Reference::InvalidTag(_) => {
             caller.open(registry, name, Role::Read, &[]).await?;
             return Err(not_found());

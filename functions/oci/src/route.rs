@@ -2,6 +2,7 @@
 //! axum's router cannot match in the middle of a path, so the endpoint is found from the end.
 
 use stowage_domain::{Digest, PackageName, PackageType, Slug};
+use stowage_service::{ItemKey, RecordKind};
 
 use crate::error::OciError;
 
@@ -35,6 +36,11 @@ impl ImageName {
 
     pub fn full(&self) -> String {
         format!("{}/{}", self.workspace, self.path)
+    }
+
+    /// The record `id` of kind `K` of this image's package, to read with the package.
+    pub fn item<K: RecordKind>(&self, id: &str) -> ItemKey {
+        ItemKey::in_package::<K>(&self.workspace, PackageType::Container, &self.path, id)
     }
 }
 

@@ -5,8 +5,8 @@
 //! writes and removes the package's `VERSION#` record with each of its own, so that rule lives
 //! in one place.
 //!
-//! Reads cost what they did by hand: [`PackageItems::get`] one item read, [`PackageItems::page`]
-//! one query per page, [`PackageItems::missing`] one batch read per hundred keys; a
+//! Reads cost what they did by hand: [`PackageItems::get`] one item read,
+//! [`PackageItems::page_ids`] and [`PackageItems::walk`] one query per page, [`PackageItems::missing`] one batch read per hundred keys; a
 //! [`PackageWrites`] is one transaction.
 
 use std::collections::BTreeMap;
@@ -113,9 +113,9 @@ fn record<K: RecordKind>(item: &Item) -> Result<Record<K::Payload>> {
     })
 }
 
-/// A page of records (or of their ids), and whether more follow.
-pub struct RecordPage<T> {
-    pub records: Vec<T>,
+/// A page of ids, and whether more follow.
+pub struct IdPage {
+    pub ids: Vec<String>,
     pub more: bool,
 }
 
@@ -166,39 +166,15 @@ impl PackageItems<'_> {
         Ok(None)
     }
 
-    /// Up to `limit` records of kind `K` whose ids start with `within`, in id order, after
-    /// the id `after` when given. Pages are read until `limit` records are found; `more` says
-    /// whether any follow.
-    pub async fn page<K: RecordKind>(
-        &self,
-        within: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<RecordPage<Record<K::Payload>>> {
-        self.page_with::<K, _>(within, after, limit, record::<K>)
-            .await
-    }
-
-    /// The ids alone of a [`PackageItems::page`] (no record is decoded).
+    /// The ids of up to `limit` records of kind `K` whose ids start with `within`, in id
+    /// order, after the id `after` when given (no record is decoded). Pages are read until
+    /// `limit` ids are found; `more` says whether any follow.
     pub async fn page_ids<K: RecordKind>(
         &self,
         within: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<RecordPage<String>> {
-        self.page_with::<K, _>(within, after, limit, |item| {
-            Ok(item.key.sort[K::PREFIX.len()..].to_owned())
-        })
-        .await
-    }
-
-    async fn page_with<K: RecordKind, T>(
-        &self,
-        within: &str,
-        after: Option<&str>,
-        limit: usize,
-        read: impl Fn(&Item) -> Result<T>,
-    ) -> Result<RecordPage<T>> {
+    ) -> Result<IdPage> {
         let prefix = format!("{}{within}", K::PREFIX);
         let cursor = |id: &str| Cursor {
             key: self.key::<K>(id).0,
@@ -206,25 +182,24 @@ impl PackageItems<'_> {
         };
         let mut query =
             Query::prefix(&self.partition, &prefix, limit.max(1)).after(after.map(cursor));
-        let mut records = Vec::new();
-        while records.len() < limit {
-            query.limit = limit - records.len();
+        let mut ids = Vec::new();
+        while ids.len() < limit {
+            query.limit = limit - ids.len();
             let page = self.registry.metadata().query(&query).await?;
-            for item in &page.items {
-                records.push(read(item)?);
-            }
+            ids.extend(
+                page.items
+                    .iter()
+                    .map(|item| item.key.sort[K::PREFIX.len()..].to_owned()),
+            );
             match page.next {
                 Some(next) => query = query.after(Some(next)),
                 None => {
-                    return Ok(RecordPage {
-                        records,
-                        more: false,
-                    });
+                    return Ok(IdPage { ids, more: false });
                 }
             }
         }
         let more = match &query.after {
-            Some(last) if !records.is_empty() => {
+            Some(last) if !ids.is_empty() => {
                 let probe = Query::prefix(&self.partition, &prefix, 1).after(Some(last.clone()));
                 !self
                     .registry
@@ -236,7 +211,7 @@ impl PackageItems<'_> {
             }
             _ => false,
         };
-        Ok(RecordPage { records, more })
+        Ok(IdPage { ids, more })
     }
 
     /// One page of at most `page_size` records of kind `K` whose ids start with `within`,
@@ -296,14 +271,12 @@ impl PackageItems<'_> {
 
     /// A transaction on the package's records, published (for version kinds) by `by`.
     pub fn writes(&self, by: impl Into<String>) -> PackageWrites<'_> {
-        PackageWrites {
-            registry: self.registry,
-            partition: self.partition.clone(),
-            workspace: self.workspace.clone(),
-            writes: BTreeMap::new(),
-            by: by.into(),
-            at: self.registry.now(),
-        }
+        PackageWrites::new(
+            self.registry,
+            self.partition.clone(),
+            self.workspace.clone(),
+            by.into(),
+        )
     }
 }
 
@@ -333,16 +306,20 @@ pub struct PackageWrites<'a> {
 }
 
 impl<'a> PackageWrites<'a> {
-    /// Writes for `package` made inside the service (beside a blob's link).
-    pub(crate) fn for_package(registry: &'a Registry, package: &PackageRecord, by: String) -> Self {
+    fn new(registry: &'a Registry, partition: String, workspace: Slug, by: String) -> Self {
         Self {
             registry,
-            partition: package.partition(),
-            workspace: package.workspace.clone(),
+            partition,
+            workspace,
             writes: BTreeMap::new(),
             by,
             at: registry.now(),
         }
+    }
+
+    /// Writes for `package` made inside the service (beside a blob's link).
+    pub(crate) fn for_package(registry: &'a Registry, package: &PackageRecord, by: String) -> Self {
+        Self::new(registry, package.partition(), package.workspace.clone(), by)
     }
 
     fn key<K: RecordKind>(&self, id: &str) -> Key {

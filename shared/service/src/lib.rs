@@ -49,8 +49,8 @@ pub use blobs::StagedBlob;
 pub(crate) use blobs::mark_for_collection;
 pub use error::{Entity, Error, Result};
 pub use items::{
-    AnyRecord, BlobLinks, CommitError, ItemKey, JsonKind, PackageItems, PackageWrites, Record,
-    RecordKind, RecordPage, Versions, WalkToken,
+    AnyRecord, BlobLinks, CommitError, IdPage, ItemKey, JsonKind, PackageItems, PackageWrites,
+    Record, RecordKind, Versions, WalkToken,
 };
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
