@@ -245,3 +245,18 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .unwrap_or("(none)")
         .to_owned()
 }
+
+/// The upload session an upload URL is for, read from the capability it ends in.
+pub fn upload_session(location: &str) -> String {
+    use base64::Engine as _;
+    let last = location.rsplit('/').next().expect("a last segment");
+    let token = last
+        .strip_prefix(stowage_http::UPLOAD_CAPABILITY_PREFIX)
+        .expect("an upload capability");
+    let payload = token.split('.').next().expect("a payload");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&json).expect("JSON claims");
+    claims["session"].as_str().expect("a session").to_owned()
+}

@@ -6,18 +6,15 @@
 //! signs that into a token valid for [`REGISTRY_TOKEN_SECONDS`]. Requests that carry it need
 //! no credential lookup, and an image it grants can be opened in one batch read.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use stowage_domain::{PackageType, Principal, Role, Slug, TOKEN_PREFIX};
 use stowage_http::{AppState, credential_from_headers};
 use stowage_service::{Error, ItemKey, OpenPackage, Registry};
 
 use crate::error::{OciError, OciResult};
 use crate::route::ImageName;
+use crate::sealed;
 
 /// How long a registry token lives: the Docker token spec's floor, and the most a revoked
 /// credential or role may go on working.
@@ -49,44 +46,23 @@ pub struct Caller {
     pub grants: Vec<Grant>,
 }
 
-fn sign(key: &[u8], payload: &str) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any size");
-    mac.update(payload.as_bytes());
-    mac.finalize().into_bytes().to_vec()
-}
-
 /// Issues a registry token for `principal` with `grants`.
 pub async fn issue(
     registry: &Registry,
     principal: Principal,
     grants: Vec<Grant>,
 ) -> OciResult<String> {
-    let key = registry.signing_key(TOKEN_PURPOSE).await?;
     let claims = Claims {
         principal,
         grants,
         expires: registry.now().timestamp() + REGISTRY_TOKEN_SECONDS,
     };
-    let payload =
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|_| OciError::unauthorized())?);
-    let signature = URL_SAFE_NO_PAD.encode(sign(&key, &payload));
-    Ok(format!("{payload}.{signature}"))
+    sealed::seal(registry, TOKEN_PURPOSE, &claims).await
 }
 
 async fn verify(registry: &Registry, token: &str) -> OciResult<Caller> {
-    let (payload, signature) = token.split_once('.').ok_or_else(OciError::unauthorized)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| OciError::unauthorized())?;
-    let key = registry.signing_key(TOKEN_PURPOSE).await?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any size");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| OciError::unauthorized())?;
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
+    let claims: Claims = sealed::open(registry, TOKEN_PURPOSE, token)
+        .await?
         .ok_or_else(OciError::unauthorized)?;
     if claims.expires <= registry.now().timestamp() {
         return Err(OciError::unauthorized());

@@ -145,6 +145,10 @@ impl OciError {
         Self::new(Code::Unauthorized, "authentication required")
     }
 
+    pub fn unauthorized_because(message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthorized, message)
+    }
+
     pub fn denied(message: impl Into<String>) -> Self {
         Self::new(Code::Denied, message)
     }

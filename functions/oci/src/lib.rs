@@ -3,11 +3,13 @@
 
 mod auth;
 mod blobs;
+mod capability;
 mod error;
 mod listings;
 mod manifests;
 mod records;
 mod route;
+mod sealed;
 mod uploads;
 
 use axum::Router;
@@ -23,6 +25,7 @@ use crate::error::{Code, OciError, OciResult};
 use crate::route::Endpoint;
 
 pub use auth::REGISTRY_TOKEN_SECONDS;
+pub use capability::UPLOAD_CAPABILITY_SECONDS;
 pub use manifests::MANIFEST_MAX;
 pub use records::OciContent;
 
@@ -82,6 +85,25 @@ async fn dispatch(
     response
 }
 
+/// The caller of a request: an upload URL's capability, else the request's credential.
+async fn authorise(
+    state: &AppState,
+    headers: &HeaderMap,
+    endpoint: Endpoint,
+) -> OciResult<(auth::Caller, Endpoint)> {
+    if let Endpoint::Upload { name, id } = &endpoint
+        && let Some(token) = capability::presented(id)
+    {
+        let (caller, session) = capability::redeem(&state.registry, token, name).await?;
+        let name = name.clone();
+        return Ok((caller, Endpoint::Upload { name, id: session }));
+    }
+    let caller = auth::caller(state, headers)
+        .await?
+        .ok_or_else(OciError::unauthorized)?;
+    Ok((caller, endpoint))
+}
+
 fn method_not_allowed() -> OciError {
     OciError::unsupported("method not allowed on this endpoint")
 }
@@ -111,9 +133,7 @@ async fn handle(
             Err(method_not_allowed())
         };
     }
-    let caller = auth::caller(state, headers)
-        .await?
-        .ok_or_else(OciError::unauthorized)?;
+    let (caller, endpoint) = authorise(state, headers, endpoint).await?;
     let registry = &state.registry;
     match (endpoint, method.clone()) {
         (Endpoint::Ping, Method::GET | Method::HEAD) => {

@@ -8,10 +8,11 @@ use http::header::{CONTENT_LENGTH, LOCATION, RANGE};
 use http::{HeaderMap, StatusCode};
 use stowage_domain::{Digest, Role};
 use stowage_http::{AppState, Finish, body_stream, query_param};
-use stowage_service::UploadRecord;
+use stowage_service::{PackageRecord, Registry, UploadRecord};
 
 use crate::auth::Caller;
 use crate::blobs::linked_blob;
+use crate::capability::upload_location;
 use crate::error::{OciError, OciResult};
 use crate::route::{ImageName, parse_digest};
 
@@ -33,18 +34,23 @@ fn check_declared_length(state: &AppState, headers: &HeaderMap, name: &ImageName
     }
 }
 
-fn session_location(name: &ImageName, id: &str) -> String {
-    format!("/v2/{}/blobs/uploads/{id}", name.full())
-}
-
-fn progress(name: &ImageName, upload: &UploadRecord, status: StatusCode) -> Response {
-    Response::builder()
+/// Where an upload stands, with its URL (carrying a fresh capability) for the next request.
+async fn progress(
+    registry: &Registry,
+    caller: &Caller,
+    name: &ImageName,
+    package: &PackageRecord,
+    upload: &UploadRecord,
+    status: StatusCode,
+) -> OciResult<Response> {
+    let location = upload_location(registry, caller, name, &package.repository, &upload.id).await?;
+    Ok(Response::builder()
         .status(status)
-        .header(LOCATION, session_location(name, &upload.id))
+        .header(LOCATION, location)
         .header(RANGE, format!("0-{}", upload.offset.saturating_sub(1)))
         .header("Docker-Upload-UUID", &upload.id)
         .header(CONTENT_LENGTH, 0)
-        .finish(Body::empty())
+        .finish(Body::empty()))
 }
 
 fn created(name: &ImageName, digest: &Digest) -> Response {
@@ -123,10 +129,18 @@ pub async fn start(
         return Ok(created(name, &digest));
     }
     let upload = registry.start_upload(&open.package).await?;
-    let mut response = progress(name, &upload, StatusCode::ACCEPTED);
+    let mut response = progress(
+        registry,
+        caller,
+        name,
+        &open.package,
+        &upload,
+        StatusCode::ACCEPTED,
+    )
+    .await?;
     let headers = response.headers_mut();
     headers.insert("OCI-Chunk-Min-Length", CHUNK_MIN.into());
-    if state.limits.platform_limited {
+    if state.limits.platform_limited && !state.limits.upload_service {
         headers.insert("OCI-Chunk-Max-Length", LAMBDA_CHUNK_MAX.into());
     }
     Ok(response)
@@ -138,7 +152,7 @@ async fn try_mount(
     state: &AppState,
     caller: &Caller,
     name: &ImageName,
-    target: &stowage_service::PackageRecord,
+    target: &PackageRecord,
     mount: &str,
     from: &str,
 ) -> OciResult<Option<Response>> {
@@ -182,7 +196,15 @@ pub async fn patch(
             state.limits.streamed_body_limit(),
         )
         .await?;
-    Ok(progress(name, &upload, StatusCode::ACCEPTED))
+    progress(
+        &state.registry,
+        caller,
+        name,
+        &open.package,
+        &upload,
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
 pub async fn finish(
@@ -222,7 +244,15 @@ pub async fn status(
 ) -> OciResult<Response> {
     let open = caller.open(&state.registry, name, Role::Write, &[]).await?;
     let upload = state.registry.upload_status(&open.package, id).await?;
-    Ok(progress(name, &upload, StatusCode::NO_CONTENT))
+    progress(
+        &state.registry,
+        caller,
+        name,
+        &open.package,
+        &upload,
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 pub async fn cancel(

@@ -23,4 +23,4 @@ pub use range::{RangeRequest, range_request};
 pub use respond::{Finish, query_param, redirect};
 pub use state::{AppState, Limits, base_url};
 pub use status::{public_message, status_of};
-pub use trace::describe_request;
+pub use trace::{UPLOAD_CAPABILITY_PREFIX, describe_request, loggable_path};

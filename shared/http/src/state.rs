@@ -17,18 +17,31 @@ pub struct Limits {
     /// True on the Lambda path, where the limit comes from the platform (error messages say
     /// how to stay within it).
     pub platform_limited: bool,
+    /// True when an upload service beside the Lambdas takes the requests that carry large
+    /// bodies (the front routes them there), so clients need not be told to send small ones.
+    pub upload_service: bool,
 }
 
 impl Limits {
     pub const LAMBDA: Limits = Limits {
         max_body: LAMBDA_MAX_BODY,
         platform_limited: true,
+        upload_service: false,
     };
 
     pub fn local(max_body: usize) -> Self {
         Self {
             max_body,
             platform_limited: false,
+            upload_service: false,
+        }
+    }
+
+    /// These limits, with an upload service taking the large bodies.
+    pub fn with_upload_service(self) -> Self {
+        Self {
+            upload_service: true,
+            ..self
         }
     }
 

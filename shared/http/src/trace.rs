@@ -1,6 +1,6 @@
 //! One log line per request: request id, method, path, workspace, package, operation, status,
 //! outcome and latency. Never the query string or headers: those carry credentials and
-//! signatures.
+//! signatures; nor an upload capability, which is a credential carried in the path.
 
 use std::time::Instant;
 
@@ -10,6 +10,28 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 use tracing::field::Empty;
+
+/// How the last segment of an upload URL that carries its own authority begins; the request
+/// log shows the prefix alone.
+pub const UPLOAD_CAPABILITY_PREFIX: &str = "stwup_";
+
+/// `path` as logged: every capability cut down to its prefix.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(UPLOAD_CAPABILITY_PREFIX) {
+        return path.into();
+    }
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with(UPLOAD_CAPABILITY_PREFIX) {
+                UPLOAD_CAPABILITY_PREFIX
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+        .into()
+}
 
 /// Wraps every route of `router` (apply it to the routes, before nesting) in the request log.
 pub(crate) fn request_logging<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
@@ -40,7 +62,7 @@ async fn log_request(request: Request, next: Next) -> Response {
         "request",
         request_id = %request_id(&request),
         method = %request.method(),
-        path = %path,
+        path = %loggable_path(&path),
         workspace = Empty,
         package = Empty,
         operation = Empty,
@@ -94,7 +116,19 @@ fn template_segment<'a>(template: &str, path: &'a str, placeholder: &str) -> Opt
 
 #[cfg(test)]
 mod tests {
-    use super::template_segment;
+    use super::{loggable_path, template_segment};
+
+    #[test]
+    fn capabilities_are_cut_from_logged_paths() {
+        assert_eq!(
+            loggable_path("/v2/acme/api/server/blobs/uploads/stwup_eyJzZXNz.c2lnbmF0dXJl"),
+            "/v2/acme/api/server/blobs/uploads/stwup_"
+        );
+        assert_eq!(
+            loggable_path("/v2/acme/api/tags/list"),
+            "/v2/acme/api/tags/list"
+        );
+    }
 
     #[test]
     fn segments_are_found_by_placeholder() {
