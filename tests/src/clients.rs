@@ -96,6 +96,11 @@ impl LocalServer {
         Self::spawn(&[], true).await
     }
 
+    /// Starts the server with extra arguments, logging as [`Self::start_with_json_logs`].
+    pub async fn start_with_json_logs_and(args: &[&str]) -> Option<Self> {
+        Self::spawn(args, true).await
+    }
+
     /// Where a server started with JSON logs writes them.
     pub fn log_file(&self) -> std::path::PathBuf {
         self.data.path().join("stderr.log")

@@ -64,10 +64,35 @@ impl TestServer {
 
     /// A server whose connections are bounded by `connections`.
     pub async fn start_with_connections(
+        stores: Stores,
+        settings: Settings,
+        limits: Limits,
+        connections: ConnectionLimits,
+    ) -> Self {
+        Self::start_shaped(stores, settings, limits, connections, None).await
+    }
+
+    /// The AWS deployment's shape, as `stowage-local --emulate-aws` serves it: the front, the
+    /// Lambda functions behind API Gateway's limits, and the upload service when
+    /// `upload_service`. [`Self::registry`] is the upload service's; each function has its
+    /// own over the same stores and clock.
+    pub async fn emulating_aws(stores: Stores, upload_service: bool) -> Self {
+        Self::start_shaped(
+            stores,
+            Settings::default(),
+            Limits::local(1024 * 1024 * 1024),
+            ConnectionLimits::default(),
+            Some(upload_service),
+        )
+        .await
+    }
+
+    async fn start_shaped(
         mut stores: Stores,
         settings: Settings,
         limits: Limits,
         connections: ConnectionLimits,
+        emulated_upload_service: Option<bool>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -96,7 +121,18 @@ impl TestServer {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let metadata: Arc<dyn MetadataStore> = Arc::new(counted_metadata);
         let blobs: Arc<dyn BlobStore> = Arc::new(counted_blobs);
-        let registry = Arc::new(Registry::new(metadata, blobs, clock.clone(), settings));
+        let make_registry = {
+            let clock = Arc::clone(&clock);
+            move || {
+                Arc::new(Registry::new(
+                    Arc::clone(&metadata),
+                    Arc::clone(&blobs),
+                    clock.clone(),
+                    settings.clone(),
+                ))
+            }
+        };
+        let registry = make_registry();
         registry
             .bootstrap_site_admin(BootstrapToken::Secret(TokenSecret::from_presented(
                 ADMIN_TOKEN.to_owned(),
@@ -108,7 +144,22 @@ impl TestServer {
             public_url: Some(public_url),
             limits,
         };
-        let app = stowage_local::app(state, signed);
+        let app = match emulated_upload_service {
+            None => stowage_local::app(state, signed),
+            Some(upload_service) => {
+                use stowage_local::emulate;
+                let functions = emulate::Functions::new(emulate::lambda_state_factory(
+                    make_registry,
+                    upload_service,
+                ));
+                let uploads = upload_service.then(|| stowage_local::app(state, None));
+                emulate::front(
+                    functions,
+                    uploads,
+                    signed.map(stowage_local::signed_blob_router),
+                )
+            }
+        };
         let task = tokio::spawn(stowage_local::serve(
             listener,
             app,

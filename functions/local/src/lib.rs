@@ -1,6 +1,7 @@
 //! Stowage as one local process: the same routers the Lambda functions serve, merged, plus the
 //! route that answers the embedded blob store's signed URLs (S3 answers them on AWS).
 
+pub mod emulate;
 mod serve;
 mod signed_blobs;
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use stowage_http::{AppState, Limits};
-use stowage_local::{ConnectionLimits, SignedBlobs, app, raise_open_file_limit, serve};
+use stowage_local::{
+    ConnectionLimits, SignedBlobs, app, emulate, raise_open_file_limit, serve, signed_blob_router,
+};
 use stowage_runtime::StartupError;
 use tokio::net::TcpListener;
 
@@ -73,6 +75,15 @@ struct Cli {
     /// open-file limit is lower).
     #[arg(long, env = "STOWAGE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Serves the AWS deployment's shape: the CloudFront front's routing rule, requests for
+    /// Lambda through API Gateway's event and limits (6 MB, 30 s), large bodies to the upload
+    /// service.
+    #[arg(long)]
+    emulate_aws: bool,
+    /// With --emulate-aws: a deployment without the upload service (every request through
+    /// Lambda, with its limit on request size).
+    #[arg(long, requires = "emulate_aws")]
+    without_upload_service: bool,
 }
 
 /// File descriptors kept back from connections: the database, blob files, the listener.
@@ -135,7 +146,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         signer,
         blobs: Arc::clone(&stores.blobs),
     });
-    let registry = stowage_runtime::registry(stores.metadata, stores.blobs, settings);
+    let make_registry = {
+        let (metadata, blobs) = (Arc::clone(&stores.metadata), Arc::clone(&stores.blobs));
+        move || {
+            stowage_runtime::registry(Arc::clone(&metadata), Arc::clone(&blobs), settings.clone())
+        }
+    };
+    let registry = make_registry();
     if matches!(cli.backend, Backend::Embedded) {
         // This process alone serves the data folder: no request of an earlier run (one that
         // crashed, say) still holds an upload.
@@ -163,10 +180,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         ));
     }
     let limits = cli.connection_limits();
-    tracing::info!(%bound, %public_url, backend = ?cli.backend, ?limits, "stowage-local is listening");
-    serve(listener, app(state, signed), limits, shutdown_signal()).await;
+    let router = if cli.emulate_aws {
+        emulated_deployment(&cli, state, signed, make_registry)
+    } else {
+        app(state, signed)
+    };
+    tracing::info!(%bound, %public_url, backend = ?cli.backend, emulate_aws = cli.emulate_aws, ?limits, "stowage-local is listening");
+    serve(listener, router, limits, shutdown_signal()).await;
     tracing::info!("stowage-local stopped");
     Ok(())
+}
+
+/// The AWS deployment on one machine: the front, the Lambda functions each over a registry of
+/// its own, and (unless left out) the upload service over `state`.
+fn emulated_deployment(
+    cli: &Cli,
+    state: AppState,
+    signed: Option<SignedBlobs>,
+    make_registry: impl Fn() -> Arc<stowage_service::Registry>,
+) -> axum::Router {
+    let upload_service = !cli.without_upload_service;
+    let functions =
+        emulate::Functions::new(emulate::lambda_state_factory(make_registry, upload_service));
+    let uploads = upload_service.then(|| app(state, None));
+    emulate::front(functions, uploads, signed.map(signed_blob_router))
 }
 
 /// Runs the purge every `interval`, as the scheduled function does on AWS.

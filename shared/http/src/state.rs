@@ -73,14 +73,18 @@ pub struct AppState {
 }
 
 /// The base URL clients used for this request, without a trailing `/`: the configured public
-/// URL, else the request's `Host` (and `X-Forwarded-Proto`, which API Gateway sets).
+/// URL, else the request's `X-Forwarded-Host` (which the deployment's CloudFront front sets:
+/// the origins behind it see their own host name) or `Host`, and `X-Forwarded-Proto` (which
+/// API Gateway sets).
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.as_str().trim_end_matches('/').to_owned();
     }
     let host = headers
-        .get(HOST)
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(HOST))
         .and_then(|value| value.to_str().ok())
+        .filter(|host| !host.is_empty())
         .unwrap_or("localhost");
     let scheme = headers
         .get("x-forwarded-proto")

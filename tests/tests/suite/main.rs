@@ -9,6 +9,7 @@ mod contention;
 mod crashes;
 mod credentials;
 mod deployment;
+mod emulated_aws;
 mod events;
 mod lifecycle;
 mod limits;

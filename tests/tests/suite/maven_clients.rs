@@ -32,7 +32,7 @@ fn debian_repository() -> PathBuf {
     }
 }
 
-fn settings(dir: &Path, local: &Path, token: &str) -> PathBuf {
+pub(crate) fn settings(dir: &Path, local: &Path, token: &str) -> PathBuf {
     let xml = format!(
         r#"<settings>
   <localRepository>{}</localRepository>
@@ -50,7 +50,7 @@ fn settings(dir: &Path, local: &Path, token: &str) -> PathBuf {
     path
 }
 
-fn library(dir: &Path, registry: &str, version: &str) {
+pub(crate) fn library(dir: &Path, registry: &str, version: &str) {
     let source = dir.join("src/main/java/com/acme");
     std::fs::create_dir_all(&source).expect("sources");
     std::fs::write(
@@ -73,7 +73,7 @@ fn library(dir: &Path, registry: &str, version: &str) {
     std::fs::write(dir.join("pom.xml"), pom).expect("pom.xml");
 }
 
-fn application(dir: &Path, registry: &str, dependency: &str) {
+pub(crate) fn application(dir: &Path, registry: &str, dependency: &str) {
     let source = dir.join("src/main/java/com/acme/app");
     std::fs::create_dir_all(&source).expect("sources");
     std::fs::write(
@@ -94,7 +94,7 @@ fn application(dir: &Path, registry: &str, dependency: &str) {
     std::fs::write(dir.join("pom.xml"), pom).expect("pom.xml");
 }
 
-async fn mvn(dir: &Path, settings: &Path, goal: &str) -> stowage_tests::clients::Run {
+pub(crate) async fn mvn(dir: &Path, settings: &Path, goal: &str) -> stowage_tests::clients::Run {
     let script = format!(
         "cd '{}' && mvn -B -e -s '{}' {goal}",
         dir.display(),

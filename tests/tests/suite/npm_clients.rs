@@ -14,13 +14,13 @@ on_both_backends!(
 );
 
 /// An npm user: their own .npmrc and cache, pointing at the workspace's registry.
-struct NpmUser {
+pub(crate) struct NpmUser {
     home: tempfile::TempDir,
     registry: String,
 }
 
 impl NpmUser {
-    fn new(server: &TestServer, token: &str) -> Self {
+    pub(crate) fn new(server: &TestServer, token: &str) -> Self {
         let home = tempfile::tempdir().expect("home");
         let registry = format!("{}/npm/acme/", server.url);
         let host = registry.trim_start_matches("http:");
@@ -31,7 +31,7 @@ impl NpmUser {
         Self { home, registry }
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         vec![
             (
                 "npm_config_userconfig".into(),
@@ -45,7 +45,7 @@ impl NpmUser {
         ]
     }
 
-    async fn npm(&self, dir: &Path, args: &[&str]) -> Run {
+    pub(crate) async fn npm(&self, dir: &Path, args: &[&str]) -> Run {
         let mut all = vec!["--prefix".to_owned(), dir.display().to_string()];
         all.extend(args.iter().map(|a| a.to_string()));
         let env = self.env();
@@ -56,7 +56,7 @@ impl NpmUser {
 }
 
 /// A package folder for `npm publish`.
-fn package_dir(root: &Path, name: &str, version: &str) -> std::path::PathBuf {
+pub(crate) fn package_dir(root: &Path, name: &str, version: &str) -> std::path::PathBuf {
     let dir = root.join(format!("{}-{version}", name.replace('/', "_")));
     std::fs::create_dir_all(&dir).expect("folder");
     let manifest = json!({ "name": name, "version": version, "description": format!("{name} for tests"), "main": "index.js", "keywords": ["stowage"] });
@@ -69,7 +69,7 @@ fn package_dir(root: &Path, name: &str, version: &str) -> std::path::PathBuf {
     dir
 }
 
-fn app_dir(root: &Path, dependencies: Value) -> std::path::PathBuf {
+pub(crate) fn app_dir(root: &Path, dependencies: Value) -> std::path::PathBuf {
     let dir = root.join(format!("app-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("folder");
     std::fs::write(
@@ -254,7 +254,7 @@ async fn npm_publishes_installs_tags_deprecates_and_unpublishes(stores: Stores) 
 }
 
 /// Runs npm inside a folder (publish works on the current folder).
-async fn run_in(user: &NpmUser, dir: &Path, args: &[&str]) -> Run {
+pub(crate) async fn run_in(user: &NpmUser, dir: &Path, args: &[&str]) -> Run {
     let env = user.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let script = format!(
