@@ -28,8 +28,10 @@ function goesToUploadService(method, uri) {
 
 async function handler(event) {
   const request = event.request;
-  // The origins see their own host name; the registry's URLs name the one clients used.
-  request.headers['x-forwarded-host'] = { value: request.headers.host ? request.headers.host.value : '' };
+  // The origins see their own host name and scheme; the registry's URLs name the ones
+  // clients used (RFC 7239).
+  const host = request.headers.host ? request.headers.host.value : '';
+  request.headers['forwarded'] = { value: 'host=' + host + ';proto=https' };
   if (goesToUploadService(request.method, request.uri)) {
     cf.selectRequestOriginById(UPLOAD_ORIGIN);
   }

@@ -33,8 +33,8 @@ for (const request of recorded) {
   const forwarded = await handler(event);
   const problems = [];
   if (selected !== request.origin) problems.push(`went to ${selected}, not ${request.origin}`);
-  if (forwarded.headers['x-forwarded-host']?.value !== 'registry.example.com') {
-    problems.push('the viewer host was not forwarded');
+  if (forwarded.headers.forwarded?.value !== 'host=registry.example.com;proto=https') {
+    problems.push('the viewer host and scheme were not forwarded');
   }
   if (problems.length > 0) {
     failures += 1;

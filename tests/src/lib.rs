@@ -15,7 +15,7 @@ mod server;
 
 use std::sync::Arc;
 
-pub use server::{ADMIN_TOKEN, Auth, TestServer, finish_request};
+pub use server::{ADMIN_TOKEN, Auth, TestServer, finish_request, send_partly};
 
 use futures_util::StreamExt;
 use stowage_storage::{BlobStore, ByteStream, MetadataStore};

@@ -357,22 +357,7 @@ impl TestServer {
         declared: usize,
         body: &[u8],
     ) -> tokio::net::TcpStream {
-        use tokio::io::AsyncWriteExt;
-        let address = self.url.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(address)
-            .await
-            .expect("connect");
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.expect("write");
-        stream.write_all(body).await.expect("write body");
-        stream.flush().await.expect("flush");
-        stream
+        send_partly(&self.url, method, path, headers, declared, body).await
     }
 
     /// Waits (up to 10 s) for the blob store to hold `expected` objects and unfinished
@@ -388,6 +373,34 @@ impl TestServer {
         }
         count
     }
+}
+
+/// Starts a request to the server at `url` over a plain socket, announcing a body of
+/// `declared` bytes, and sends `body`, the first of them.
+pub async fn send_partly(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    declared: usize,
+    body: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {declared}\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write body");
+    stream.flush().await.expect("flush");
+    stream
 }
 
 /// Sends the rest of a request begun with [`TestServer::send_partly`]; its status and body.

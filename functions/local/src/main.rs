@@ -133,8 +133,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let listener = TcpListener::bind(cli.listen).await?;
     let bound = listener.local_addr()?;
-    let public_url = match &cli.public_url {
-        Some(url) => stowage_runtime::parse_public_url(url)?,
+    let configured_url = cli
+        .public_url
+        .as_deref()
+        .map(stowage_runtime::parse_public_url)
+        .transpose()?;
+    let public_url = match &configured_url {
+        Some(url) => url.clone(),
         None => default_public_url(bound)?,
     };
     let settings = stowage_runtime::settings_from_env()?;
@@ -161,7 +166,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             tracing::info!(released, "released uploads held by an earlier run");
         }
     }
-    if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry, true).await? {
+    // A token is generated (and shown) only for the embedded store, whose output is its
+    // owner's terminal; on AWS the output is a log, and the site admin comes from the
+    // deployment (STOWAGE_BOOTSTRAP_TOKEN_SHA256).
+    let may_generate = matches!(cli.backend, Backend::Embedded);
+    if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry, may_generate).await? {
         // Shown once, on standard output, and never logged.
         println!(
             "Created the site admin 'admin'. Its token, shown only this once:\n\n    {}\n",
@@ -170,7 +179,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let state = AppState {
         registry,
-        public_url: Some(public_url.clone()),
+        // On AWS, behind a load balancer, the URL is the one each request names (the
+        // deployment's front says it); locally, the address listened on.
+        public_url: match cli.backend {
+            Backend::Embedded => Some(public_url.clone()),
+            Backend::Aws => configured_url,
+        },
         limits: Limits::local(cli.max_body_bytes),
     };
     if cli.purge_interval_seconds > 0 {

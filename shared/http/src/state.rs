@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, FORWARDED, HOST};
 use stowage_service::Registry;
 use url::Url;
 
@@ -73,23 +73,74 @@ pub struct AppState {
 }
 
 /// The base URL clients used for this request, without a trailing `/`: the configured public
-/// URL, else the request's `X-Forwarded-Host` (which the deployment's CloudFront front sets:
-/// the origins behind it see their own host name) or `Host`, and `X-Forwarded-Proto` (which
-/// API Gateway sets).
+/// URL, else what the request says of itself: the `Forwarded` header (RFC 7239; the
+/// deployment's CloudFront front sets it, since the origins behind it see their own host
+/// name and scheme), else `Host` and `X-Forwarded-Proto` (which API Gateway sets).
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.as_str().trim_end_matches('/').to_owned();
     }
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(HOST))
-        .and_then(|value| value.to_str().ok())
-        .filter(|host| !host.is_empty())
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let forwarded = text(FORWARDED.as_str())
+        .map(first_forwarded)
+        .unwrap_or_default();
+    let host = forwarded
+        .host
+        .or_else(|| text(HOST.as_str()))
+        .filter(|host| !host.is_empty() && !host.contains(['/', '@', ' ']))
         .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|value| value.to_str().ok())
+    let scheme = forwarded
+        .proto
+        .or_else(|| text("x-forwarded-proto"))
         .filter(|proto| matches!(*proto, "http" | "https"))
         .unwrap_or("http");
     format!("{scheme}://{host}")
+}
+
+/// The host and scheme of the first (the client's own) element of a `Forwarded` header.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Forwarded<'a> {
+    host: Option<&'a str>,
+    proto: Option<&'a str>,
+}
+
+fn first_forwarded(value: &str) -> Forwarded<'_> {
+    let first = value.split(',').next().unwrap_or_default();
+    let mut forwarded = Forwarded::default();
+    for pair in first.split(';') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        match name.trim().to_ascii_lowercase().as_str() {
+            "host" => forwarded.host = Some(value),
+            "proto" => forwarded.proto = Some(value),
+            _ => {}
+        }
+    }
+    forwarded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_header_names_the_clients_host_and_scheme() {
+        assert_eq!(
+            first_forwarded("host=registry.example.com;proto=https"),
+            Forwarded {
+                host: Some("registry.example.com"),
+                proto: Some("https")
+            }
+        );
+        assert_eq!(
+            first_forwarded(r#"for=192.0.2.60;Proto=http;HOST="a.example:8080", host=b"#),
+            Forwarded {
+                host: Some("a.example:8080"),
+                proto: Some("http")
+            }
+        );
+        assert_eq!(first_forwarded("for=192.0.2.60"), Forwarded::default());
+    }
 }

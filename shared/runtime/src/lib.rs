@@ -11,6 +11,8 @@
 //!   `STOWAGE_CREDENTIAL_CACHE_SECONDS` (30, at most 60).
 //! - `STOWAGE_BOOTSTRAP_TOKEN`, or `STOWAGE_BOOTSTRAP_TOKEN_SHA256`: the site admin's token on
 //!   an empty store.
+//! - `STOWAGE_UPLOAD_SERVICE=enabled`: on Lambda, an upload service beside the functions takes
+//!   the requests with large bodies (the deployment's front routes them there).
 //! - `STOWAGE_LOG_FORMAT=json`, `STOWAGE_LOG` or `RUST_LOG` (a tracing filter, default `info`).
 //!
 //! Features choose the adapters a binary links: `aws` (DynamoDB and S3) and `embedded` (SQLite
@@ -203,10 +205,20 @@ pub fn registry_with_clock(
 #[cfg(feature = "aws")]
 pub async fn lambda_state() -> Result<stowage_http::AppState, StartupError> {
     let stores = aws_stores().await?;
+    let limits = match var("STOWAGE_UPLOAD_SERVICE").as_deref() {
+        None | Some("disabled") => stowage_http::Limits::LAMBDA,
+        Some("enabled") => stowage_http::Limits::LAMBDA.with_upload_service(),
+        Some(other) => {
+            return Err(StartupError::Invalid {
+                name: "STOWAGE_UPLOAD_SERVICE",
+                message: format!("must be enabled or disabled (got {other:?})"),
+            });
+        }
+    };
     Ok(stowage_http::AppState {
         registry: registry(stores.metadata, stores.blobs, settings_from_env()?),
         public_url: public_url_from_env()?,
-        limits: stowage_http::Limits::LAMBDA,
+        limits,
     })
 }
 

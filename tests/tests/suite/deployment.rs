@@ -22,21 +22,21 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// A Lambda function of the template, as far as these tests look.
 #[derive(Debug)]
-struct Function {
-    binary: String,
+pub(crate) struct Function {
+    pub(crate) binary: String,
     /// HTTP API routes: (method, path).
-    routes: Vec<(String, String)>,
-    environment: BTreeSet<String>,
+    pub(crate) routes: Vec<(String, String)>,
+    pub(crate) environment: BTreeSet<String>,
     /// (actions, resources) of each policy statement that allows.
-    statements: Vec<(Vec<String>, Vec<String>)>,
-    scheduled: bool,
+    pub(crate) statements: Vec<(Vec<String>, Vec<String>)>,
+    pub(crate) scheduled: bool,
 }
 
-fn repository_root() -> PathBuf {
+pub(crate) fn repository_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn strings(node: &Yaml) -> Vec<String> {
+pub(crate) fn strings(node: &Yaml) -> Vec<String> {
     match node {
         Yaml::String(one) => vec![one.clone()],
         Yaml::Array(many) => many.iter().flat_map(strings).collect(),
@@ -44,7 +44,7 @@ fn strings(node: &Yaml) -> Vec<String> {
     }
 }
 
-fn keys(node: &Yaml) -> BTreeSet<String> {
+pub(crate) fn keys(node: &Yaml) -> BTreeSet<String> {
     node.as_hash()
         .map(|hash| {
             hash.keys()
@@ -218,7 +218,7 @@ async fn every_route_reaches_the_function_that_serves_it() {
 }
 
 /// The `STOWAGE_…` names a source file reads.
-fn variables_in(text: &str) -> BTreeSet<String> {
+pub(crate) fn variables_in(text: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (start, _) in text.match_indices("\"STOWAGE_") {
         let name: String = text[start + 1..]
@@ -230,7 +230,7 @@ fn variables_in(text: &str) -> BTreeSet<String> {
     found
 }
 
-fn source(path: &Path) -> String {
+pub(crate) fn source(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|_| panic!("read {}", path.display()))
 }
 
@@ -325,9 +325,9 @@ fn allows(function: &Function, action: &str, call: &AwsCall) -> bool {
 
 /// Every call (presigned URLs included: IAM checks them when used) is allowed, and nothing is
 /// granted that no call needs (least privilege).
-fn assert_covered(functions: &BTreeMap<String, Function>, binary: &str, calls: &BTreeSet<AwsCall>) {
+pub(crate) fn assert_covered(f: &Function, calls: &BTreeSet<AwsCall>) {
+    let binary = &f.binary;
     assert!(!calls.is_empty(), "{binary}: the scenario made AWS calls");
-    let f = function(functions, binary);
     let mut needed: BTreeSet<String> = BTreeSet::new();
     for call in calls {
         for action in actions_for(call) {
@@ -349,7 +349,7 @@ fn assert_covered(functions: &BTreeMap<String, Function>, binary: &str, calls: &
 }
 
 /// Serves `router` on a free loopback port, returning its URL.
-async fn serve(router: Router) -> String {
+pub(crate) async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -502,7 +502,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
             .expect("read");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-    assert_covered(&functions, "stowage-admin", &recorder.take());
+    assert_covered(function(&functions, "stowage-admin"), &recorder.take());
 
     // The container registry: monolithic and chunked pushes (multipart), pulls, a cancelled
     // upload, deletions, and an upload left behind for the purge.
@@ -567,7 +567,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("DELETE");
     assert_eq!(deleted.status(), StatusCode::ACCEPTED);
-    assert_covered(&functions, "stowage-oci", &recorder.take());
+    assert_covered(function(&functions, "stowage-oci"), &recorder.take());
 
     // npm: publish, read (a version by its tag too), tags.
     let npm = |path: &str| format!("{}/npm/acme{path}", urls["stowage-npm"]);
@@ -631,7 +631,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("untag");
     assert!(unpublished.status().is_success());
-    assert_covered(&functions, "stowage-npm", &recorder.take());
+    assert_covered(function(&functions, "stowage-npm"), &recorder.take());
 
     // Maven: deploy a jar with its checksum, resolve it, read the generated metadata.
     let maven = |path: &str| format!("{}/maven/acme/com/acme/lib{path}", urls["stowage-maven"]);
@@ -701,7 +701,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("PUT");
     assert_eq!(refused.status(), StatusCode::CONFLICT);
-    assert_covered(&functions, "stowage-maven", &recorder.take());
+    assert_covered(function(&functions, "stowage-maven"), &recorder.take());
 
     // The purge: the deleted package and repository past retention, the abandoned upload,
     // the garbage blobs past the grace period.
@@ -718,7 +718,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         report.uploads_expired >= 1 && report.blobs_collected + second.blobs_collected >= 1,
         "{report:?} {second:?}"
     );
-    assert_covered(&functions, "stowage-purge", &recorder.take());
+    assert_covered(function(&functions, "stowage-purge"), &recorder.take());
 }
 
 /// Sends `bytes` from `offset` in chunks of 3 MiB (within Lambda's limit); returns the next

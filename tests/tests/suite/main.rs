@@ -9,6 +9,7 @@ mod contention;
 mod crashes;
 mod credentials;
 mod deployment;
+mod deployment_uploads;
 mod emulated_aws;
 mod events;
 mod lifecycle;

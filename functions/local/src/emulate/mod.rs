@@ -91,14 +91,17 @@ async fn route(State(front): State<Front>, mut request: Request) -> Response {
     {
         return serve(blob_urls.clone(), request).await;
     }
-    // As the CloudFront function does: the origins see their own host name.
-    let viewer_host = request.headers().get(HOST).cloned();
-    if let Some(host) = viewer_host {
-        request.headers_mut().insert("x-forwarded-host", host);
+    // As the CloudFront function does: the origins see their own host name and scheme.
+    let viewer_host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_default();
+    if let Ok(forwarded) = HeaderValue::from_str(&format!("host={viewer_host};proto=http")) {
+        request
+            .headers_mut()
+            .insert(http::header::FORWARDED, forwarded);
     }
-    request
-        .headers_mut()
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
     if let Some(upload_service) = &front.upload_service
         && origin_of(request.method().as_str(), &path) == Origin::UploadService
     {
