@@ -47,6 +47,28 @@ build_lambdas() {
     "${lambda_functions[@]/#/--package=}"
 }
 
+# build_image ARCH (amd64 or arm64): the upload service's static (musl) binary, in
+# target/image/ARCH/, and its container image from Containerfile, saved as
+# target/image/stowage-ARCH.oci.tar.
+build_image() {
+  local arch=$1 triple
+  case $arch in
+    amd64) triple=x86_64-unknown-linux-musl ;;
+    arm64) triple=aarch64-unknown-linux-musl ;;
+  esac
+  rustup target list --installed | grep -qx "$triple" || rustup target add "$triple"
+  PATH="$work/venv/bin:$PATH" cargo lambda build --release --locked --target "$triple" \
+    --package=stowage-local --lambda-dir "$root/target/image-build/$arch"
+  mkdir -p "$root/target/image/$arch"
+  cp "$root/target/image-build/$arch/stowage-local/bootstrap" "$root/target/image/$arch/stowage-local"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/target/image/ca-certificates.crt"
+  local buildah=(buildah --storage-driver vfs --root "$work/buildah/root" --runroot "$work/buildah/run")
+  "${buildah[@]}" bud --quiet --arch "$arch" --build-arg "TARGETARCH=$arch" \
+    -f "$root/Containerfile" -t "localhost/stowage:$arch" "$root/target/image" > /dev/null
+  rm -f "$root/target/image/stowage-$arch.oci.tar"
+  "${buildah[@]}" push --quiet "localhost/stowage:$arch" "oci-archive:$root/target/image/stowage-$arch.oci.tar"
+}
+
 # zip_kib FUNCTION: the size of a built function's zip, in KiB.
 zip_kib() {
   echo $(( $(stat -c %s "$root/target/lambda/$1/bootstrap.zip") / 1024 ))

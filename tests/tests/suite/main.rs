@@ -5,6 +5,7 @@ mod admin_api;
 mod aws_budgets;
 mod blob_contract;
 mod connections;
+mod container_image;
 mod contention;
 mod crashes;
 mod credentials;
