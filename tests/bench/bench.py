@@ -261,13 +261,15 @@ class Servers:
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    def stowage(self, data_dir):
+    def stowage(self, data_dir, *extra):
+        """stowage-local on `data_dir`; `extra` arguments such as --emulate-aws."""
         port = free_port()
         env = dict(os.environ, STOWAGE_BOOTSTRAP_TOKEN=TOKEN, STOWAGE_LOG="warn")
         started = time.monotonic()
         process = self.start([self.args.stowage, "--listen", f"127.0.0.1:{port}",
-                              "--data-dir", data_dir, "--max-body-bytes", str(1 << 31)],
-                             f"{self.work}/stowage.log", env=env)
+                              "--data-dir", data_dir, "--max-body-bytes", str(1 << 31),
+                              *extra],
+                             f"{self.work}/stowage{''.join(extra)}.log", env=env)
         base = f"http://127.0.0.1:{port}"
         wait_until_answering(f"{base}/v2/", process)
         return base, process, time.monotonic() - started
@@ -504,7 +506,10 @@ def run(args, servers, work):
     # servers; the median rate and the peak memory after the rounds. Each round pushes new
     # content, so every push stores a new blob. Stowage makes every part durable (fsync) before
     # it records it and Distribution does not, so the disk is flushed before each push: neither
-    # pays for what was written before it.
+    # pays for what was written before it. Beside them, the AWS deployment's shape
+    # (--emulate-aws: the POST through the Lambda path, the body to the upload service).
+    emulated, emulated_process, _ = servers.stowage(f"{work}/emulated-data", "--emulate-aws")
+    load_stowage(emulated)
     pushes = {}
     for size_mib in (args.push_mib // 8, args.push_mib):
         rates = {}
@@ -516,6 +521,7 @@ def run(args, servers, work):
                     f.write(os.urandom(1 << 20))
             for name, base, auth, process in [
                 ("stowage", stowage, stowage_basic, stowage_process),
+                ("stowage --emulate-aws", emulated, stowage_basic, emulated_process),
                 ("docker-registry", registry, registry_basic, registry_process),
             ]:
                 os.sync()
