@@ -15,6 +15,7 @@ use crate::npm_clients::{NpmUser, app_dir, package_dir, run_in};
 
 on_both_backends!(
     skopeo_pushes_and_pulls_a_200_mib_layer,
+    an_upload_continues_on_another_task,
     npm_publishes_and_installs_a_20_mib_tarball,
     mvn_deploys_and_resolves_a_50_mib_jar,
     upload_capabilities_are_bound_to_their_session_image_and_time,
@@ -133,6 +134,161 @@ async fn skopeo_pushes_and_pulls_a_200_mib_layer(stores: Stores) {
         std::fs::metadata(&layer).expect("the pulled layer").len(),
         img.layers[0].len() as u64
     );
+}
+
+/// buildah and podman (containers/image, like skopeo, so on the embedded pair alone: the other
+/// adds nothing the skopeo test does not show) push images with a 200 MiB layer each through
+/// the upload service, and podman pulls one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buildah_and_podman_push_200_mib_layers() {
+    if !available(&["buildah", "podman", "skopeo"]) {
+        return;
+    }
+    let stores = Stores::new(stowage_tests::Backend::Embedded)
+        .await
+        .expect("stores");
+    let (server, alice) = deployment(stores, true, "container", "api", "api/server").await;
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let work = tempfile::tempdir().expect("folder");
+    let storage = |program: &str| {
+        let mut args: Vec<String> = vec![program.into()];
+        for (flag, folder) in [("--root", "root"), ("--runroot", "run")] {
+            args.push(flag.into());
+            args.push(work.path().join(folder).display().to_string());
+        }
+        args.extend(["--storage-driver".into(), "vfs".into()]);
+        args
+    };
+    let tool = |program: &str, extra: &[&str]| {
+        let mut args = storage(program);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        async move {
+            let refs: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            run(&args[0], &refs, &[]).await
+        }
+    };
+    let creds = format!("alice:{alice}");
+    for (client, tag) in [("buildah", "buildah"), ("podman", "podman")] {
+        let file = work.path().join(format!("{client}.bin"));
+        std::fs::write(&file, random_bytes(200 * MIB)).expect("layer file");
+        let container = tool("buildah", &["from", "scratch"])
+            .await
+            .ok("buildah from")
+            .stdout
+            .trim()
+            .to_owned();
+        let file = file.display().to_string();
+        tool("buildah", &["copy", &container, &file, "/layer.bin"])
+            .await
+            .ok("buildah copy");
+        let image = format!("localhost/big-{client}");
+        tool(
+            "buildah",
+            &["commit", "--format", "oci", &container, &image],
+        )
+        .await
+        .ok("buildah commit");
+        std::fs::remove_file(&file).expect("remove the layer file");
+        let destination = format!("docker://{host}/acme/api/server:{tag}");
+        tool(
+            client,
+            &[
+                "push",
+                "--tls-verify=false",
+                "--creds",
+                &creds,
+                &image,
+                &destination,
+            ],
+        )
+        .await
+        .ok(&format!("{client} push through the upload service"));
+    }
+    tool(
+        "podman",
+        &[
+            "pull",
+            "--tls-verify=false",
+            "--creds",
+            &creds,
+            &format!("docker://{host}/acme/api/server:buildah"),
+        ],
+    )
+    .await
+    .ok("podman pull");
+    for tag in ["buildah", "podman"] {
+        let inspected = run(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                &creds,
+                &format!("docker://{host}/acme/api/server:{tag}"),
+            ],
+            &[],
+        )
+        .await
+        .ok("skopeo inspect");
+        let inspected: serde_json::Value = serde_json::from_str(&inspected.stdout).expect("JSON");
+        let size = inspected["layers"][0]["size"].as_u64().expect("size");
+        assert!(size > 200 * MIB as u64, "{tag}: a layer of {size} bytes");
+    }
+}
+
+/// An upload whose requests land on different upload service tasks: each task is a registry
+/// of its own over the same stores, and the session's state (offset, hash, parts) is in them.
+async fn an_upload_continues_on_another_task(stores: Stores) {
+    let (server, alice) = deployment(stores, true, "container", "api", "api/server").await;
+    let other_task = crate::deployment::serve(stowage_local::app(
+        stowage_http::AppState {
+            registry: std::sync::Arc::new(stowage_service::Registry::new(
+                std::sync::Arc::clone(&server.stores.metadata),
+                std::sync::Arc::clone(&server.stores.blobs),
+                server.clock.clone(),
+                stowage_service::Settings::default(),
+            )),
+            public_url: None,
+            limits: stowage_http::Limits::local(1024 * 1024 * 1024),
+        },
+        None,
+    ))
+    .await;
+    let client = RegistryClient::new(&server.url, "alice", &alice);
+    let blob = random_bytes(14 * MIB + 5);
+    let (first, second) = blob.split_at(6 * MIB);
+    let location = client.start_upload("acme/api/server").await;
+    let http = reqwest::Client::new();
+    let patched = http
+        .patch(format!("{}{location}", server.url))
+        .header("content-range", format!("0-{}", first.len() - 1))
+        .body(first.to_vec())
+        .send()
+        .await
+        .expect("PATCH on the first task");
+    assert_eq!(patched.status(), 202);
+    let location = patched.headers()["location"].to_str().expect("location");
+    let finished = http
+        .put(format!("{other_task}{location}?digest={}", sha256(&blob)))
+        .header(
+            "content-range",
+            format!("{}-{}", first.len(), blob.len() - 1),
+        )
+        .body(second.to_vec())
+        .send()
+        .await
+        .expect("PUT on the other task");
+    assert_eq!(finished.status(), 201);
+    let head = client
+        .request(
+            "HEAD",
+            &format!("/v2/acme/api/server/blobs/{}", sha256(&blob)),
+        )
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.headers()["content-length"], blob.len().to_string());
 }
 
 /// A package folder whose tarball holds `size` bytes that do not compress.
