@@ -1,5 +1,7 @@
 //! Stowage as one local process: the same routers the Lambda functions serve, merged, plus the
-//! route that answers the embedded blob store's signed URLs (S3 answers them on AWS).
+//! route that answers the embedded blob store's signed URLs (S3 answers them on AWS). On AWS
+//! the same process, on the AWS adapters, is the upload service; [`emulate`] serves the whole
+//! deployment's shape on one machine.
 
 pub mod emulate;
 mod serve;
