@@ -246,6 +246,13 @@ pub async fn error_code(response: reqwest::Response) -> String {
         .to_owned()
 }
 
+/// An upload URL with its capability replaced by the bare session id: a URL that needs
+/// credentials like any other.
+pub fn without_capability(location: &str) -> String {
+    let (path, _) = location.rsplit_once('/').expect("segments");
+    format!("{path}/{}", upload_session(location))
+}
+
 /// The upload session an upload URL is for, read from the capability it ends in.
 pub fn upload_session(location: &str) -> String {
     use base64::Engine as _;

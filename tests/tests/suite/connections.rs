@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use stowage_http::Limits;
 use stowage_local::ConnectionLimits;
 use stowage_service::Settings;
-use stowage_tests::oci::{RegistryClient, error_code};
+use stowage_tests::oci::{RegistryClient, error_code, without_capability};
 use stowage_tests::{Stores, TestServer, on_both_backends};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,8 +43,9 @@ async fn refused_uploads_are_answered_not_reset(stores: Stores) {
             let mut requests = Vec::new();
             for _ in 0..5 {
                 let request = match what {
+                    // Without its capability, an upload URL needs credentials.
                     "anonymous" => anonymous
-                        .patch(format!("{}{location}", server.url))
+                        .patch(format!("{}{}", server.url, without_capability(&location)))
                         .body(chunk.clone()),
                     "unknown upload" => client
                         .request("PATCH", "/v2/acme/api/server/blobs/uploads/no-such-upload")

@@ -1011,7 +1011,15 @@ async fn abandoned_uploads_are_cleared(stores: Stores) {
     server.clock.advance(Days::seconds(GRACE + 1));
     let report = purge(&server).await;
     assert_eq!(report.uploads_expired, 1);
-    assert_eq!(client.get(&location).await.status(), 404);
+    // Its URL's capability has expired too; with credentials, the session is unknown.
+    assert_eq!(client.get(&location).await.status(), 401);
+    assert_eq!(
+        client
+            .get(&stowage_tests::oci::without_capability(&location))
+            .await
+            .status(),
+        404
+    );
     assert_eq!(
         server.stores.object_count().await,
         before,

@@ -178,3 +178,70 @@ fn uuid_like() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     format!("emulated-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, put};
+
+    fn function() -> LambdaFunction {
+        let router = Router::new()
+            .route(
+                "/v2/echo",
+                put(|body: Bytes| async move { ([("x-length", body.len().to_string())], body) }),
+            )
+            .route(
+                "/v2/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::extract::DefaultBodyLimit::disable());
+        LambdaFunction::new(router, "ANY /v2/{proxy+}")
+    }
+
+    #[tokio::test]
+    async fn a_binary_body_goes_through_the_event_and_back() {
+        let body: Vec<u8> = (0..=255).cycle().take(100_000).collect();
+        let answer = function()
+            .invoke(&Method::PUT, "/v2/echo?x=1", &HeaderMap::new(), &body)
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers()["x-length"], "100000");
+        assert_eq!(answer.body().as_ref(), body.as_slice());
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_event_limit_never_reaches_the_function() {
+        // 4.8 MB of bytes is 6.4 MB once base64-encoded: within the HTTP API, over Lambda.
+        let answer = function()
+            .invoke(
+                &Method::PUT,
+                "/v2/echo",
+                &HeaderMap::new(),
+                &vec![7; 4_800_000],
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let message = String::from_utf8_lossy(answer.body());
+        assert!(message.contains("6 MB"), "{message}");
+        let answer = function()
+            .invoke(
+                &Method::PUT,
+                "/v2/echo",
+                &HeaderMap::new(),
+                &vec![7; 4_000_000],
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_function_slower_than_the_gateway_is_answered_503() {
+        let answer = function()
+            .invoke(&Method::GET, "/v2/slow", &HeaderMap::new(), b"")
+            .await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
