@@ -14,12 +14,12 @@ use crate::error::{ApiError, ApiResult};
 
 type Authenticated = Caller<ApiError>;
 
-fn new_token(body: CreateToken) -> NewToken {
-    NewToken {
+fn new_token(body: CreateToken) -> Result<NewToken, ApiError> {
+    Ok(NewToken {
+        expires: body.expiry()?,
         name: body.name,
         scopes: body.scopes,
-        expires_at: body.expires_at,
-    }
+    })
 }
 
 pub async fn current_user(caller: Authenticated) -> Json<CurrentUserJson> {
@@ -55,7 +55,7 @@ pub async fn create_token_for_user(
 ) -> ApiResult<(StatusCode, Json<IssuedTokenJson>)> {
     let issued = state
         .registry
-        .create_token(caller.principal(), Some(&username), new_token(body))
+        .create_token(caller.principal(), Some(&username), new_token(body)?)
         .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
@@ -67,7 +67,7 @@ pub async fn create_own_token(
 ) -> ApiResult<(StatusCode, Json<IssuedTokenJson>)> {
     let issued = state
         .registry
-        .create_token(caller.principal(), None, new_token(body))
+        .create_token(caller.principal(), None, new_token(body)?)
         .await?;
     Ok((StatusCode::CREATED, Json(issued.into())))
 }

@@ -8,7 +8,7 @@ use stowage_domain::{Email, PackageName, PackageType, Plan, Role, Scopes, Slug, 
 use stowage_service::{
     Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord, WorkspaceRecord,
 };
-use stowage_service::{IssuedToken, PackageDetails, PipelineToken};
+use stowage_service::{IssuedToken, PackageDetails, PipelineToken, TokenExpiry};
 
 use crate::body::field;
 
@@ -21,14 +21,34 @@ pub struct CreateUser {
     pub email: Email,
 }
 
-/// `POST /api/tokens`, `POST /api/users/{user}/tokens`
+/// `POST /api/tokens`, `POST /api/users/{user}/tokens`: the expiry is `expires_at` or
+/// `expires_in_days`, exactly one ([`CreateToken::expiry`]).
 #[derive(Deserialize)]
 pub struct CreateToken {
     pub name: String,
     #[serde(deserialize_with = "field::scopes")]
     pub scopes: Scopes,
-    #[serde(deserialize_with = "field::rfc3339")]
-    pub expires_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "field::optional_rfc3339")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+impl CreateToken {
+    pub fn expiry(&self) -> Result<TokenExpiry, stowage_domain::Invalid> {
+        match (self.expires_at, self.expires_in_days) {
+            (Some(at), None) => Ok(TokenExpiry::At(at)),
+            (None, Some(days)) => Ok(TokenExpiry::InDays(days)),
+            (None, None) => Err(stowage_domain::Invalid::new(
+                "expires_at",
+                "is required (or expires_in_days)",
+            )),
+            (Some(_), Some(_)) => Err(stowage_domain::Invalid::new(
+                "expires_in_days",
+                "cannot be given with expires_at",
+            )),
+        }
+    }
 }
 
 /// `POST /api/workspaces`
@@ -266,10 +286,65 @@ impl From<VersionRecord> for VersionJson {
     }
 }
 
+/// `GET /api/workspaces/{ws}/deleted`: what the caller could restore.
+#[derive(Serialize)]
+pub struct DeletedJson {
+    pub repositories: Vec<DeletedRepositoryJson>,
+    pub packages: Vec<DeletedPackageJson>,
+}
+
+#[derive(Serialize)]
+pub struct DeletedRepositoryJson {
+    #[serde(flatten)]
+    pub repository: RepositoryJson,
+    #[serde(flatten)]
+    pub deletion: DeletionJson,
+}
+
+#[derive(Serialize)]
+pub struct DeletedPackageJson {
+    #[serde(flatten)]
+    pub package: PackageJson,
+    #[serde(flatten)]
+    pub deletion: DeletionJson,
+}
+
+impl From<stowage_service::DeletedItems> for DeletedJson {
+    fn from(items: stowage_service::DeletedItems) -> Self {
+        let repositories = items
+            .repositories
+            .into_iter()
+            .filter_map(|repository| {
+                let deletion = DeletionJson::from(repository.deleted.as_ref()?);
+                Some(DeletedRepositoryJson {
+                    repository: repository.into(),
+                    deletion,
+                })
+            })
+            .collect();
+        let packages = items
+            .packages
+            .into_iter()
+            .filter_map(|package| {
+                let deletion = DeletionJson::from(package.deleted.as_ref()?);
+                Some(DeletedPackageJson {
+                    package: package.into(),
+                    deletion,
+                })
+            })
+            .collect();
+        Self {
+            repositories,
+            packages,
+        }
+    }
+}
+
 /// A deletion: when it happened, and when the purge removes what it hid.
 #[derive(Serialize)]
 pub struct DeletionJson {
     pub deleted_at: DateTime<Utc>,
+    pub deleted_by: String,
     pub purge_after: DateTime<Utc>,
 }
 
@@ -277,6 +352,7 @@ impl From<&Deletion> for DeletionJson {
     fn from(deletion: &Deletion) -> Self {
         Self {
             deleted_at: deletion.at,
+            deleted_by: deletion.by.clone(),
             purge_after: deletion.purge_after,
         }
     }

@@ -116,7 +116,9 @@ pub mod field {
         Scopes::parse("scopes", &values).map_err(|invalid| D::Error::custom(invalid.message))
     }
 
-    pub fn rfc3339<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    pub fn optional_rfc3339<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
         with(deserializer, |value| {
             DateTime::parse_from_rfc3339(value)
                 .map(|time| time.with_timezone(&Utc))
@@ -127,5 +129,6 @@ pub mod field {
                     )
                 })
         })
+        .map(Some)
     }
 }

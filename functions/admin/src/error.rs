@@ -28,9 +28,11 @@ fn code(error: &Error) -> &'static str {
     match error {
         Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => "invalid",
         Error::NotFound(_) | Error::UploadUnknown => "not_found",
+        Error::Deleted(_) => "deleted",
         Error::UploadOutOfOrder { .. } => "out_of_order",
         Error::Conflict(_) | Error::UploadBroken => "conflict",
         Error::Unauthenticated => "unauthenticated",
+        Error::TokenExpired(_) => "token_expired",
         Error::Forbidden(_) => "forbidden",
         Error::QuotaExceeded { .. } => "quota_exceeded",
         Error::TooLarge(_) => "too_large",
@@ -64,6 +66,17 @@ impl IntoResponse for ApiError {
 pub fn route_not_found() -> Response {
     let error = json!({ "code": "not_found", "message": "route not found" });
     (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response()
+}
+
+/// A method the path does not take, answered in the API's error format (axum adds `Allow`).
+pub fn method_not_allowed() -> Response {
+    let error =
+        json!({ "code": "method_not_allowed", "message": "this path does not take that method" });
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": error })),
+    )
+        .into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

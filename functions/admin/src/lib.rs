@@ -29,7 +29,10 @@ pub fn router(state: AppState) -> Router {
             post(accounts::create_own_token).get(accounts::list_tokens),
         )
         .route("/tokens/{id}", delete(accounts::revoke_token))
-        .route("/workspaces", post(workspaces::create_workspace))
+        .route(
+            "/workspaces",
+            post(workspaces::create_workspace).get(workspaces::list_workspaces),
+        )
         .route(
             "/workspaces/{workspace}",
             get(workspaces::get_workspace).delete(workspaces::delete_workspace),
@@ -47,6 +50,7 @@ pub fn router(state: AppState) -> Router {
             post(workspaces::restore_workspace),
         )
         .route("/workspaces/{workspace}/usage", get(workspaces::usage))
+        .route("/workspaces/{workspace}/deleted", get(workspaces::deleted))
         .route(
             "/workspaces/{workspace}/repositories/{repository}/restore",
             post(workspaces::restore_repository),
@@ -72,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             post(packages::restore_package),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     Router::new().nest("/api", stowage_http::edge(routes))
@@ -79,4 +84,8 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> axum::response::Response {
     error::route_not_found()
+}
+
+async fn method_not_allowed() -> axum::response::Response {
+    error::method_not_allowed()
 }

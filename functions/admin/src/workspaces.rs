@@ -7,8 +7,8 @@ use stowage_http::{AppState, Caller};
 use stowage_service::Usage;
 
 use crate::api::{
-    CreatePipelineToken, CreateRepository, CreateWorkspace, DeletionJson, PermissionJson,
-    PipelineTokenJson, RepositoryJson, SetPermission, Values, WorkspaceJson,
+    CreatePipelineToken, CreateRepository, CreateWorkspace, DeletedJson, DeletionJson,
+    PermissionJson, PipelineTokenJson, RepositoryJson, SetPermission, Values, WorkspaceJson,
 };
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -25,6 +25,33 @@ pub async fn create_workspace(
         .create_workspace(caller.principal(), body.slug, body.plan)
         .await?;
     Ok((StatusCode::CREATED, Json(workspace.into())))
+}
+
+pub async fn list_workspaces(
+    State(state): State<AppState>,
+    caller: Authenticated,
+) -> ApiResult<Json<Values<WorkspaceJson>>> {
+    let views = state.registry.list_workspaces(caller.principal()).await?;
+    let values = views
+        .into_iter()
+        .map(|view| WorkspaceJson {
+            admin: Some(view.admin),
+            ..view.workspace.into()
+        })
+        .collect();
+    Ok(Json(Values { values }))
+}
+
+pub async fn deleted(
+    State(state): State<AppState>,
+    Path(workspace): Path<String>,
+    caller: Authenticated,
+) -> ApiResult<Json<DeletedJson>> {
+    let items = state
+        .registry
+        .deleted_in_workspace(caller.principal(), &workspace)
+        .await?;
+    Ok(Json(items.into()))
 }
 
 pub async fn get_workspace(

@@ -45,14 +45,41 @@ impl From<Error> for MavenError {
     }
 }
 
+/// The longest reason phrase sent: Maven prints it whole, on one line.
+const REASON_MAX: usize = 300;
+
+/// `message` as an HTTP/1.1 reason phrase: Maven prints only the status line of a failed
+/// deploy or download (`status code: 409, reason phrase: …`), so the reason goes there too, as
+/// other Maven repositories do. Characters a status line cannot carry become spaces.
+fn reason_phrase(message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    let mut phrase: String = message
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    if phrase.len() > REASON_MAX {
+        phrase.truncate(REASON_MAX);
+    }
+    hyper::ext::ReasonPhrase::try_from(phrase.trim().to_owned()).ok()
+}
+
 impl IntoResponse for MavenError {
     fn into_response(self) -> Response {
+        let reason = reason_phrase(&self.message);
         let mut response = (
             self.status,
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("{}\n", self.message),
         )
             .into_response();
+        if let Some(reason) = reason {
+            response.extensions_mut().insert(reason);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // Maven sends credentials on GET only after this challenge.
             response.headers_mut().insert(

@@ -333,7 +333,11 @@ pub async fn put(
     let conflict = || {
         MavenError::new(
             StatusCode::CONFLICT,
-            format!("{file} is a release file and is already deployed: releases never change"),
+            format!(
+                "release {version} of {} is already deployed ({file}): releases never change; \
+                 deploy a new version",
+                open.package.name
+            ),
         )
     };
     let retired = || {

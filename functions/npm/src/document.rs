@@ -101,10 +101,11 @@ impl PackageState {
         format!("{}-{}", self.versions.len() + self.tags.len(), &hash[..32])
     }
 
-    fn times(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    /// The last change: a publish or a tag moved.
+    fn modified(&self) -> Option<DateTime<Utc>> {
         let published = self.versions.values().map(|(v, _)| v.published_at);
         let tagged = self.tags.values().map(|t| t.updated_at);
-        (published.clone().min(), published.chain(tagged).max())
+        published.chain(tagged).max()
     }
 
     fn dist_tags(&self) -> Map<String, Value> {
@@ -150,12 +151,17 @@ pub fn version_manifest(
     manifest
 }
 
-/// The full document, as `npm view` and `npm install` (npm 11) ask for it.
-pub fn full(name: &PackageName, state: &PackageState, tarball: impl Fn(&str) -> String) -> Value {
-    let (created, modified) = state.times();
+/// The full document, as `npm view` and `npm install` (npm 11) ask for it. `time.created`
+/// is the package's creation, which no unpublish moves.
+pub fn full(
+    package: &PackageRecord,
+    state: &PackageState,
+    tarball: impl Fn(&str) -> String,
+) -> Value {
+    let name = &package.name;
     let mut time = Map::new();
-    if let (Some(created), Some(modified)) = (created, modified) {
-        time.insert("created".into(), json!(created));
+    if let Some(modified) = state.modified() {
+        time.insert("created".into(), json!(package.created_at));
         time.insert("modified".into(), json!(modified));
     }
     let mut versions = Map::new();
@@ -188,7 +194,9 @@ pub fn full(name: &PackageName, state: &PackageState, tarball: impl Fn(&str) -> 
                 document[field] = value.clone();
             }
         }
-        document["maintainers"] = json!([{ "name": latest.published_by }]);
+        // npm view prints a maintainer as "name <email>", and "<undefined>" without one.
+        let email = latest.published_by_email.as_deref().unwrap_or_default();
+        document["maintainers"] = json!([{ "name": latest.published_by, "email": email }]);
     }
     document
 }
@@ -200,7 +208,7 @@ pub fn abbreviated(
     state: &PackageState,
     tarball: impl Fn(&str) -> String,
 ) -> Value {
-    let (_, modified) = state.times();
+    let modified = state.modified();
     let mut versions = Map::new();
     for (version, (record, _)) in &state.versions {
         let manifest = version_manifest(name, record, tarball(version));

@@ -118,9 +118,14 @@ pub async fn put_document(
         Some(staged) => {
             let published = publish(caller, &open, &package_state, &document, &staged);
             match published {
-                Ok(publication) => commit(registry, &open, publication, staged)
-                    .await
-                    .map(|value| (true, value)),
+                Ok(mut publication) => {
+                    if let Some(user) = caller.user() {
+                        publication.published_by_email = registry.email_of(user).await?;
+                    }
+                    commit(registry, &open, publication, staged)
+                        .await
+                        .map(|value| (true, value))
+                }
                 Err(error) => {
                     registry.discard_staged(staged).await;
                     Err(error)
@@ -227,6 +232,8 @@ struct Publication {
     tarball: Tarball,
     tags: Vec<String>,
     published_by: String,
+    /// The publisher's e-mail, for `maintainers` (a pipeline has none).
+    published_by_email: Option<String>,
 }
 
 fn publish(
@@ -279,6 +286,7 @@ fn publish(
         tarball,
         tags,
         published_by: caller.display_name(),
+        published_by_email: None,
     })
 }
 
@@ -402,6 +410,7 @@ async fn commit(
             version: publication.version.clone(),
             published_at: now,
             published_by: publication.published_by.clone(),
+            published_by_email: publication.published_by_email.clone(),
             manifest: publication.manifest.clone(),
             tarball: Tarball {
                 object_key: link.object_key.clone(),
@@ -512,11 +521,12 @@ fn require_admin(open: &OpenPackage, what: &str) -> NpmResult<()> {
     if open.access.allows(Role::Admin) {
         return Ok(());
     }
-    Err(Error::forbidden(format!(
-        "{what}, which takes the admin role on repository {}/{}",
-        open.package.workspace, open.package.repository
-    ))
-    .into())
+    let refusal = open.access.refusal(
+        Role::Admin,
+        &open.package.workspace,
+        &open.package.repository,
+    );
+    Err(Error::forbidden(format!("{what}: {refusal}")).into())
 }
 
 /// The dist-tags the package is to have: those the document sends (all of them, when it

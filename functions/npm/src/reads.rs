@@ -54,7 +54,7 @@ pub async fn package_document(
     } else {
         (
             "application/json",
-            document::full(name, &package_state, url),
+            document::full(&open.package, &package_state, url),
         )
     };
     let body = body.to_string();

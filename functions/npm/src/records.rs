@@ -60,6 +60,10 @@ pub struct NpmVersion {
     pub version: String,
     pub published_at: DateTime<Utc>,
     pub published_by: String,
+    /// The publisher's e-mail when it was a user (versions published before it was recorded
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_by_email: Option<String>,
     /// The version's manifest as published (its package.json and npm's additions), without
     /// the readme.
     pub manifest: Map<String, Value>,
@@ -115,6 +119,7 @@ mod tests {
             version: "1.2.3".into(),
             published_at: Utc::now(),
             published_by: "alice".into(),
+            published_by_email: None,
             manifest: Map::new(),
             tarball: Tarball {
                 digest,

@@ -170,12 +170,14 @@ impl From<Error> for OciError {
     fn from(error: Error) -> Self {
         match error {
             Error::Unauthenticated => OciError::unauthorized(),
+            expired @ Error::TokenExpired(_) => OciError::unauthorized_because(expired.to_string()),
             Error::Forbidden(message) => OciError::denied(message),
             quota @ Error::QuotaExceeded { .. } => OciError::denied(quota.to_string()),
             Error::NotFound(Entity::Blob) => {
                 OciError::new(Code::BlobUnknown, "blob unknown to registry")
             }
             Error::NotFound(_) => OciError::name_unknown(),
+            Error::Deleted(message) => OciError::new(Code::NameUnknown, message),
             // Names, tags and digests are checked where the request is read (route.rs), each
             // with its own code; what the service finds invalid is in the manifest's content.
             Error::Invalid(invalid) => OciError::manifest_invalid(invalid.to_string()),

@@ -67,24 +67,47 @@ pub struct Grants {
 }
 
 /// The caller's effective role on one repository (and so on every package linked to it), or
-/// `None` when the caller may not even know it exists.
+/// `None` when the caller may not even know it exists; and the role held before the token's
+/// scopes capped it, so that a refusal can say which of the two fell short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Access(Option<Role>);
+pub struct Access {
+    effective: Option<Role>,
+    held: Option<Role>,
+}
 
 impl Access {
-    pub const NONE: Access = Access(None);
+    pub const NONE: Access = Access {
+        effective: None,
+        held: None,
+    };
 
     /// An access decided earlier by these rules and carried in a signed token.
     pub fn granted(role: Role) -> Self {
-        Access(Some(role))
+        Access {
+            effective: Some(role),
+            held: Some(role),
+        }
     }
 
     pub fn role(self) -> Option<Role> {
-        self.0
+        self.effective
     }
 
     pub fn allows(self, needed: Role) -> bool {
-        self.0.is_some_and(|role| role >= needed)
+        self.effective.is_some_and(|role| role >= needed)
+    }
+
+    /// Why `needed` is refused on `workspace/repository`, in words that say what to change:
+    /// the token (its role would do, its scope does not) or the role.
+    pub fn refusal(self, needed: Role, workspace: &Slug, repository: &Slug) -> String {
+        if self.held.is_some_and(|role| role >= needed) {
+            format!(
+                "this token is read-only: changes to repository {workspace}/{repository} need \
+                 a token with the write:package scope"
+            )
+        } else {
+            format!("you need the {needed} role on repository {workspace}/{repository}")
+        }
     }
 }
 
@@ -106,7 +129,10 @@ pub fn package_access(
             repository: own_repository,
         } => (own_workspace == workspace && own_repository == repository).then_some(Role::Write),
     };
-    Access(role.map(|role| role.min(principal.scopes.role_cap())))
+    Access {
+        effective: role.map(|role| role.min(principal.scopes.role_cap())),
+        held: role,
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => {
             StatusCode::BAD_REQUEST
         }
-        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Unauthenticated | Error::TokenExpired(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
-        Error::NotFound(_) | Error::UploadUnknown => StatusCode::NOT_FOUND,
+        Error::NotFound(_) | Error::UploadUnknown | Error::Deleted(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) | Error::UploadBroken => StatusCode::CONFLICT,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,

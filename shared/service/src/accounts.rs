@@ -12,6 +12,8 @@ use crate::{Entity, Error, Registry, Result};
 const TOKEN_NAME_MAX: usize = 100;
 /// The longest a user's token may live.
 const TOKEN_MAX_LIFETIME: Months = Months::new(12);
+/// The most days `expires_in_days` may give (always within [`TOKEN_MAX_LIFETIME`]).
+const TOKEN_MAX_DAYS: u32 = 365;
 const LIST_PAGE: usize = 100;
 
 #[derive(Debug, Clone)]
@@ -26,7 +28,15 @@ pub struct NewToken {
     pub name: String,
     pub scopes: Scopes,
     /// In the future, at most a year ahead (checked here, on the service's clock).
-    pub expires_at: DateTime<Utc>,
+    pub expires: TokenExpiry,
+}
+
+/// When a new token expires: a moment, or a number of days from now (on the service's clock,
+/// so a script need not compute a date).
+#[derive(Debug, Clone, Copy)]
+pub enum TokenExpiry {
+    At(DateTime<Utc>),
+    InDays(u32),
 }
 
 /// A token just minted: its description, and its secret, shown this once.
@@ -76,7 +86,17 @@ fn token_name(name: &str) -> Result<String, Invalid> {
     Ok(trimmed.to_owned())
 }
 
-fn token_expiry(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+fn token_expiry(expiry: TokenExpiry, now: DateTime<Utc>) -> Result<DateTime<Utc>, Invalid> {
+    let expires_at = match expiry {
+        TokenExpiry::At(at) => at,
+        TokenExpiry::InDays(days @ 1..=TOKEN_MAX_DAYS) => now + chrono::Days::new(days.into()),
+        TokenExpiry::InDays(_) => {
+            return Err(Invalid::new(
+                "expires_in_days",
+                format!("must be 1 to {TOKEN_MAX_DAYS}"),
+            ));
+        }
+    };
     if expires_at <= now {
         return Err(Invalid::new("expires_at", "must be in the future"));
     }
@@ -88,6 +108,12 @@ fn token_expiry(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTim
 }
 
 impl Registry {
+    /// A user's e-mail address, if the user exists.
+    pub async fn email_of(&self, username: &Username) -> Result<Option<String>> {
+        let user = records::load::<UserRecord>(self.metadata(), &keys::user(username)).await?;
+        Ok(user.map(|(user, _)| user.email.to_string()))
+    }
+
     /// Creates a user (site admin only).
     pub async fn create_user(&self, caller: &Principal, input: NewUser) -> Result<UserRecord> {
         let acting = acting_user(caller)?;
@@ -149,7 +175,7 @@ impl Registry {
         let now = self.now();
         let name = token_name(&input.name)?;
         let scopes = input.scopes;
-        let expires_at = token_expiry(input.expires_at, now)?;
+        let expires_at = token_expiry(input.expires, now)?;
         let (user, user_version) =
             records::load::<UserRecord>(self.metadata(), &keys::user(&owner))
                 .await?
@@ -186,7 +212,7 @@ impl Registry {
         };
         let mut tokens = Vec::new();
         let mut query = Query::prefix(
-            keys::user_tokens_partition(username),
+            keys::user_partition(username),
             keys::USER_TOKEN_PREFIX,
             LIST_PAGE,
         );

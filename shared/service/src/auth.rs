@@ -60,13 +60,13 @@ impl Registry {
                 token
             }
         };
-        if token.expires_at <= self.now() {
-            return Err(Error::Unauthenticated);
-        }
         if let Some(username) = username
             && !presented_name_matches(&token.owner, username)
         {
             return Err(Error::Unauthenticated);
+        }
+        if token.expires_at <= self.now() {
+            return Err(Error::TokenExpired(token.expires_at));
         }
         Ok(principal_of(&token))
     }

@@ -10,12 +10,22 @@ pub enum Error {
     /// No credential, or one that is unknown, expired or revoked.
     #[error("authentication required")]
     Unauthenticated,
+    /// A token whose secret matched, past its expiry: its holder may be told when it expired.
+    #[error(
+        "this token expired at {}: create a new one (POST /api/tokens, or ask the site admin)",
+        .0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    TokenExpired(chrono::DateTime<chrono::Utc>),
     /// Authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
     /// Absent, or not visible to the caller: the two are never told apart.
     #[error("{0} not found")]
     NotFound(Entity),
+    /// Deleted and not yet purged, told to a caller who could read it: when, until when it is
+    /// kept, and how to restore it.
+    #[error("{0}")]
+    Deleted(String),
     /// A name that is taken, or a write that lost to another.
     #[error("{0}")]
     Conflict(String),

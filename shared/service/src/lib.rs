@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use stowage_domain::Clock;
 use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
-pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser};
+pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser, TokenExpiry};
 pub use auth::Credential;
 pub use blobs::StagedBlob;
 pub(crate) use blobs::mark_for_collection;
@@ -52,6 +52,7 @@ pub use items::{
     AnyRecord, BlobLinks, CommitError, IdPage, ItemKey, JsonKind, PackageItems, PackageWrites,
     Record, RecordKind, Versions, WalkToken,
 };
+pub use lifecycle::DeletedItems;
 pub use packages::{NewPackage, OpenPackage, PackageDetails};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
 pub use records::{

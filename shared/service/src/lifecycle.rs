@@ -6,8 +6,11 @@
 //! roles, packages, versions and blobs are all still there.
 
 use chrono::{DateTime, Utc};
-use stowage_domain::{PackageName, PackageType, Principal, Role, Username};
-use stowage_storage::{Condition, Key, MetadataError, Put, Write};
+use stowage_domain::{PackageName, PackageType, Principal, Role, Slug, Username};
+use stowage_storage::{Condition, Key, MetadataError, Put, Query, Write};
+
+/// Records read per page of a listing.
+const LIST_PAGE: usize = 200;
 
 use crate::accounts::acting_user;
 use crate::records::{
@@ -22,6 +25,76 @@ fn deletion(by: &Username, now: DateTime<Utc>, retention: chrono::Duration) -> D
         at: now,
         purge_after: now + retention,
         by: by.to_string(),
+    }
+}
+
+/// What a path segment keeps unencoded: RFC 3986's unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The API path that restores what was deleted.
+pub(crate) enum Restore<'a> {
+    Workspace(&'a Slug),
+    Repository(&'a Slug, &'a Slug),
+    Package(&'a Slug, PackageType, &'a PackageName),
+}
+
+impl Restore<'_> {
+    fn path(&self) -> String {
+        match self {
+            Restore::Workspace(workspace) => format!("/api/workspaces/{workspace}/restore"),
+            Restore::Repository(workspace, repository) => {
+                format!("/api/workspaces/{workspace}/repositories/{repository}/restore")
+            }
+            Restore::Package(workspace, kind, name) => {
+                // A name holds `/` (image paths) and `@` (npm scopes): one path segment.
+                let name = percent_encoding::utf8_percent_encode(name.as_str(), PATH_SEGMENT);
+                format!("/api/workspaces/{workspace}/packages/{kind}/{name}/restore")
+            }
+        }
+    }
+
+    fn subject(&self) -> String {
+        match self {
+            Restore::Workspace(workspace) => format!("workspace {workspace}"),
+            Restore::Repository(workspace, repository) => {
+                format!("repository {workspace}/{repository}")
+            }
+            Restore::Package(workspace, kind, name) => {
+                format!("{kind} package {name} in workspace {workspace}")
+            }
+        }
+    }
+
+    fn who(&self) -> String {
+        match self {
+            Restore::Workspace(_) => "its admin".to_owned(),
+            Restore::Repository(workspace, _) => format!("an admin of workspace {workspace}"),
+            Restore::Package(..) => "an admin of its repository".to_owned(),
+        }
+    }
+
+    /// What a caller who could read the target is told instead of "not found".
+    pub(crate) fn deleted(&self, deletion: &Deletion) -> Error {
+        Error::Deleted(self.explain(deletion))
+    }
+
+    /// When it was deleted, until when it is kept, and how to restore it.
+    pub(crate) fn explain(&self, deletion: &Deletion) -> String {
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!(
+            "{} was deleted at {} by {}; it is kept, with its name reserved, until {}, when it is \
+             purged. Until then {} can restore it: POST {}",
+            self.subject(),
+            time(&deletion.at),
+            deletion.by,
+            time(&deletion.purge_after),
+            self.who(),
+            self.path()
+        )
     }
 }
 
@@ -332,5 +405,87 @@ impl Registry {
             .await
             .map_err(changed_meanwhile("package"))?;
         Ok(package)
+    }
+}
+
+/// What a workspace holds deleted and not yet purged, as far as the caller may restore it.
+#[derive(Debug, Default)]
+pub struct DeletedItems {
+    /// Deleted repositories (for the workspace's admins).
+    pub repositories: Vec<RepositoryRecord>,
+    /// Deleted packages of the repositories the caller administers.
+    pub packages: Vec<PackageRecord>,
+}
+
+impl Registry {
+    /// The deleted repositories and packages of a workspace that the caller could restore:
+    /// every one for a workspace admin, a repository admin's own packages. Two queries of the
+    /// workspace's partition, as the listings make.
+    pub async fn deleted_in_workspace(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<DeletedItems> {
+        let views = self.list_repositories(caller, workspace).await?;
+        let workspace = path_slug(workspace, Entity::Workspace)?;
+        let administered: std::collections::HashSet<Slug> = views
+            .into_iter()
+            .filter(|view| view.role == Role::Admin)
+            .map(|view| view.repository.slug)
+            .collect();
+        let workspace_admin = self.is_workspace_admin(caller, &workspace).await?;
+        let mut deleted = DeletedItems::default();
+        if workspace_admin {
+            deleted.repositories = self
+                .partition_records::<RepositoryRecord>(&workspace, keys::REPOSITORY_PREFIX)
+                .await?
+                .into_iter()
+                .filter(|repository| repository.deleted.is_some())
+                .collect();
+        }
+        if workspace_admin || !administered.is_empty() {
+            deleted.packages = self
+                .partition_records::<PackageRecord>(&workspace, keys::PACKAGE_PREFIX)
+                .await?
+                .into_iter()
+                .filter(|package| {
+                    package.deleted.is_some()
+                        && (workspace_admin || administered.contains(&package.repository))
+                })
+                .collect();
+        }
+        Ok(deleted)
+    }
+
+    async fn is_workspace_admin(&self, caller: &Principal, workspace: &Slug) -> Result<bool> {
+        let Some(username) = caller.user() else {
+            return Ok(false);
+        };
+        let role = self
+            .metadata()
+            .get(&keys::role(username, workspace, None))
+            .await?;
+        Ok(role.is_some() && caller.scopes.role_cap() == Role::Admin)
+    }
+
+    /// Every record under `prefix` in a workspace's partition, page by page.
+    async fn partition_records<T: serde::de::DeserializeOwned>(
+        &self,
+        workspace: &Slug,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
+        let mut records = Vec::new();
+        let mut query = Query::prefix(keys::workspace_partition(workspace), prefix, LIST_PAGE);
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                records.push(decode(item)?);
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        Ok(records)
     }
 }

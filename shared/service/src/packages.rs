@@ -11,6 +11,7 @@ use stowage_domain::{
 use stowage_storage::{Condition, Item, Key, MetadataError, Put, Query, Write};
 
 use crate::accounts::acting_user;
+use crate::lifecycle::Restore;
 use crate::records::{
     PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
 };
@@ -116,14 +117,46 @@ impl Registry {
                 Ok(()) => return Ok(package),
                 Err(MetadataError::ConditionFailed { index: Some(0 | 1) }) => continue,
                 Err(MetadataError::ConditionFailed { .. }) => {
-                    return Err(Error::conflict(format!(
-                        "a {kind} package named {name} already exists in workspace {workspace}"
-                    )));
+                    return Err(self.name_taken(caller, &workspace, kind, &name).await);
                 }
                 Err(other) => return Err(other.into()),
             }
         }
         Err(Error::Busy)
+    }
+
+    /// Why a package name cannot be created: it exists, or, to those who could read it, it
+    /// was deleted and is held until its purge.
+    async fn name_taken(
+        &self,
+        caller: &Principal,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+    ) -> Error {
+        let taken = Error::conflict(format!(
+            "a {kind} package named {name} already exists in workspace {workspace}"
+        ));
+        let Ok(Some(item)) = self
+            .metadata()
+            .get(&keys::package(workspace, kind, name))
+            .await
+        else {
+            return taken;
+        };
+        let Ok(package) = decode::<PackageRecord>(&item) else {
+            return taken;
+        };
+        let Some(deletion) = &package.deleted else {
+            return taken;
+        };
+        match self
+            .repository_access(caller, workspace, &package.repository)
+            .await
+        {
+            Ok(_) => Error::conflict(Restore::Package(workspace, kind, name).explain(deletion)),
+            Err(_) => taken,
+        }
     }
 
     /// The packages of a workspace the caller can read.
@@ -217,8 +250,9 @@ impl Registry {
     /// One batch read: the workspace, the package, the caller's roles, the repository and
     /// `extra`. Which repository to read is known from an earlier call (a package stays
     /// linked to its repository for life); the first time, or if the hint is stale, a second
-    /// batch reads it. A package the caller cannot read, or whose workspace or repository is
-    /// deleted, is reported exactly as one that does not exist.
+    /// batch reads it. A package the caller cannot read is reported exactly as one that does
+    /// not exist; one that is deleted, or whose repository or workspace is, is reported as
+    /// deleted (when, until when it is kept, how to restore it) to those who could read it.
     pub async fn open_package(
         &self,
         caller: &Principal,
@@ -245,10 +279,17 @@ impl Registry {
         let workspace_record = decode_versioned::<WorkspaceRecord>(items.next().flatten())?;
         let package = decode_versioned::<PackageRecord>(items.next().flatten())?;
         let workspace_admin = user.is_some() && items.next().flatten().is_some();
-        if workspace_record.is_none_or(|(w, _)| w.deleted.is_some()) {
+        let Some((workspace_record, _)) = workspace_record else {
             return Err(absent());
+        };
+        if let Some(deletion) = &workspace_record.deleted {
+            return Err(if workspace_admin {
+                Restore::Workspace(workspace).deleted(deletion)
+            } else {
+                absent()
+            });
         }
-        let Some((package, _)) = package.filter(|(p, _)| p.deleted.is_none()) else {
+        let Some((package, _)) = package else {
             return Err(absent());
         };
         let mut repository_items: Vec<Option<Item>> = items.collect();
@@ -259,10 +300,10 @@ impl Registry {
                 .insert(package_key, package.repository.clone());
         }
         let mut items = repository_items.into_iter();
-        let repository = decode_versioned::<RepositoryRecord>(items.next().flatten())?;
-        if repository.is_none_or(|(r, _)| r.deleted.is_some()) {
+        let Some((repository, _)) = decode_versioned::<RepositoryRecord>(items.next().flatten())?
+        else {
             return Err(absent());
-        }
+        };
         let repository_role = match items.next().flatten() {
             Some(item) => Some(decode::<crate::records::RoleRecord>(&item)?.role),
             None => None,
@@ -275,10 +316,18 @@ impl Registry {
         if !access.allows(Role::Read) {
             return Err(absent());
         }
+        // Those who could read it are told what became of it.
+        if let Some(deletion) = &repository.deleted {
+            return Err(Restore::Repository(workspace, &repository.slug).deleted(deletion));
+        }
+        if let Some(deletion) = &package.deleted {
+            return Err(Restore::Package(workspace, kind, name).deleted(deletion));
+        }
         if !access.allows(needed) {
-            return Err(Error::forbidden(format!(
-                "you need the {needed} role on repository {workspace}/{} to do that",
-                package.repository
+            return Err(Error::forbidden(access.refusal(
+                needed,
+                workspace,
+                &package.repository,
             )));
         }
         Ok(OpenPackage {

@@ -65,7 +65,8 @@ pub mod keys {
     /// The sort-key prefix of a user's token listing entries.
     pub const USER_TOKEN_PREFIX: &str = "TOKEN#";
 
-    pub fn user_tokens_partition(username: &Username) -> String {
+    /// The partition of a user's profile, token listing and roles.
+    pub fn user_partition(username: &Username) -> String {
         format!("USER#{username}")
     }
 
@@ -91,6 +92,9 @@ pub mod keys {
             format!("ROLE#{workspace}#{}", repository.map_or("*", Slug::as_str)),
         )
     }
+
+    /// The sort-key prefix of all of a user's roles.
+    pub const ROLE_PREFIX: &str = "ROLE#";
 
     /// The sort-key prefix of all of a user's roles in one workspace.
     pub fn roles_in_workspace_prefix(workspace: &Slug) -> String {

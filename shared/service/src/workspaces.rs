@@ -75,9 +75,10 @@ pub(crate) fn require(access: Access, needed: Role, repository: &RepositoryRecor
     if access.allows(needed) {
         Ok(())
     } else {
-        Err(Error::forbidden(format!(
-            "you need the {needed} role on repository {}/{}",
-            repository.workspace, repository.slug
+        Err(Error::forbidden(access.refusal(
+            needed,
+            &repository.workspace,
+            &repository.slug,
         )))
     }
 }
@@ -133,6 +134,48 @@ impl Registry {
     ) -> Result<WorkspaceView> {
         let (view, _) = self.workspace_for_member(caller, workspace).await?;
         Ok(view)
+    }
+
+    /// The workspaces the caller belongs to (admin, or a role on one of its repositories),
+    /// by slug: one query of the user's own roles, then one batch read of the workspaces.
+    pub async fn list_workspaces(&self, caller: &Principal) -> Result<Vec<WorkspaceView>> {
+        let Some(username) = caller.user() else {
+            return Err(Error::forbidden(
+                "a pipeline token can only read and publish the packages of its repository",
+            ));
+        };
+        let mut memberships: std::collections::BTreeMap<Slug, bool> = Default::default();
+        let mut query = Query::prefix(keys::user_partition(username), keys::ROLE_PREFIX, LIST_PAGE);
+        loop {
+            let page = self.metadata().query(&query).await?;
+            for item in &page.items {
+                let role: RoleRecord = decode(item)?;
+                *memberships.entry(role.workspace).or_default() |= role.repository.is_none();
+            }
+            match page.next {
+                Some(cursor) => query = query.after(Some(cursor)),
+                None => break,
+            }
+        }
+        let memberships: Vec<(Slug, bool)> = memberships.into_iter().collect();
+        let mut views = Vec::new();
+        for chunk in memberships.chunks(MAX_BATCH_KEYS) {
+            let keys: Vec<Key> = chunk
+                .iter()
+                .map(|(slug, _)| keys::workspace(slug))
+                .collect();
+            let items = self.metadata().get_many(&keys).await?;
+            for (item, (_, admin)) in items.into_iter().zip(chunk) {
+                let record = decode_versioned::<WorkspaceRecord>(item)?;
+                if let Some((workspace, _)) = live(record, |w| w.deleted.is_some()) {
+                    views.push(WorkspaceView {
+                        workspace,
+                        admin: *admin,
+                    });
+                }
+            }
+        }
+        Ok(views)
     }
 
     async fn workspace_for_member(

@@ -28,4 +28,5 @@ mod oci_clients;
 mod oci_lambda;
 mod oci_protocol;
 mod permissions;
+mod readme;
 mod snapshots;

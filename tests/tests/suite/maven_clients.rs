@@ -23,7 +23,7 @@ const PLUGINS: &str = r#"
 
 /// A copy of Debian's Maven repository (its jars are symlinks, so it is copied with -L), made
 /// by tests/run; or the packaged folder itself when the copy is missing.
-fn debian_repository() -> PathBuf {
+pub(crate) fn debian_repository() -> PathBuf {
     let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join(".work/maven-repo");
     if copy.exists() {
         copy
