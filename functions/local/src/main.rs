@@ -115,21 +115,61 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         budget_seconds: u64,
     },
+    /// Mints a new token for the site admin on the data (the server need not be stopped), and
+    /// prints it once: for a lost or expiring admin token.
+    AdminToken {
+        /// The new token's name.
+        #[arg(long, default_value = "admin-token")]
+        name: String,
+    },
 }
 
 /// How long one purge run of the server may take.
 const SERVER_PURGE_BUDGET: Duration = Duration::from_secs(600);
 
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the command; a failure is printed as a sentence and its causes, not as a debug dump.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> std::process::ExitCode {
     stowage_runtime::init_tracing();
-    let cli = Cli::parse();
-    if let Some(Command::Purge {
-        now,
-        budget_seconds,
-    }) = &cli.command
-    {
-        return purge_once(&cli, now.as_deref(), Duration::from_secs(*budget_seconds)).await;
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = format!("stowage-local: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Some(Command::Purge {
+            now,
+            budget_seconds,
+        }) => {
+            return purge_once(&cli, now.as_deref(), Duration::from_secs(*budget_seconds)).await;
+        }
+        Some(Command::AdminToken { name }) => return admin_token(&cli, name).await,
+        None => {}
+    }
+    // On AWS the URL comes with each request, from the deployment's front.
+    let embedded = matches!(cli.backend, Backend::Embedded);
+    if embedded && cli.listen.ip().is_unspecified() && cli.public_url.is_none() {
+        return Err(format!(
+            "--listen {} serves other machines, and the registry's redirects and upload URLs \
+             name the URL clients reach it at: give it with --public-url (e.g. \
+             --public-url http://registry.example.com:{})",
+            cli.listen,
+            cli.listen.port()
+        )
+        .into());
     }
     let listener = TcpListener::bind(cli.listen).await?;
     let bound = listener.local_addr()?;
@@ -173,8 +213,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if let Some(token) = stowage_runtime::bootstrap_site_admin(&registry, may_generate).await? {
         // Shown once, on standard output, and never logged.
         println!(
-            "Created the site admin 'admin'. Its token, shown only this once:\n\n    {}\n",
-            token.expose()
+            "Created the site admin 'admin'. Its token, shown only this once:\n\n    {}\n\n\
+             It expires in a year; mint the next (or replace a lost one) with \
+             `stowage-local admin-token --data-dir {}`.\n",
+            token.expose(),
+            cli.data_dir.display()
         );
     }
     let state = AppState {
@@ -232,12 +275,36 @@ async fn purge_periodically(registry: Arc<stowage_service::Registry>, interval: 
     }
 }
 
+/// `stowage-local admin-token`: a new token for the site admin, printed once.
+async fn admin_token(cli: &Cli, name: &str) -> Result<(), Failure> {
+    let stores = match cli.backend {
+        Backend::Embedded => {
+            stowage_runtime::embedded_stores(&cli.data_dir, &default_public_url(cli.listen)?)?
+        }
+        Backend::Aws => stowage_runtime::aws_stores().await?,
+    };
+    let registry = stowage_runtime::registry(
+        stores.metadata,
+        stores.blobs,
+        stowage_runtime::settings_from_env()?,
+    );
+    if !registry.has_site_admin().await? {
+        return Err("this data has no site admin yet: start the server once to create it".into());
+    }
+    let issued = registry.mint_site_admin_token(name).await?;
+    println!(
+        "A new token for the site admin 'admin', expiring {}, shown only this once:\n\n    {}\n",
+        issued
+            .token
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        issued.secret.expose()
+    );
+    Ok(())
+}
+
 /// `stowage-local purge`: one run on the data folder (or the AWS backend), as of `now`.
-async fn purge_once(
-    cli: &Cli,
-    now: Option<&str>,
-    budget: Duration,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn purge_once(cli: &Cli, now: Option<&str>, budget: Duration) -> Result<(), Failure> {
     let public_url = default_public_url(cli.listen)?;
     let stores = match cli.backend {
         Backend::Embedded => stowage_runtime::embedded_stores(&cli.data_dir, &public_url)?,

@@ -230,9 +230,57 @@ pub async fn bootstrap_site_admin(
     registry: &Registry,
     may_generate: bool,
 ) -> Result<Option<TokenSecret>, StartupError> {
-    let bootstrap = if let Some(secret) = var("STOWAGE_BOOTSTRAP_TOKEN") {
-        BootstrapToken::Secret(TokenSecret::from_presented(secret))
-    } else if let Some(hash) = var("STOWAGE_BOOTSTRAP_TOKEN_SHA256") {
+    let configured = configured_bootstrap()?;
+    if registry
+        .has_site_admin()
+        .await
+        .map_err(StartupError::Bootstrap)?
+    {
+        if configured.is_some() {
+            tracing::warn!(
+                "STOWAGE_BOOTSTRAP_TOKEN (or _SHA256) is ignored: the data already has a site \
+                 admin. A new admin token: `stowage-local admin-token`"
+            );
+        }
+        return Ok(None);
+    }
+    let bootstrap = match configured {
+        Some(configured) => configured,
+        None if may_generate => BootstrapToken::Generate,
+        None => return Ok(None),
+    };
+    registry
+        .bootstrap_site_admin(bootstrap)
+        .await
+        .map_err(StartupError::Bootstrap)
+}
+
+/// The shortest random part a configured admin token may have (generated ones have 40).
+const BOOTSTRAP_TOKEN_MIN_RANDOM: usize = 32;
+
+/// The site admin's first token as configured, if it is: checked, so that a guessable or
+/// mistyped secret never becomes the admin's.
+fn configured_bootstrap() -> Result<Option<BootstrapToken>, StartupError> {
+    if let Some(secret) = var("STOWAGE_BOOTSTRAP_TOKEN") {
+        let random = secret.strip_prefix(stowage_domain::TOKEN_PREFIX);
+        if random.is_none_or(|random| {
+            random.len() < BOOTSTRAP_TOKEN_MIN_RANDOM
+                || !random.chars().all(|c| c.is_ascii_alphanumeric())
+        }) {
+            return Err(StartupError::Invalid {
+                name: "STOWAGE_BOOTSTRAP_TOKEN",
+                message: format!(
+                    "must be {}, then at least {BOOTSTRAP_TOKEN_MIN_RANDOM} letters and digits \
+                     (e.g. the output of: echo stw_$(openssl rand -hex 24))",
+                    stowage_domain::TOKEN_PREFIX
+                ),
+            });
+        }
+        return Ok(Some(BootstrapToken::Secret(TokenSecret::from_presented(
+            secret,
+        ))));
+    }
+    if let Some(hash) = var("STOWAGE_BOOTSTRAP_TOKEN_SHA256") {
         let hash =
             TokenHash::parse_hex("STOWAGE_BOOTSTRAP_TOKEN_SHA256", &hash).map_err(|invalid| {
                 StartupError::Invalid {
@@ -240,16 +288,9 @@ pub async fn bootstrap_site_admin(
                     message: invalid.message,
                 }
             })?;
-        BootstrapToken::Sha256(hash)
-    } else if may_generate {
-        BootstrapToken::Generate
-    } else {
-        return Ok(None);
-    };
-    registry
-        .bootstrap_site_admin(bootstrap)
-        .await
-        .map_err(StartupError::Bootstrap)
+        return Ok(Some(BootstrapToken::Sha256(hash)));
+    }
+    Ok(None)
 }
 
 /// Logs to standard error: JSON (as Lambda wants) when `STOWAGE_LOG_FORMAT=json`, else text.

@@ -1,7 +1,9 @@
 //! Users and their API tokens.
 
 use chrono::{DateTime, Months, Utc};
-use stowage_domain::{Email, Invalid, Principal, Scopes, TokenHash, TokenSecret, Username};
+use stowage_domain::{
+    Email, Invalid, Principal, PrincipalKind, Scopes, TokenHash, TokenSecret, Username,
+};
 use stowage_storage::{Condition, MetadataError, Put, Query, Write};
 
 use crate::records::{
@@ -263,6 +265,33 @@ impl Registry {
     /// On an empty store, creates the site admin `admin` with a read+write token valid for a
     /// year, as `bootstrap` says. Returns the secret when it was generated here, so that it
     /// can be shown once. Does nothing (and returns `None`) when the site admin exists.
+    /// Whether the site admin exists (it is created once, at first start).
+    pub async fn has_site_admin(&self) -> Result<bool> {
+        let user = self
+            .metadata()
+            .get(&keys::user(&Username::site_admin()))
+            .await?;
+        Ok(user.is_some())
+    }
+
+    /// A new token for the site admin, minted by whoever holds the data itself (the operator,
+    /// offline): for a lost or expiring admin token. A year's expiry, write scope.
+    pub async fn mint_site_admin_token(&self, name: &str) -> Result<IssuedToken> {
+        let operator = Principal {
+            kind: PrincipalKind::User {
+                username: Username::site_admin(),
+            },
+            scopes: Scopes::WRITE,
+            token_id: "operator".into(),
+        };
+        let token = NewToken {
+            name: name.to_owned(),
+            scopes: Scopes::WRITE,
+            expires: TokenExpiry::InDays(TOKEN_MAX_DAYS),
+        };
+        self.create_token(&operator, None, token).await
+    }
+
     pub async fn bootstrap_site_admin(
         &self,
         bootstrap: BootstrapToken,

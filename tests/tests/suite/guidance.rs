@@ -1,0 +1,540 @@
+//! Errors that say what to do, on both storage pairs: a read-only token is told its scope, an
+//! expired token when it expired, a deleted package, repository or workspace that it was
+//! deleted, until when it is kept and how to restore it (to those who could read it, and to
+//! nobody else); the API lists the caller's workspaces and what they could restore, and
+//! answers every 404 and 405 in JSON; Maven's reason phrase carries the error; npm's document
+//! names its maintainer with an e-mail and keeps its creation time.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use stowage_tests::npm::{encoded, publish_document, tarball};
+use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+on_both_backends!(
+    a_read_only_token_is_told_its_scope,
+    an_expired_token_is_told_when,
+    deleted_names_say_how_to_restore_them,
+    the_api_lists_workspaces_and_answers_in_json,
+    maven_puts_the_error_in_the_reason_phrase,
+    the_npm_document_names_its_maintainer_and_keeps_its_creation
+);
+
+/// alice, admin of acme/api holding a container, an npm and a Maven package; her token.
+async fn acme(server: &TestServer) -> String {
+    let alice = server
+        .user_with_token("alice", &["read:package", "write:package"])
+        .await;
+    server
+        .package(&alice, "acme", "api", "container", "api/server")
+        .await;
+    server
+        .package(&alice, "acme", "api", "npm", "@acme/ui")
+        .await;
+    server
+        .package(&alice, "acme", "api", "maven", "com.acme:lib")
+        .await;
+    alice
+}
+
+/// A request over a plain socket: the status line (with its reason phrase), and the body.
+async fn status_line(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    user: &str,
+    token: &str,
+    body: &[u8],
+) -> (String, String) {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
+        stowage_tests::basic_authorization(user, token),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (line, rest) = response.split_once("\r\n").expect("a status line");
+    let body = rest.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (line.to_owned(), body.to_owned())
+}
+
+async fn a_read_only_token_is_told_its_scope(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let read_only = server.token_for("alice", &["read:package"]).await;
+    let basic = Auth::Basic("alice", &read_only);
+    let scope = "this token is read-only: changes to repository acme/api need a token with the write:package scope";
+
+    let (status, body) = server
+        .call("POST", "/v2/acme/api/server/blobs/uploads/", basic, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    assert_eq!(body["errors"][0]["message"], scope, "{body}");
+
+    let tgz = tarball("@acme/ui", "1.0.0");
+    let (status, body) = server
+        .call(
+            "PUT",
+            &format!("/npm/acme/{}", encoded("@acme/ui")),
+            basic,
+            Some(publish_document("@acme/ui", "1.0.0", &tgz)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], scope, "{body}");
+
+    let (line, body) = status_line(
+        &server,
+        "PUT",
+        "/maven/acme/com/acme/lib/1.0/lib-1.0.jar",
+        "alice",
+        &read_only,
+        b"jar",
+    )
+    .await;
+    assert_eq!(line, format!("HTTP/1.1 403 {scope}"));
+    assert_eq!(body.trim(), scope);
+
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories",
+            basic,
+            Some(json!({"slug": "more"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("read-only")),
+        "{body}"
+    );
+
+    // A reader with a write token lacks the role, and is told that instead.
+    let bob = server
+        .user_with_token("bob", &["read:package", "write:package"])
+        .await;
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, body) = server
+        .call(
+            "POST",
+            "/v2/acme/api/server/blobs/uploads/",
+            Auth::Basic("bob", &bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body["errors"][0]["message"],
+        "you need the write role on repository acme/api"
+    );
+}
+
+async fn an_expired_token_is_told_when(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let (_, tokens) = server
+        .call("GET", "/api/tokens", Auth::Bearer(&alice), None)
+        .await;
+    let expires_at: chrono::DateTime<chrono::Utc> = tokens["values"][0]["expires_at"]
+        .as_str()
+        .expect("expiry")
+        .parse()
+        .expect("RFC 3339");
+    server.clock.set(expires_at + chrono::Duration::seconds(1));
+    let expired = format!(
+        "this token expired at {}",
+        expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let says_expired = |message: &Value| {
+        message
+            .as_str()
+            .is_some_and(|m| m.starts_with(&expired) && m.contains("create a new one"))
+    };
+
+    let (status, body) = server
+        .call("GET", "/api/user", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "token_expired");
+    assert!(says_expired(&body["error"]["message"]), "{body}");
+
+    let basic = Auth::Basic("alice", &alice);
+    for path in ["/v2/", "/v2/token?scope=repository:acme/api/server:pull"] {
+        let (status, body) = server.call("GET", path, basic, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED");
+        assert!(
+            says_expired(&body["errors"][0]["message"]),
+            "{path}: {body}"
+        );
+    }
+
+    let (status, body) = server
+        .call("GET", "/npm/acme/-/whoami", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(says_expired(&body["error"]), "{body}");
+
+    let (line, _) = status_line(
+        &server,
+        "GET",
+        "/maven/acme/com/acme/lib/maven-metadata.xml",
+        "alice",
+        &alice,
+        b"",
+    )
+    .await;
+    assert!(
+        line.starts_with(&format!("HTTP/1.1 401 {expired}")),
+        "{line}"
+    );
+
+    // A token that never existed learns nothing, nor does a real one under another name.
+    let unknown = "stw_neverIssuedNeverIssuedNeverIssued000000";
+    for auth in [Auth::Bearer(unknown), Auth::Basic("bob", &alice)] {
+        let (status, body) = server.call("GET", "/api/user", auth, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
+        assert!(!body.to_string().contains("expire"), "{body}");
+    }
+}
+
+async fn deleted_names_say_how_to_restore_them(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let bob = server.user_with_token("bob", &["read:package"]).await;
+    let carol = server.user_with_token("carol", &["read:package"]).await;
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let package = "/api/workspaces/acme/packages/npm/%40acme%2Fui";
+    let (status, deletion) = server
+        .call("DELETE", package, Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{deletion}");
+    let purge_after = deletion["purge_after"].as_str().expect("purge_after");
+    let deleted = "npm package @acme/ui in workspace acme was deleted at ";
+    let restore = format!("POST {package}/restore");
+    let explains = |message: &str| {
+        message.starts_with(deleted)
+            && message.contains("by alice")
+            && message.contains(&purge_after.replace(".000", "")[..19])
+            && message.ends_with(&format!(
+                "an admin of its repository can restore it: {restore}"
+            ))
+    };
+
+    // A reader who could read it is told; an outsider is told nothing.
+    let document = format!("/npm/acme/{}", encoded("@acme/ui"));
+    let (status, body) = server
+        .call("GET", &document, Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        explains(body["error"].as_str().unwrap_or_default()),
+        "{body}"
+    );
+    let (status, body) = server
+        .call("GET", &document, Auth::Bearer(&carol), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not found");
+
+    // Publishing to it, and creating it again, say the same.
+    let tgz = tarball("@acme/ui", "1.0.0");
+    let (status, body) = server
+        .call(
+            "PUT",
+            &document,
+            Auth::Bearer(&alice),
+            Some(publish_document("@acme/ui", "1.0.0", &tgz)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        explains(body["error"].as_str().unwrap_or_default()),
+        "{body}"
+    );
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/packages",
+            Auth::Bearer(&alice),
+            Some(json!({"type": "npm", "name": "@acme/ui", "repository": "api"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        explains(body["error"]["message"].as_str().unwrap_or_default()),
+        "{body}"
+    );
+    let (status, body) = server.call("GET", package, Auth::Bearer(&bob), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "deleted");
+
+    // The workspace's admin sees it among what may be restored; a reader sees nothing there.
+    let (status, listed) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["repositories"], json!([]));
+    assert_eq!(listed["packages"][0]["name"], "@acme/ui");
+    assert_eq!(listed["packages"][0]["deleted_by"], "alice");
+    assert_eq!(listed["packages"][0]["purge_after"], purge_after);
+    let (_, listed) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(listed, json!({"repositories": [], "packages": []}));
+    let (status, _) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&carol),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The path the message gives restores it.
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("{package}/restore"),
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = server
+        .call("GET", &document, Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "restored, and still without versions"
+    );
+
+    // A deleted repository: its readers are told, through any protocol.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/repositories/api",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = server
+        .call(
+            "GET",
+            "/v2/acme/api/server/tags/list",
+            Auth::Basic("bob", &bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["code"], "NAME_UNKNOWN");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("repository acme/api was deleted at ")
+            && message.ends_with("POST /api/workspaces/acme/repositories/api/restore"),
+        "{message}"
+    );
+    let (status, body) = server
+        .call(
+            "GET",
+            "/v2/acme/api/server/tags/list",
+            Auth::Basic("carol", &carol),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!body.to_string().contains("deleted"), "{body}");
+    let (_, listed) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(listed["repositories"][0]["slug"], "api");
+    assert!(listed["repositories"][0]["purge_after"].is_string());
+}
+
+async fn the_api_lists_workspaces_and_answers_in_json(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let bob = server.user_with_token("bob", &["read:package"]).await;
+    let carol = server.user_with_token("carol", &["read:package"]).await;
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/workspaces",
+            Auth::Bearer(&alice),
+            Some(json!({"slug": "beta", "plan": "standard"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let slugs = |body: &Value| -> Vec<(String, bool)> {
+        body["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|w| {
+                (
+                    w["slug"].as_str().unwrap_or_default().to_owned(),
+                    w["admin"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let (status, body) = server
+        .call("GET", "/api/workspaces", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&body), [("acme".into(), true), ("beta".into(), true)]);
+    let (_, body) = server
+        .call("GET", "/api/workspaces", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(slugs(&body), [("acme".into(), false)]);
+    let (_, body) = server
+        .call("GET", "/api/workspaces", Auth::Bearer(&carol), None)
+        .await;
+    assert_eq!(body, json!({"values": []}));
+    let (status, _) = server
+        .call("DELETE", "/api/workspaces/beta", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, body) = server
+        .call("GET", "/api/workspaces", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(slugs(&body), [("acme".into(), true)]);
+
+    let response = server
+        .request("DELETE", "/api/users", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let (status, body) = server
+        .call("GET", "/api/nothing/here", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+async fn maven_puts_the_error_in_the_reason_phrase(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let path = "/maven/acme/com/acme/lib/1.0/lib-1.0.jar";
+    let (line, _) = status_line(&server, "PUT", path, "alice", &alice, b"jar bytes").await;
+    assert_eq!(line, "HTTP/1.1 201 Created");
+    let (line, body) = status_line(&server, "PUT", path, "alice", &alice, b"other bytes").await;
+    let reason = "release 1.0 of com.acme:lib is already deployed (lib-1.0.jar): releases never change; deploy a new version";
+    assert_eq!(line, format!("HTTP/1.1 409 {reason}"));
+    assert_eq!(body.trim(), reason);
+    let (line, _) = status_line(
+        &server,
+        "GET",
+        "/maven/acme/com/acme/nothing/1.0/x.jar",
+        "alice",
+        &alice,
+        b"",
+    )
+    .await;
+    assert_eq!(line, "HTTP/1.1 404 not found");
+}
+
+async fn the_npm_document_names_its_maintainer_and_keeps_its_creation(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let document = format!("/npm/acme/{}", encoded("@acme/ui"));
+    for version in ["1.0.0", "1.1.0"] {
+        let tgz = tarball("@acme/ui", version);
+        let (status, body) = server
+            .call(
+                "PUT",
+                &document,
+                Auth::Bearer(&alice),
+                Some(publish_document("@acme/ui", version, &tgz)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        server.clock.advance(chrono::Duration::minutes(5));
+    }
+    let (_, before) = server
+        .call("GET", &document, Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(
+        before["maintainers"],
+        json!([{"name": "alice", "email": "alice@example.com"}])
+    );
+    let created = before["time"]["created"].clone();
+    assert!(created.as_str() <= before["time"]["1.0.0"].as_str());
+    let mut after = before.clone();
+    after["versions"]
+        .as_object_mut()
+        .expect("versions")
+        .remove("1.0.0");
+    after["time"].as_object_mut().expect("time").remove("1.0.0");
+    let revision = before["_rev"].as_str().unwrap_or_default();
+    let (status, body) = server
+        .call(
+            "PUT",
+            &format!("{document}/-rev/{revision}"),
+            Auth::Bearer(&alice),
+            Some(after),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let (_, unpublished) = server
+        .call("GET", &document, Auth::Bearer(&alice), None)
+        .await;
+    assert!(unpublished["versions"].get("1.0.0").is_none());
+    assert_eq!(unpublished["time"]["created"], created);
+}

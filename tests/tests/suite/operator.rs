@@ -1,0 +1,126 @@
+//! An operator's basics, with the real binary: a new admin token minted offline, a configured
+//! admin token checked (and said to be ignored once the data has an admin), and a server
+//! listening for other machines refused until it knows the URL they reach it at.
+
+use stowage_tests::clients::{LocalServer, run};
+
+/// `stowage-local admin-token` on a server's data, while it runs: a new site admin token,
+/// printed once, that the server accepts.
+#[tokio::test]
+async fn a_new_admin_token_is_minted_offline() {
+    let Some(mut server) = LocalServer::start_with_json_logs().await else {
+        return;
+    };
+    let binary = LocalServer::binary();
+    let data = server.data.path().display().to_string();
+    let minted = run(
+        binary.to_str().expect("path"),
+        &["admin-token", "--data-dir", &data, "--name", "replacement"],
+        &[("STOWAGE_LOG", "warn")],
+    )
+    .await
+    .ok("stowage-local admin-token");
+    assert!(
+        minted
+            .stdout
+            .starts_with("A new token for the site admin 'admin', expiring "),
+        "{}",
+        minted.stdout
+    );
+    let token = minted
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("stw_"))
+        .expect("the token")
+        .to_owned();
+    let client = reqwest::Client::new();
+    let user: serde_json::Value = client
+        .get(format!("{}/api/user", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(user["username"], "admin");
+
+    // Started again with STOWAGE_BOOTSTRAP_TOKEN set, on data that has an admin: it says the
+    // variable is ignored.
+    server.kill().await;
+    server.restart().await;
+    let log = std::fs::read_to_string(server.log_file()).expect("log");
+    assert!(
+        log.contains("STOWAGE_BOOTSTRAP_TOKEN (or _SHA256) is ignored"),
+        "{log}"
+    );
+
+    // On data without an admin, the command says what to do first.
+    let empty = tempfile::tempdir().expect("folder");
+    let refused = run(
+        binary.to_str().expect("path"),
+        &[
+            "admin-token",
+            "--data-dir",
+            &empty.path().display().to_string(),
+        ],
+        &[("STOWAGE_LOG", "warn")],
+    )
+    .await;
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("start the server once"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// What the server refuses to start with, and says why.
+#[tokio::test]
+async fn a_server_refuses_what_would_break_it() {
+    let binary = LocalServer::binary();
+    if !binary.exists() {
+        return;
+    }
+    let binary = binary.to_str().expect("path");
+    let data = tempfile::tempdir().expect("folder");
+    let data = data.path().display().to_string();
+    for (token, why) in [
+        (
+            "secret",
+            "must be stw_, then at least 32 letters and digits",
+        ),
+        (
+            "stw_short",
+            "must be stw_, then at least 32 letters and digits",
+        ),
+    ] {
+        let started = run(
+            "timeout",
+            &["10", binary, "--data-dir", &data, "--listen", "127.0.0.1:0"],
+            &[("STOWAGE_BOOTSTRAP_TOKEN", token)],
+        )
+        .await;
+        assert!(!started.success);
+        assert!(
+            started
+                .stderr
+                .contains(&format!("STOWAGE_BOOTSTRAP_TOKEN: {why}")),
+            "{}",
+            started.stderr
+        );
+        assert!(!started.stderr.contains(token) || token == "secret");
+    }
+    let started = run(
+        "timeout",
+        &["10", binary, "--data-dir", &data, "--listen", "0.0.0.0:0"],
+        &[],
+    )
+    .await;
+    assert!(!started.success);
+    assert!(
+        started.stderr.contains("give it with --public-url"),
+        "{}",
+        started.stderr
+    );
+}
