@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use stowage_http::{AppState, base_url};
 
 use crate::error::{Code, OciError, OciResult};
@@ -66,6 +66,11 @@ async fn dispatch(
     }
     let mut response = match endpoint {
         Ok(endpoint) => handle(&state, &method, endpoint, uri.query(), &headers, body).await,
+        // A HEAD's answer has no body to say what is wrong with a name, and clients report a
+        // bare 400; "not found" makes them go on to a request whose answer they print.
+        Err(error) if method == Method::HEAD && error.code == Code::NameInvalid => {
+            Err(error.with_status(StatusCode::NOT_FOUND))
+        }
         Err(error) => Err(error),
     }
     .unwrap_or_else(|mut error| {
@@ -139,6 +144,7 @@ async fn handle(
         (Endpoint::Ping, Method::GET | Method::HEAD) => {
             Ok(([(CONTENT_TYPE, "application/json")], "{}").into_response())
         }
+        (Endpoint::Catalog, Method::GET) => listings::catalog(registry, &caller, query).await,
         (Endpoint::Manifest { name, reference }, Method::GET | Method::HEAD) => {
             manifests::get(registry, &caller, &name, &reference, method).await
         }

@@ -100,6 +100,8 @@ pub enum Endpoint {
     Ping,
     /// `/v2/token`: the token endpoint of the Docker token flow.
     Token,
+    /// `/v2/_catalog`: the images the caller can read.
+    Catalog,
     Manifest {
         name: ImageName,
         reference: Reference,
@@ -133,6 +135,9 @@ impl Endpoint {
         }
         if tail == "token" {
             return Ok(Endpoint::Token);
+        }
+        if tail == "_catalog" {
+            return Ok(Endpoint::Catalog);
         }
         if let Some(name) = tail.strip_suffix("/tags/list") {
             return Ok(Endpoint::Tags {
@@ -179,6 +184,7 @@ impl Endpoint {
         match self {
             Endpoint::Ping => "ping",
             Endpoint::Token => "token",
+            Endpoint::Catalog => "catalog",
             Endpoint::Manifest { .. } => "manifest",
             Endpoint::Blob { .. } => "blob",
             Endpoint::Uploads { .. } | Endpoint::Upload { .. } => "upload",
@@ -190,7 +196,7 @@ impl Endpoint {
     /// The image the request is about, if any.
     pub fn name(&self) -> Option<&ImageName> {
         match self {
-            Endpoint::Ping | Endpoint::Token => None,
+            Endpoint::Ping | Endpoint::Token | Endpoint::Catalog => None,
             Endpoint::Manifest { name, .. }
             | Endpoint::Blob { name, .. }
             | Endpoint::Uploads { name }

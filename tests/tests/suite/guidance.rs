@@ -17,7 +17,8 @@ on_both_backends!(
     deleted_names_say_how_to_restore_them,
     the_api_lists_workspaces_and_answers_in_json,
     maven_puts_the_error_in_the_reason_phrase,
-    the_npm_document_names_its_maintainer_and_keeps_its_creation
+    the_npm_document_names_its_maintainer_and_keeps_its_creation,
+    the_catalog_lists_what_the_caller_can_read
 );
 
 /// alice, admin of acme/api holding a container, an npm and a Maven package; her token.
@@ -537,4 +538,128 @@ async fn the_npm_document_names_its_maintainer_and_keeps_its_creation(stores: St
         .await;
     assert!(unpublished["versions"].get("1.0.0").is_none());
     assert_eq!(unpublished["time"]["created"], created);
+}
+
+/// `skopeo copy … host/server:1` (no workspace): the HEAD of a layer is answered "not found"
+/// (its answer has no body to explain), so the client goes on to the upload's POST, whose
+/// answer it prints: what a name is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_without_a_workspace_is_explained_to_the_client() {
+    if !stowage_tests::clients::available(&["skopeo"]) {
+        return;
+    }
+    let stores = Stores::new(stowage_tests::Backend::Embedded)
+        .await
+        .expect("stores");
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let response = server
+        .request(
+            "HEAD",
+            &format!("/v2/server/blobs/{digest}"),
+            Auth::Basic("alice", &alice),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let work = tempfile::tempdir().expect("folder");
+    let image = stowage_tests::oci::image(&[64], "amd64", stowage_tests::oci::OCI_MANIFEST);
+    stowage_tests::oci::write_layout(&work.path().join("image"), &image, "1");
+    let host = server.url.trim_start_matches("http://");
+    let pushed = stowage_tests::clients::run(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("alice:{alice}"),
+            &format!("oci:{}:1", work.path().join("image").display()),
+            &format!("docker://{host}/server:1"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!pushed.success);
+    assert!(
+        pushed.stderr.contains("a name is <workspace>/<image path>"),
+        "{}",
+        pushed.stderr
+    );
+}
+
+/// `/v2/_catalog` names the images the caller can read, paged, and nothing else.
+async fn the_catalog_lists_what_the_caller_can_read(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    server
+        .package(&alice, "acme", "api", "container", "api/worker")
+        .await;
+    server
+        .package(&alice, "acme", "vault", "container", "vault/keys")
+        .await;
+    let bob = server.user_with_token("bob", &["read:package"]).await;
+    let carol = server.user_with_token("carol", &["read:package"]).await;
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success());
+    let catalog = |user: &'static str, token: String, query: &'static str| {
+        let server = &server;
+        async move {
+            let response = server
+                .request(
+                    "GET",
+                    &format!("/v2/_catalog{query}"),
+                    Auth::Basic(user, &token),
+                    None,
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let link = response
+                .headers()
+                .get("link")
+                .map(|l| l.to_str().unwrap_or_default().to_owned());
+            let body: Value = response.json().await.expect("JSON");
+            (body["repositories"].clone(), link)
+        }
+    };
+    let (all, link) = catalog("alice", alice.clone(), "").await;
+    assert_eq!(
+        all,
+        json!(["acme/api/server", "acme/api/worker", "acme/vault/keys"])
+    );
+    assert_eq!(link, None);
+    let (first, link) = catalog("bob", bob.clone(), "?n=1").await;
+    assert_eq!(first, json!(["acme/api/server"]));
+    assert_eq!(
+        link.as_deref(),
+        Some("</v2/_catalog?n=1&last=acme/api/server>; rel=\"next\"")
+    );
+    let (rest, link) = catalog("bob", bob.clone(), "?n=1&last=acme/api/server").await;
+    assert_eq!(rest, json!(["acme/api/worker"]));
+    assert_eq!(link, None);
+    let (none, _) = catalog("carol", carol, "").await;
+    assert_eq!(none, json!([]));
+    let (_, pipeline) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories/vault/pipeline-tokens",
+            Auth::Bearer(&alice),
+            Some(json!({})),
+        )
+        .await;
+    let (own, _) = catalog(
+        "pipeline@acme/vault",
+        pipeline["token"].as_str().expect("token").to_owned(),
+        "",
+    )
+    .await;
+    assert_eq!(own, json!(["acme/vault/keys"]));
 }
