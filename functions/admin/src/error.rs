@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::WWW_AUTHENTICATE;
 use serde_json::json;
-use stowage_http::{public_message, status_of};
+use stowage_http::{Refusal, code_of, public_message, status_of};
 use stowage_service::Error;
 
 pub struct ApiError(pub Error);
@@ -23,35 +23,18 @@ impl From<stowage_domain::Invalid> for ApiError {
     }
 }
 
-/// The management API's name for each error, beside its status (the shared table's).
-fn code(error: &Error) -> &'static str {
-    match error {
-        Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => "invalid",
-        Error::NotFound(_) | Error::UploadUnknown => "not_found",
-        Error::Deleted(_) => "deleted",
-        Error::UploadOutOfOrder { .. } => "out_of_order",
-        Error::Conflict(_) | Error::UploadBroken => "conflict",
-        Error::Unauthenticated => "unauthenticated",
-        Error::TokenExpired(_) => "token_expired",
-        Error::Forbidden(_) => "forbidden",
-        Error::QuotaExceeded { .. } => "quota_exceeded",
-        Error::TooLarge(_) => "too_large",
-        Error::Busy => "busy",
-        Error::StorageFull => "storage_full",
-        Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => "internal",
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
         let message = public_message(&self.0, "management");
-        let mut error = json!({ "code": code(&self.0), "message": message });
+        let code = code_of(&self.0);
+        let mut error = json!({ "code": code, "message": message });
         if let Error::Invalid(invalid) = &self.0 {
             error["field"] = json!(invalid.field);
             error["message"] = json!(invalid.message);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        response.extensions_mut().insert(Refusal(code));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,

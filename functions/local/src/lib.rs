@@ -27,6 +27,8 @@ pub struct SignedBlobs {
 /// Every function's router in one.
 pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
     let app = Router::new()
+        // Liveness, for a load balancer or an orchestrator: no credentials, no storage call.
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .merge(stowage_admin::router(state.clone()))
         .merge(stowage_oci::router(state.clone()))
         .merge(stowage_npm::router(state.clone()))

@@ -4,13 +4,15 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use stowage_http::{public_message, status_of};
+use stowage_http::{Refusal, code_of, code_of_status, public_message, status_of};
 use stowage_service::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MavenError {
     pub status: StatusCode,
     pub message: String,
+    /// Its short name, for the request's log line.
+    pub reason: &'static str,
 }
 
 impl MavenError {
@@ -18,6 +20,7 @@ impl MavenError {
         Self {
             status,
             message: message.into(),
+            reason: code_of_status(status),
         }
     }
 
@@ -41,7 +44,10 @@ impl From<Error> for MavenError {
             Error::NotFound(_) => "not found".to_owned(),
             other => public_message(other, "maven"),
         };
-        MavenError::new(status, message)
+        MavenError {
+            reason: code_of(&error),
+            ..MavenError::new(status, message)
+        }
     }
 }
 
@@ -80,6 +86,7 @@ impl IntoResponse for MavenError {
         if let Some(reason) = reason {
             response.extensions_mut().insert(reason);
         }
+        response.extensions_mut().insert(Refusal(self.reason));
         if self.status == StatusCode::UNAUTHORIZED {
             // Maven sends credentials on GET only after this challenge.
             response.headers_mut().insert(

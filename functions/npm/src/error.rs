@@ -6,13 +6,15 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::WWW_AUTHENTICATE;
 use serde_json::json;
-use stowage_http::{public_message, status_of};
+use stowage_http::{Refusal, code_of, code_of_status, public_message, status_of};
 use stowage_service::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NpmError {
     pub status: StatusCode,
     pub message: String,
+    /// Its short name, for the request's log line.
+    pub reason: &'static str,
 }
 
 impl NpmError {
@@ -20,6 +22,7 @@ impl NpmError {
         Self {
             status,
             message: message.into(),
+            reason: code_of_status(status),
         }
     }
 
@@ -49,13 +52,17 @@ impl From<Error> for NpmError {
             }
             other => public_message(other, "npm"),
         };
-        NpmError::new(status_of(&error), message)
+        NpmError {
+            reason: code_of(&error),
+            ..NpmError::new(status_of(&error), message)
+        }
     }
 }
 
 impl IntoResponse for NpmError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        response.extensions_mut().insert(Refusal(self.reason));
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 WWW_AUTHENTICATE,

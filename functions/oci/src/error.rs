@@ -215,6 +215,9 @@ impl IntoResponse for OciError {
         let body = json!({ "errors": [error] }).to_string();
         let mut response =
             (self.status, [(CONTENT_TYPE, "application/json")], body).into_response();
+        response
+            .extensions_mut()
+            .insert(stowage_http::Refusal(self.code.as_str()));
         if let Some(offset) = self.upload_offset {
             let range = format!("0-{}", offset.saturating_sub(1));
             if let Ok(value) = HeaderValue::from_str(&range) {

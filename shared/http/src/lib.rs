@@ -22,5 +22,5 @@ pub use edge::{edge, protect_responses};
 pub use range::{RangeRequest, range_request};
 pub use respond::{Finish, query_param, redirect};
 pub use state::{AppState, Limits, base_url};
-pub use status::{public_message, status_of};
+pub use status::{Refusal, code_of, code_of_status, public_message, status_of};
 pub use trace::{UPLOAD_CAPABILITY_PREFIX, describe_request, loggable_path};

@@ -25,6 +25,47 @@ pub fn status_of(error: &Error) -> StatusCode {
     }
 }
 
+/// Each error's short name: the management API's `code`, and the reason a refusal's log line
+/// gives (a name, never a message: messages name things a log need not hold).
+pub fn code_of(error: &Error) -> &'static str {
+    match error {
+        Error::Invalid(_) | Error::DigestMismatch { .. } | Error::SizeMismatch(_) => "invalid",
+        Error::NotFound(_) | Error::UploadUnknown => "not_found",
+        Error::Deleted(_) => "deleted",
+        Error::UploadOutOfOrder { .. } => "out_of_order",
+        Error::Conflict(_) | Error::UploadBroken => "conflict",
+        Error::Unauthenticated => "unauthenticated",
+        Error::TokenExpired(_) => "token_expired",
+        Error::Forbidden(_) => "forbidden",
+        Error::QuotaExceeded { .. } => "quota_exceeded",
+        Error::TooLarge(_) => "too_large",
+        Error::Busy => "busy",
+        Error::StorageFull => "storage_full",
+        Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_) => "internal",
+    }
+}
+
+/// The short name of a refusal that has only a status.
+pub fn code_of_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::RANGE_NOT_SATISFIABLE => "out_of_order",
+        _ if status.is_server_error() => "internal",
+        _ => "refused",
+    }
+}
+
+/// Why a response refuses its request, set by each protocol's error mapping for the request's
+/// log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal(pub &'static str);
+
 /// The message a client is shown for `error`: the error itself, or for a failure of the
 /// registry, "internal error" (the failure is logged with `protocol`).
 pub fn public_message(error: &Error, protocol: &'static str) -> String {

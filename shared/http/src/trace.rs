@@ -1,5 +1,5 @@
 //! One log line per request: request id, method, path, workspace, package, operation, status,
-//! outcome and latency. Never the query string or headers: those carry credentials and
+//! outcome, the reason of a refusal (a code) and latency. Never the query string or headers: those carry credentials and
 //! signatures; nor an upload capability, which is a credential carried in the path.
 
 use std::time::Instant;
@@ -67,7 +67,12 @@ async fn log_request(request: Request, next: Next) -> Response {
         package = Empty,
         operation = Empty,
     );
-    if let Some(matched) = request.extensions().get::<MatchedPath>() {
+    // A catch-all route's dispatcher names the operation itself, once it has read the path.
+    if let Some(matched) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .filter(|matched| !matched.as_str().contains("{*"))
+    {
         let _entered = span.enter();
         let workspace = template_segment(matched.as_str(), &path, "{workspace}");
         let package = template_segment(matched.as_str(), &path, "{name}");
@@ -82,13 +87,23 @@ async fn log_request(request: Request, next: Next) -> Response {
     } else {
         "ok"
     };
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            outcome,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let reason = response
+        .extensions()
+        .get::<crate::Refusal>()
+        .map(|refusal| refusal.0)
+        .or_else(|| (outcome != "ok").then(|| crate::code_of_status(status)));
+    span.in_scope(|| match reason {
+        Some(reason) => {
+            tracing::info!(
+                status = status.as_u16(),
+                outcome,
+                reason,
+                latency_ms,
+                "request"
+            );
+        }
+        None => tracing::info!(status = status.as_u16(), outcome, latency_ms, "request"),
     });
     response
 }

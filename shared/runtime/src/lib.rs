@@ -300,8 +300,10 @@ pub fn init_tracing() {
         .or_else(|| var("RUST_LOG"))
         .unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never into a file or a log service.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = if var("STOWAGE_LOG_FORMAT").as_deref() == Some("json") {
         builder

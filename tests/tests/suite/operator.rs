@@ -124,3 +124,71 @@ async fn a_server_refuses_what_would_break_it() {
         started.stderr
     );
 }
+
+/// The request log: a refusal's line carries its reason (a code), the operation is named
+/// once; and text logs into a file carry no colour codes.
+#[tokio::test]
+async fn logs_say_why_and_carry_no_colour_codes() {
+    let Some(server) = LocalServer::start_with_json_logs().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let refused = client
+        .get(format!("{}/api/user", server.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 401);
+    let unknown = client
+        .get(format!("{}/v2/acme/api/server/tags/list", server.url))
+        .basic_auth("admin", Some(&server.admin_token))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), 404);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(server.log_file()).expect("log");
+    let line = |path: &str| {
+        log.lines()
+            .find(|line| {
+                line.contains(&format!("\"path\":\"{path}\"")) && line.contains("\"status\"")
+            })
+            .unwrap_or_else(|| panic!("no request line for {path}:\n{log}"))
+            .to_owned()
+    };
+    let health = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok\n");
+    let api = line("/api/user");
+    assert!(api.contains("\"reason\":\"unauthenticated\""), "{api}");
+    let oci = line("/v2/acme/api/server/tags/list");
+    assert!(oci.contains("\"reason\":\"NAME_UNKNOWN\""), "{oci}");
+    assert_eq!(oci.matches("\"operation\"").count(), 1, "{oci}");
+    assert!(oci.contains("\"operation\":\"oci.tags.get\""), "{oci}");
+
+    let binary = LocalServer::binary();
+    let data = tempfile::tempdir().expect("folder");
+    let text = run(
+        "timeout",
+        &[
+            "3",
+            binary.to_str().expect("path"),
+            "--data-dir",
+            &data.path().display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("STOWAGE_LOG", "info")],
+    )
+    .await;
+    assert!(
+        text.stderr.contains("stowage-local is listening"),
+        "{}",
+        text.stderr
+    );
+    assert!(!text.stderr.contains('\u{1b}'), "{}", text.stderr);
+}
