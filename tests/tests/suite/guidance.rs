@@ -482,7 +482,7 @@ async fn maven_puts_the_error_in_the_reason_phrase(stores: Stores) {
     let (line, _) = status_line(
         &server,
         "GET",
-        "/maven/acme/com/acme/nothing/1.0/x.jar",
+        "/maven/acme/com/acme/nothing/1.0/nothing-1.0.jar",
         "alice",
         &alice,
         b"",

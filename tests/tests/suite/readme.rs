@@ -176,6 +176,8 @@ impl UserMachine {
     fn new(folder: &Path) -> Self {
         let home = folder.join("home");
         let bin = folder.join("bin");
+        let runtime = folder.join("run");
+        std::fs::create_dir_all(&runtime).expect("runtime folder");
         std::fs::create_dir_all(&home).expect("home");
         std::fs::create_dir_all(&bin).expect("bin");
         let storage = folder.join("containers-storage.conf");
@@ -218,10 +220,8 @@ impl UserMachine {
             ("HOME", home.display().to_string()),
             ("PATH", path),
             ("CONTAINERS_STORAGE_CONF", storage.display().to_string()),
-            (
-                "REGISTRY_AUTH_FILE",
-                folder.join("auth.json").display().to_string(),
-            ),
+            // Where skopeo, buildah and podman keep their logins.
+            ("XDG_RUNTIME_DIR", runtime.display().to_string()),
             // Java reads its home from the password database, not from HOME.
             ("MAVEN_OPTS", format!("-Duser.home={}", home.display())),
             (
