@@ -244,9 +244,14 @@ fn every_environment_variable_a_function_reads_is_set() {
     let bootstrap_start = runtime
         .find("pub async fn bootstrap_site_admin")
         .expect("bootstrap");
-    let bootstrap_end = runtime[bootstrap_start..]
+    // Through the function that reads the configured token.
+    let configured = bootstrap_start
+        + runtime[bootstrap_start..]
+            .find("fn configured_bootstrap")
+            .expect("configured_bootstrap after bootstrap_site_admin");
+    let bootstrap_end = runtime[configured..]
         .find("\n}\n")
-        .map_or(runtime.len(), |end| bootstrap_start + end);
+        .map_or(runtime.len(), |end| configured + end);
     let bootstrap = variables_in(&runtime[bootstrap_start..bootstrap_end]);
     let everywhere: BTreeSet<String> = variables_in(&runtime[..bootstrap_start])
         .union(&variables_in(&runtime[bootstrap_end..]))

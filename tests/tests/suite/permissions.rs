@@ -241,7 +241,8 @@ async fn package_access(server: &TestServer, caller: &Caller, path: &str) -> Str
             .await;
         letters.push(match outcome {
             Ok(_) => letter,
-            // Unreadable packages look absent: 404 to readers, "an admin must create it" to writers.
+            // Unreadable packages look absent: 404 to readers, "an admin must create it" to
+            // writers; a read-only token is told its scope.
             Err(Error::NotFound(_)) => {
                 assert_eq!(
                     role,
@@ -254,7 +255,9 @@ async fn package_access(server: &TestServer, caller: &Caller, path: &str) -> Str
             Err(Error::Forbidden(message)) => {
                 assert_ne!(role, Role::Read, "{}", caller.name);
                 assert!(
-                    message.contains("must create") || message.contains("role"),
+                    message.contains("must create")
+                        || message.contains("role")
+                        || message.contains("read-only"),
                     "{message}"
                 );
                 '-'
