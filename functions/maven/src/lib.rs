@@ -5,6 +5,7 @@
 mod cache;
 mod error;
 mod files;
+mod listing;
 mod metadata;
 mod records;
 mod route;
@@ -20,6 +21,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode, Uri};
+use stowage_domain::Principal;
 use stowage_http::{AppState, credential_from_headers};
 
 use crate::cache::MetadataCache;
@@ -61,6 +63,14 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> MavenResult<Response> {
+    if matches!(*method, Method::GET | Method::HEAD)
+        && let Some(folder) = route::parse_folder(uri.path())
+    {
+        let (workspace, folders) = folder?;
+        stowage_http::describe_request(Some(workspace.as_str()), None, "maven.listing.get");
+        let caller = authenticate(state, headers).await?;
+        return listing::folder(&state.app.registry, &caller, &workspace, &folders).await;
+    }
     let path = route::parse(uri.path())?;
     let operation = match (&path.target, path.checksum) {
         (_, Some(_)) => "checksum",
@@ -73,9 +83,7 @@ async fn handle(
         Some(path.package.as_str()),
         &format!("maven.{operation}.{}", method.as_str().to_lowercase()),
     );
-    let credential =
-        credential_from_headers(headers)?.ok_or(stowage_service::Error::Unauthenticated)?;
-    let caller = state.app.registry.authenticate(&credential).await?;
+    let caller = authenticate(state, headers).await?;
     match *method {
         Method::GET | Method::HEAD => {
             files::get(&state.app, &state.documents, &caller, &path, method).await
@@ -87,4 +95,11 @@ async fn handle(
             "method not allowed",
         )),
     }
+}
+
+/// The caller, from the request's credentials (a 401 without: Maven sends them only then).
+async fn authenticate(state: &MavenState, headers: &HeaderMap) -> MavenResult<Principal> {
+    let credential =
+        credential_from_headers(headers)?.ok_or(stowage_service::Error::Unauthenticated)?;
+    Ok(state.app.registry.authenticate(&credential).await?)
 }

@@ -86,6 +86,26 @@ fn segment(raw: &str) -> Result<String, MavenError> {
     }
 }
 
+/// A folder to list: `/maven/<workspace>/<folders…>/` (with its trailing slash), as the
+/// workspace and the folders below it. `None` for anything else.
+pub fn parse_folder(path: &str) -> Option<Result<(Slug, Vec<String>), MavenError>> {
+    let rest = path.strip_prefix("/maven/")?.strip_suffix('/')?;
+    let (workspace, folders) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(workspace) = Slug::parse("workspace", workspace) else {
+        return Some(Err(MavenError::not_found()));
+    };
+    if folders.is_empty() {
+        return Some(Ok((workspace, Vec::new())));
+    }
+    Some(
+        folders
+            .split('/')
+            .map(segment)
+            .collect::<Result<Vec<_>, _>>()
+            .map(|folders| (workspace, folders)),
+    )
+}
+
 /// Parses `/maven/<workspace>/<…>`.
 pub fn parse(path: &str) -> Result<MavenPath, MavenError> {
     let rest = path

@@ -18,7 +18,8 @@ on_both_backends!(
     the_api_lists_workspaces_and_answers_in_json,
     maven_puts_the_error_in_the_reason_phrase,
     the_npm_document_names_its_maintainer_and_keeps_its_creation,
-    the_catalog_lists_what_the_caller_can_read
+    the_catalog_lists_what_the_caller_can_read,
+    maven_folders_list_what_the_caller_can_read
 );
 
 /// alice, admin of acme/api holding a container, an npm and a Maven package; her token.
@@ -662,4 +663,93 @@ async fn the_catalog_lists_what_the_caller_can_read(stores: Stores) {
     )
     .await;
     assert_eq!(own, json!(["acme/vault/keys"]));
+}
+
+/// A Maven folder opened in a browser lists what the caller may read, as HTML.
+async fn maven_folders_list_what_the_caller_can_read(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    server
+        .package(&alice, "acme", "vault", "maven", "com.other:secret")
+        .await;
+    for file in ["lib-1.0.jar", "lib-1.0.pom"] {
+        let (line, _) = status_line(
+            &server,
+            "PUT",
+            &format!("/maven/acme/com/acme/lib/1.0/{file}"),
+            "alice",
+            &alice,
+            file.as_bytes(),
+        )
+        .await;
+        assert_eq!(line, "HTTP/1.1 201 Created");
+    }
+    let bob = server.user_with_token("bob", &["read:package"]).await;
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(&alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success());
+    assert_eq!(
+        listing(&server, "bob", &bob, "/maven/acme/").await,
+        (StatusCode::OK, vec!["com/".to_owned()])
+    );
+    assert_eq!(
+        listing(&server, "bob", &bob, "/maven/acme/com/").await,
+        (StatusCode::OK, vec!["../".to_owned(), "acme/".to_owned()])
+    );
+    assert_eq!(
+        listing(&server, "alice", &alice, "/maven/acme/com/")
+            .await
+            .1,
+        ["../", "acme/", "other/"]
+    );
+    assert_eq!(
+        listing(&server, "bob", &bob, "/maven/acme/com/acme/lib/")
+            .await
+            .1,
+        ["../", "1.0/", "maven-metadata.xml"]
+    );
+    assert_eq!(
+        listing(&server, "bob", &bob, "/maven/acme/com/acme/lib/1.0/")
+            .await
+            .1,
+        ["../", "lib-1.0.jar", "lib-1.0.pom"]
+    );
+    assert_eq!(
+        listing(&server, "bob", &bob, "/maven/acme/com/other/")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let anonymous = server
+        .request("GET", "/maven/acme/", Auth::None, None)
+        .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+}
+
+/// A folder's listing as `user`: the status and the page's links.
+async fn listing(
+    server: &TestServer,
+    user: &str,
+    token: &str,
+    path: &str,
+) -> (StatusCode, Vec<String>) {
+    let response = server
+        .request("GET", path, Auth::Basic(user, token), None)
+        .await;
+    let status = response.status();
+    let html = response.text().await.expect("body");
+    let links = html
+        .split("<a href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    (status, links)
 }
