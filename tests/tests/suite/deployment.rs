@@ -762,3 +762,35 @@ async fn patch_chunks(
     }
     location
 }
+
+/// Every function keeps its logs for `LogRetentionDays` (a log group Lambda made itself would
+/// keep them forever), and a deploy without the site admin's first token is refused.
+#[test]
+fn every_function_has_a_log_retention_and_the_stack_an_administrator() {
+    let text = std::fs::read_to_string(repository_root().join("template.yaml")).expect("template");
+    let template = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    let resources = template["Resources"].as_hash().expect("Resources");
+    let log_groups: BTreeSet<String> = resources
+        .values()
+        .filter(|resource| resource["Type"].as_str() == Some("AWS::Logs::LogGroup"))
+        .filter(|group| group["Properties"]["RetentionInDays"].as_str() == Some("LogRetentionDays"))
+        .filter_map(|group| {
+            group["Properties"]["LogGroupName"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    for id in template_functions().keys() {
+        assert!(
+            log_groups.contains(&format!("/aws/lambda/${{{id}}}")),
+            "{id} has no log group with LogRetentionDays: {log_groups:?}"
+        );
+    }
+    let rule = &template["Rules"]["BootstrapTokenIsRequired"];
+    assert!(
+        rule["RuleCondition"].is_badvalue(),
+        "the rule holds for every deploy"
+    );
+    let assertion = format!("{:?}", rule["Assertions"][0]["Assert"]);
+    assert!(assertion.contains("BootstrapTokenSha256"), "{assertion}");
+}
