@@ -286,6 +286,26 @@ impl From<VersionRecord> for VersionJson {
     }
 }
 
+/// `GET /api/workspaces/{ws}/audit`: one event of the trail.
+#[derive(Serialize)]
+pub struct AuditEventJson {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: stowage_service::AuditAction,
+    pub subject: String,
+}
+
+impl From<stowage_service::AuditEvent> for AuditEventJson {
+    fn from(event: stowage_service::AuditEvent) -> Self {
+        Self {
+            at: event.at,
+            actor: event.actor,
+            action: event.action,
+            subject: event.subject,
+        }
+    }
+}
+
 /// `GET /api/workspaces/{ws}/deleted`: what the caller could restore.
 #[derive(Serialize)]
 pub struct DeletedJson {

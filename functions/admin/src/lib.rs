@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/workspaces/{workspace}/usage", get(workspaces::usage))
         .route("/workspaces/{workspace}/deleted", get(workspaces::deleted))
+        .route("/workspaces/{workspace}/audit", get(workspaces::audit))
         .route(
             "/workspaces/{workspace}/repositories/{repository}/restore",
             post(workspaces::restore_repository),

@@ -7,8 +7,9 @@ use stowage_http::{AppState, Caller};
 use stowage_service::Usage;
 
 use crate::api::{
-    CreatePipelineToken, CreateRepository, CreateWorkspace, DeletedJson, DeletionJson,
-    PermissionJson, PipelineTokenJson, RepositoryJson, SetPermission, Values, WorkspaceJson,
+    AuditEventJson, CreatePipelineToken, CreateRepository, CreateWorkspace, DeletedJson,
+    DeletionJson, PermissionJson, PipelineTokenJson, RepositoryJson, SetPermission, Values,
+    WorkspaceJson,
 };
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -39,6 +40,19 @@ pub async fn list_workspaces(
             ..view.workspace.into()
         })
         .collect();
+    Ok(Json(Values { values }))
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    Path(workspace): Path<String>,
+    caller: Authenticated,
+) -> ApiResult<Json<Values<AuditEventJson>>> {
+    let events = state
+        .registry
+        .audit_events(caller.principal(), &workspace)
+        .await?;
+    let values = events.into_iter().map(AuditEventJson::from).collect();
     Ok(Json(Values { values }))
 }
 

@@ -23,6 +23,7 @@
 //! | `error.rs` | the service's [`Error`], mapped to each protocol's format at its edge |
 
 mod accounts;
+mod audit;
 mod auth;
 mod blobs;
 mod error;
@@ -44,6 +45,7 @@ use stowage_domain::Clock;
 use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser, TokenExpiry};
+pub use audit::{AUDIT_LISTING_MAX, AuditAction, AuditEvent};
 pub use auth::Credential;
 pub use blobs::StagedBlob;
 pub(crate) use blobs::mark_for_collection;

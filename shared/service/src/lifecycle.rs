@@ -13,6 +13,7 @@ use stowage_storage::{Condition, Key, MetadataError, Put, Query, Write};
 const LIST_PAGE: usize = 200;
 
 use crate::accounts::acting_user;
+use crate::audit::{Audit, AuditAction};
 use crate::records::{
     Deletion, DueItem, DueTarget, PackageRecord, RepositoryRecord, RoleRecord, WorkspaceRecord,
     decode, encode, keys,
@@ -169,15 +170,22 @@ impl Registry {
         let target = DueTarget::Workspace {
             workspace: record.slug.clone(),
         };
-        self.transact(soft_delete_writes(
+        let audit = Audit::new(
+            &record.slug,
+            caller,
+            AuditAction::Deleted,
+            format!("workspace {}", record.slug),
+        );
+        let writes = soft_delete_writes(
             keys::workspace(&record.slug),
             encode(&record),
             version,
             target,
             &deleted,
-        ))
-        .await
-        .map_err(changed_meanwhile("workspace"))?;
+        );
+        self.transact_audited(writes, audit)
+            .await
+            .map_err(changed_meanwhile("workspace"))?;
         Ok(deleted)
     }
 
@@ -213,7 +221,13 @@ impl Registry {
         );
         // The collector skipped it while it was deleted.
         writes.push(crate::blobs::mark_for_collection(&slug));
-        self.transact(writes)
+        let audit = Audit::new(
+            &slug,
+            caller,
+            AuditAction::Restored,
+            format!("workspace {slug}"),
+        );
+        self.transact_audited(writes, audit)
             .await
             .map_err(changed_meanwhile("workspace"))?;
         Ok(record)
@@ -239,15 +253,22 @@ impl Registry {
             repository: record.slug.clone(),
         };
         let key = keys::repository(&record.workspace, &record.slug);
-        self.transact(soft_delete_writes(
+        let audit = Audit::new(
+            &record.workspace,
+            caller,
+            AuditAction::Deleted,
+            format!("repository {}/{}", record.workspace, record.slug),
+        );
+        let writes = soft_delete_writes(
             key,
             encode(&record),
             access.repository_version,
             target,
             &deleted,
-        ))
-        .await
-        .map_err(changed_meanwhile("repository"))?;
+        );
+        self.transact_audited(writes, audit)
+            .await
+            .map_err(changed_meanwhile("repository"))?;
         Ok(deleted)
     }
 
@@ -288,15 +309,22 @@ impl Registry {
             workspace: workspace.clone(),
             repository: repository.clone(),
         };
-        self.transact(restore_writes(
+        let audit = Audit::new(
+            &workspace,
+            caller,
+            AuditAction::Restored,
+            format!("repository {workspace}/{repository}"),
+        );
+        let writes = restore_writes(
             keys::repository(&workspace, &repository),
             encode(&record),
             version,
             &target,
             &deleted,
-        ))
-        .await
-        .map_err(changed_meanwhile("repository"))?;
+        );
+        self.transact_audited(writes, audit)
+            .await
+            .map_err(changed_meanwhile("repository"))?;
         Ok(record)
     }
 
@@ -367,7 +395,13 @@ impl Registry {
                 &package.name,
             ));
         }
-        self.transact(writes)
+        let audit = Audit::new(
+            &package.workspace,
+            caller,
+            AuditAction::Deleted,
+            package_subject(&package),
+        );
+        self.transact_audited(writes, audit)
             .await
             .map_err(changed_meanwhile("package"))?;
         Ok(deleted)
@@ -401,11 +435,25 @@ impl Registry {
                 &package.name,
             ));
         }
-        self.transact(writes)
+        let audit = Audit::new(
+            &package.workspace,
+            caller,
+            AuditAction::Restored,
+            package_subject(&package),
+        );
+        self.transact_audited(writes, audit)
             .await
             .map_err(changed_meanwhile("package"))?;
         Ok(package)
     }
+}
+
+/// A package, as an audit event names it.
+pub(crate) fn package_subject(package: &PackageRecord) -> String {
+    format!(
+        "{} package {} (repository {}/{})",
+        package.kind, package.name, package.workspace, package.repository
+    )
 }
 
 /// What a workspace holds deleted and not yet purged, as far as the caller may restore it.

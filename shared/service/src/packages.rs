@@ -11,6 +11,7 @@ use stowage_domain::{
 use stowage_storage::{Condition, Item, Key, MetadataError, Put, Query, Write};
 
 use crate::accounts::acting_user;
+use crate::audit::{Audit, AuditAction};
 use crate::lifecycle::Restore;
 use crate::records::{
     PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
@@ -113,7 +114,13 @@ impl Registry {
                         .when(Condition::Absent),
                 ),
             ];
-            match self.transact(writes).await {
+            let audit = Audit::new(
+                &workspace,
+                caller,
+                AuditAction::Created,
+                crate::lifecycle::package_subject(&package),
+            );
+            match self.transact_audited(writes, audit).await {
                 Ok(()) => return Ok(package),
                 Err(MetadataError::ConditionFailed { index: Some(0 | 1) }) => continue,
                 Err(MetadataError::ConditionFailed { .. }) => {

@@ -16,6 +16,7 @@
 //! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
 //! UPLOAD#<id>                    UPLOAD                       UploadRecord (a resumable upload)  index: UPLOADS / <started>#<id>
 //! DUE                            <purge after>#<target>       DueItem (what the purge removes, when)
+//! AUDIT#<ws>                     <time>#<uuid>                AuditEvent (the workspace's trail)
 //! USAGE#<ws>                     STORED                       counter: the workspace's stored bytes
 //! OBJECTS#<ws>                   <object key>                 ObjectRecord (a record names this object)
 //! GC#<ws>                        <digest>                     GcCandidate (a blob marked as unused)
@@ -214,6 +215,17 @@ pub mod keys {
 
     /// The purge's index: what falls due when, in time order.
     pub const DUE_PARTITION: &str = "DUE";
+
+    /// The partition of a workspace's audit trail.
+    pub fn audit_partition(workspace: &Slug) -> String {
+        format!("AUDIT#{workspace}")
+    }
+
+    /// An event of a workspace's audit trail: `<time>#<uuid>`, so a query gives them in time
+    /// order.
+    pub fn audit(workspace: &Slug, id: &str) -> Key {
+        Key::new(audit_partition(workspace), id)
+    }
 
     pub fn due(purge_after: DateTime<Utc>, target: &DueTarget) -> Key {
         Key::new(
@@ -439,6 +451,11 @@ pub enum DueTarget {
         kind: PackageType,
         name: PackageName,
     },
+    /// An event of a workspace's audit trail, past the retention period.
+    AuditEvent {
+        workspace: Slug,
+        id: String,
+    },
 }
 
 impl DueTarget {
@@ -454,6 +471,7 @@ impl DueTarget {
                 kind,
                 name,
             } => format!("pkg/{workspace}/{kind}/{name}"),
+            DueTarget::AuditEvent { workspace, id } => format!("audit/{workspace}/{id}"),
         }
     }
 }

@@ -8,6 +8,7 @@ use stowage_domain::{
 use stowage_storage::{Condition, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, Write};
 
 use crate::accounts::acting_user;
+use crate::audit::{Audit, AuditAction};
 use crate::records::{
     RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord, decode,
     encode, keys,
@@ -116,7 +117,13 @@ impl Registry {
                     .indexed(keys::role_index(&slug, None, creator)),
             ),
         ];
-        match self.transact(writes).await {
+        let audit = Audit::new(
+            &slug,
+            caller,
+            AuditAction::Created,
+            format!("workspace {slug}"),
+        );
+        match self.transact_audited(writes, audit).await {
             Ok(()) => Ok(workspace),
             Err(MetadataError::ConditionFailed { .. }) => Err(Error::conflict(format!(
                 "the workspace slug {slug} is taken"
@@ -257,7 +264,13 @@ impl Registry {
                     .when(Condition::Absent),
                 ),
             ];
-            match self.transact(writes).await {
+            let audit = Audit::new(
+                &workspace.slug,
+                caller,
+                AuditAction::Created,
+                format!("repository {}/{slug}", workspace.slug),
+            );
+            match self.transact_audited(writes, audit).await {
                 Ok(()) => return Ok(repository),
                 // The workspace changed under us (deleted, perhaps): look again.
                 Err(MetadataError::ConditionFailed { index: Some(0) }) => continue,
@@ -447,11 +460,21 @@ impl Registry {
             role,
             granted_at: self.now(),
         };
-        self.metadata()
-            .write(Write::Put(Put::new(key, encode(&record)).indexed(
-                keys::role_index(&repo.workspace, Some(&repo.slug), &username),
-            )))
-            .await?;
+        let write = Write::Put(Put::new(key, encode(&record)).indexed(keys::role_index(
+            &repo.workspace,
+            Some(&repo.slug),
+            &username,
+        )));
+        let audit = Audit::new(
+            &repo.workspace,
+            caller,
+            AuditAction::Granted,
+            format!(
+                "{role} role on {}/{} to {username}",
+                repo.workspace, repo.slug
+            ),
+        );
+        self.transact_audited(vec![write], audit).await?;
         Ok(created)
     }
 
@@ -469,11 +492,17 @@ impl Registry {
         let username =
             Username::parse("username", username).map_err(|_| Error::NotFound(Entity::User))?;
         let repo = &access.repository;
-        self.metadata()
-            .write(Write::Delete {
-                key: keys::role(&username, &repo.workspace, Some(&repo.slug)),
-                condition: Condition::Exists,
-            })
+        let write = Write::Delete {
+            key: keys::role(&username, &repo.workspace, Some(&repo.slug)),
+            condition: Condition::Exists,
+        };
+        let audit = Audit::new(
+            &repo.workspace,
+            caller,
+            AuditAction::Revoked,
+            format!("role on {}/{} of {username}", repo.workspace, repo.slug),
+        );
+        self.transact_audited(vec![write], audit)
             .await
             .map_err(|error| match error {
                 MetadataError::ConditionFailed { .. } => Error::NotFound(Entity::Permission),

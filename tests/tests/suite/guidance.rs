@@ -19,7 +19,8 @@ on_both_backends!(
     maven_puts_the_error_in_the_reason_phrase,
     the_npm_document_names_its_maintainer_and_keeps_its_creation,
     the_catalog_lists_what_the_caller_can_read,
-    maven_folders_list_what_the_caller_can_read
+    maven_folders_list_what_the_caller_can_read,
+    the_audit_trail_says_who_changed_what
 );
 
 /// alice, admin of acme/api holding a container, an npm and a Maven package; her token.
@@ -752,4 +753,98 @@ async fn listing(
         .map(str::to_owned)
         .collect();
     (status, links)
+}
+
+/// The workspace's audit trail: who created, granted, revoked, deleted and restored what,
+/// newest first, for its admins alone; purged with the retention period.
+async fn the_audit_trail_says_who_changed_what(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let bob = server
+        .user_with_token("bob", &["read:package", "write:package"])
+        .await;
+    let permission = "/api/workspaces/acme/repositories/api/permissions/bob";
+    let package = "/api/workspaces/acme/packages/npm/%40acme%2Fui";
+    for (method, path, body) in [
+        ("PUT", permission, Some(json!({"role": "read"}))),
+        ("DELETE", permission, None),
+        ("DELETE", package, None),
+        ("POST", &format!("{package}/restore") as &str, None),
+    ] {
+        let (status, body) = server.call(method, path, Auth::Bearer(&alice), body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+    }
+    let (status, trail) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/audit",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events: Vec<(String, String, String)> = trail["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|event| {
+            assert!(event["at"].is_string());
+            (
+                event["actor"].as_str().unwrap_or_default().to_owned(),
+                event["action"].as_str().unwrap_or_default().to_owned(),
+                event["subject"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("restored", "npm package @acme/ui (repository acme/api)"),
+        ("deleted", "npm package @acme/ui (repository acme/api)"),
+        ("revoked", "role on acme/api of bob"),
+        ("granted", "read role on acme/api to bob"),
+        (
+            "created",
+            "maven package com.acme:lib (repository acme/api)",
+        ),
+        ("created", "npm package @acme/ui (repository acme/api)"),
+        (
+            "created",
+            "container package api/server (repository acme/api)",
+        ),
+        ("created", "repository acme/api"),
+        ("created", "workspace acme"),
+    ];
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(action, subject)| ("alice".into(), (*action).into(), (*subject).into()))
+        .collect();
+    assert_eq!(events, expected);
+    let (status, _) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/audit",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "bob is no longer a member");
+
+    // Past the retention period the purge removes the events: they are gone, not hidden
+    // (with the clock set back they do not come back).
+    let then = server.clock_now();
+    server.clock.advance(chrono::Duration::days(31));
+    server
+        .registry
+        .purge(&stowage_purge::Content, std::time::Duration::from_secs(60))
+        .await
+        .expect("purge");
+    server.clock.set(then);
+    let (_, trail) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/audit",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(trail, json!({"values": []}));
 }

@@ -114,6 +114,17 @@ impl Run<'_> {
                 Ok(true)
             }
             DueTarget::Workspace { workspace } => self.purge_workspace(workspace).await,
+            DueTarget::AuditEvent { workspace, id } => {
+                registry
+                    .metadata()
+                    .write(Write::Delete {
+                        key: keys::audit(workspace, id),
+                        condition: Condition::None,
+                    })
+                    .await?;
+                self.report.items_deleted += 1;
+                Ok(true)
+            }
         }
     }
 
