@@ -75,6 +75,10 @@ struct Cli {
     /// open-file limit is lower).
     #[arg(long, env = "STOWAGE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Serves the registry's metrics (`GET /metrics`, Prometheus' text format) at this
+    /// address, apart from the registry's own: keep it where only your monitoring reaches.
+    #[arg(long, env = "STOWAGE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Serves the AWS deployment's shape: the CloudFront front's routing rule, requests for
     /// Lambda through API Gateway's event and limits (6 MB, 30 s), large bodies to the upload
     /// service.
@@ -236,6 +240,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Duration::from_secs(cli.purge_interval_seconds),
         ));
     }
+    if let Some(address) = cli.metrics_listen {
+        let metrics = TcpListener::bind(address).await?;
+        tracing::info!(address = %metrics.local_addr()?, "metrics are served at /metrics");
+        tokio::spawn(serve_metrics(metrics));
+    }
     let limits = cli.connection_limits();
     let router = if cli.emulate_aws {
         emulated_deployment(&cli, state, signed, make_registry)
@@ -263,14 +272,37 @@ fn emulated_deployment(
     emulate::front(functions, uploads, signed.map(signed_blob_router))
 }
 
+/// `GET /metrics` on its own listener.
+async fn serve_metrics(listener: TcpListener) {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+                stowage_http::render_metrics(),
+            )
+        }),
+    );
+    if let Err(error) = axum::serve(listener, router).await {
+        tracing::error!(?error, "the metrics listener stopped");
+    }
+}
+
 /// Runs the purge every `interval`, as the scheduled function does on AWS.
 async fn purge_periodically(registry: Arc<stowage_service::Registry>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        if let Err(error) = stowage_purge::run(&registry, SERVER_PURGE_BUDGET).await {
-            tracing::error!(?error, "purge run failed");
+        match stowage_purge::run(&registry, SERVER_PURGE_BUDGET).await {
+            Ok(report) => stowage_http::record_purge(Some(&report)),
+            Err(error) => {
+                stowage_http::record_purge(None);
+                tracing::error!(?error, "purge run failed");
+            }
         }
     }
 }

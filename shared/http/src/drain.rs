@@ -3,7 +3,9 @@
 //! the kernel would reset it, and the client, still writing, would see a broken pipe instead of
 //! the refusal (Go's client, the OCI conformance suite, Docker). So what the handler left
 //! unread is read and thrown away, up to a bound, before the answer goes; beyond the bound the
-//! answer says `Connection: close`.
+//! answer says `Connection: close`, and the rest is still read and thrown away for a while
+//! after it (nginx's "lingering close"), so that the client reads the answer before the
+//! connection goes.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +28,9 @@ use http_body_util::BodyExt;
 pub const DRAIN_MAX: u64 = 32 * 1024 * 1024;
 /// How long a client may take to send what is thrown away.
 const DRAIN_TIME: Duration = Duration::from_secs(10);
+/// How long a body beyond [`DRAIN_MAX`] is still read after the answer, at most (nginx's
+/// `lingering_time`).
+const LINGER_TIME: Duration = Duration::from_secs(30);
 
 /// Wraps `router` so that a body its handlers leave unread is drained before the answer.
 pub fn drain_unread_bodies(router: Router) -> Router {
@@ -96,32 +101,59 @@ async fn drain_after(request: Request, next: Next) -> Response {
     // A client that waits for `100 Continue` has sent nothing yet: it is told no without
     // being asked for the body.
     let asked_for_body = polled || !waits_to_continue;
-    let drained = asked_for_body && drain(body).await;
-    if !drained {
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+    let drained = if asked_for_body {
+        drain(body).await
+    } else {
+        Drained::No
+    };
+    match drained {
+        Drained::Yes => {}
+        Drained::No => {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        Drained::TooLong(mut rest) => {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            tokio::spawn(async move {
+                let discard = async { while let Some(Ok(_)) = rest.frame().await {} };
+                let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+            });
+        }
     }
     response
 }
 
-/// Reads a body to its end and throws it away; false if it is longer than [`DRAIN_MAX`],
-/// slower than [`DRAIN_TIME`], or broken.
-async fn drain(mut body: Body) -> bool {
+enum Drained {
+    Yes,
+    /// Broken, or too slow: nothing more is read.
+    No,
+    /// Longer than [`DRAIN_MAX`]: the rest, to read after the answer.
+    TooLong(Body),
+}
+
+/// Reads a body to its end and throws it away, up to [`DRAIN_MAX`] within [`DRAIN_TIME`].
+async fn drain(mut body: Body) -> Drained {
     let reading = async {
         let mut seen = 0u64;
         while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { return false };
+            let Ok(frame) = frame else {
+                return Some(false);
+            };
             if let Some(data) = frame.data_ref() {
                 seen += data.len() as u64;
                 if seen > DRAIN_MAX {
-                    return false;
+                    return None;
                 }
             }
         }
-        true
+        Some(true)
     };
-    tokio::time::timeout(DRAIN_TIME, reading)
-        .await
-        .unwrap_or(false)
+    match tokio::time::timeout(DRAIN_TIME, reading).await {
+        Ok(Some(true)) => Drained::Yes,
+        Ok(None) => Drained::TooLong(body),
+        Ok(Some(false)) | Err(_) => Drained::No,
+    }
 }

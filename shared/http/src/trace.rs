@@ -38,9 +38,17 @@ pub(crate) fn request_logging<S: Clone + Send + Sync + 'static>(router: Router<S
     router.layer(axum::middleware::from_fn(log_request))
 }
 
-/// Names what the current request is about, for its log line. Protocol dispatchers call it
-/// once they have taken the path apart; the management API's route templates name it alone.
+tokio::task_local! {
+    /// The operation of the request being answered, for its metrics.
+    static OPERATION: std::cell::RefCell<Option<String>>;
+}
+
+/// Names what the current request is about, for its log line and its metrics. Protocol
+/// dispatchers call it once they have taken the path apart; the management API's route
+/// templates name it alone.
 pub fn describe_request(workspace: Option<&str>, package: Option<&str>, operation: &str) {
+    // Outside a logged request (a unit test) there is no slot.
+    let _ = OPERATION.try_with(|slot| *slot.borrow_mut() = Some(operation.to_owned()));
     let span = tracing::Span::current();
     if let Some(workspace) = workspace {
         span.record("workspace", workspace);
@@ -52,7 +60,18 @@ pub fn describe_request(workspace: Option<&str>, package: Option<&str>, operatio
 }
 
 async fn log_request(request: Request, next: Next) -> Response {
+    OPERATION
+        .scope(
+            std::cell::RefCell::new(None),
+            log_and_measure(request, next),
+        )
+        .await
+}
+
+async fn log_and_measure(request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let on_lambda = request.extensions().get::<lambda_http::Context>().is_some();
+    let bytes_in = content_length(request.headers());
     // The whole path, also inside a nested router.
     let path = request.extensions().get::<OriginalUri>().map_or_else(
         || request.uri().path().to_owned(),
@@ -87,7 +106,27 @@ async fn log_request(request: Request, next: Next) -> Response {
     } else {
         "ok"
     };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let operation = OPERATION
+        .with(|slot| slot.borrow().clone())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let answered = crate::metrics::Answered {
+        protocol: crate::metrics::protocol_of(&path),
+        operation: &operation,
+        status: status.as_u16(),
+        latency,
+        bytes_in,
+        bytes_out: http_body::Body::size_hint(response.body()).exact(),
+    };
+    crate::metrics::record(&answered);
+    if on_lambda {
+        // Lambda's standard output is the function's CloudWatch log.
+        println!(
+            "{}",
+            crate::metrics::embedded_metric_line(&answered, epoch_millis())
+        );
+    }
     let reason = response
         .extensions()
         .get::<crate::Refusal>()
@@ -106,6 +145,24 @@ async fn log_request(request: Request, next: Next) -> Response {
         None => tracing::info!(status = status.as_u16(), outcome, latency_ms, "request"),
     });
     response
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Milliseconds since the Unix epoch, as embedded metrics want.
+fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// The invocation's id on Lambda; elsewhere the caller's `X-Request-Id`, or a new one.

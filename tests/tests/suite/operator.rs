@@ -192,3 +192,57 @@ async fn logs_say_why_and_carry_no_colour_codes() {
     );
     assert!(!text.stderr.contains('\u{1b}'), "{}", text.stderr);
 }
+
+/// `--metrics-listen`: the registry's numbers in Prometheus' text format, on an address of
+/// their own (the registry's address does not serve them).
+#[tokio::test]
+async fn metrics_are_served_apart_from_the_registry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let Some(server) = LocalServer::start(&["--metrics-listen", &listen]).await else {
+        return;
+    };
+    server
+        .create_package("acme", "api", "container", "api/server")
+        .await;
+    let client = reqwest::Client::new();
+    let started = client
+        .post(format!("{}/v2/acme/api/server/blobs/uploads/", server.url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(started.status(), 202);
+    let refused = client
+        .get(format!("{}/api/user", server.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 401);
+    let metrics = client
+        .get(format!("http://{listen}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("text");
+    for expected in [
+        "stowage_requests_total{protocol=\"oci\",operation=\"oci.upload.post\",status=\"202\"} 1",
+        "stowage_requests_total{protocol=\"admin\",operation=\"/api/user\",status=\"401\"} 1",
+        "stowage_upload_sessions_open 1",
+        "stowage_request_duration_seconds_count{protocol=\"admin\"}",
+        "# EOF",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    let on_registry = client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(on_registry.status(), 404);
+}
