@@ -794,3 +794,57 @@ fn every_function_has_a_log_retention_and_the_stack_an_administrator() {
     let assertion = format!("{:?}", rule["Assertions"][0]["Assert"]);
     assert!(assertion.contains("BootstrapTokenSha256"), "{assertion}");
 }
+
+/// The alarms and the dashboard read the metrics the functions emit: every `Stowage` metric
+/// and dimension the template names is one `shared/http/src/metrics.rs` writes.
+#[test]
+fn the_alarms_watch_metrics_the_functions_emit() {
+    let root = repository_root();
+    let text = std::fs::read_to_string(root.join("template.yaml")).expect("template");
+    let template = &YamlLoader::load_from_str(&text).expect("YAML")[0];
+    let emitter = source(&root.join("shared/http/src/metrics.rs"));
+    assert!(emitter.contains("\"Namespace\": \"Stowage\""));
+    for alarm in [
+        "ServerErrorRateAlarm",
+        "ThrottlesAlarm",
+        "PurgeFailureAlarm",
+    ] {
+        assert_eq!(
+            template["Resources"][alarm]["Type"].as_str(),
+            Some("AWS::CloudWatch::Alarm"),
+            "{alarm}"
+        );
+    }
+    let queries = template["Resources"]["ServerErrorRateAlarm"]["Properties"]["Metrics"]
+        .as_vec()
+        .expect("metric queries");
+    let mut stowage_metrics = 0;
+    for query in queries {
+        let metric = &query["MetricStat"]["Metric"];
+        if metric["Namespace"].as_str() != Some("Stowage") {
+            continue;
+        }
+        stowage_metrics += 1;
+        let name = metric["MetricName"].as_str().expect("metric name");
+        assert!(
+            emitter.contains(&format!("{{\"Name\": \"{name}\"")),
+            "{name}"
+        );
+        for dimension in metric["Dimensions"].as_vec().expect("dimensions") {
+            let dimension = dimension["Name"].as_str().expect("dimension");
+            assert!(emitter.contains(&format!("\"{dimension}\"")), "{dimension}");
+        }
+    }
+    assert_eq!(
+        stowage_metrics, 8,
+        "5xx and all requests, for each of four protocols"
+    );
+    let dashboard = format!(
+        "{:?}",
+        template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    );
+    assert!(
+        dashboard.contains("\\\"Stowage\\\", \\\"Requests\\\""),
+        "{dashboard}"
+    );
+}
