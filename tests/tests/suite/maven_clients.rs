@@ -125,8 +125,13 @@ async fn mvn_deploys_and_resolves_releases_and_snapshots(stores: Stores) {
         .await
         .ok("mvn deploy (release)");
     let again = mvn(&lib, &deploying, "deploy").await;
+    // Maven prints the status line alone: the reason is in its reason phrase.
     assert!(
-        !again.success && again.stdout.contains("409"),
+        !again.success
+            && again.stdout.contains("409")
+            && again
+                .stdout
+                .contains("release 1.0 of com.acme:lib is already deployed"),
         "{}",
         again.stdout
     );
