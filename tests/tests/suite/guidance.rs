@@ -195,6 +195,24 @@ async fn an_expired_token_is_told_when(stores: Stores) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(says_expired(&body["error"]), "{body}");
+    // skopeo shows it, where it said "invalid username/password" alone.
+    if stowage_tests::clients::available(&["skopeo"]) {
+        let host = server.url.trim_start_matches("http://");
+        let inspected = stowage_tests::clients::run(
+            "skopeo",
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                &format!("alice:{alice}"),
+                &format!("docker://{host}/acme/api/server:1"),
+            ],
+            &[],
+        )
+        .await;
+        assert!(!inspected.success);
+        assert!(inspected.stderr.contains(&expired), "{}", inspected.stderr);
+    }
 
     let (line, _) = status_line(
         &server,

@@ -143,12 +143,17 @@ async fn start_as_a_new_user(binary: &Path, folder: &Path) -> (u16, tokio::proce
         .expect("start stowage-local");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let token = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut token = None;
         while let Some(line) = lines.next_line().await.expect("stdout") {
-            if let Some(token) = line.trim().strip_prefix("stw_") {
-                return format!("stw_{token}");
+            if let Some(secret) = line.trim().strip_prefix("stw_") {
+                token = Some(format!("stw_{secret}"));
+            }
+            // After the token: when it expires, and how to mint the next.
+            if line.contains("expires in a year") && line.contains("stowage-local admin-token") {
+                return token.expect("the token comes first");
             }
         }
-        panic!("stowage-local exited without printing a token");
+        panic!("stowage-local exited without printing its token and how to replace it");
     })
     .await
     .expect("the token, printed at first start");
