@@ -20,7 +20,8 @@ on_both_backends!(
     the_npm_document_names_its_maintainer_and_keeps_its_creation,
     the_catalog_lists_what_the_caller_can_read,
     maven_folders_list_what_the_caller_can_read,
-    the_audit_trail_says_who_changed_what
+    the_audit_trail_says_who_changed_what,
+    a_token_expires_at_a_date_or_after_days
 );
 
 /// alice, admin of acme/api holding a container, an npm and a Maven package; her token.
@@ -865,4 +866,66 @@ async fn the_audit_trail_says_who_changed_what(stores: Stores) {
         )
         .await;
     assert_eq!(trail, json!({"values": []}));
+}
+
+/// A token's expiry is a date or a number of days, exactly one, within a year.
+async fn a_token_expires_at_a_date_or_after_days(stores: Stores) {
+    let server = TestServer::start(stores).await;
+    let alice = acme(&server).await;
+    let create = |body: Value| {
+        let server = &server;
+        let alice = alice.clone();
+        async move {
+            server
+                .call("POST", "/api/tokens", Auth::Bearer(&alice), Some(body))
+                .await
+        }
+    };
+    let scopes = json!(["read:package"]);
+    let (status, token) =
+        create(json!({"name": "ci", "scopes": scopes, "expires_in_days": 30})).await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    let expires: chrono::DateTime<chrono::Utc> = token["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(expires, server.clock_now() + chrono::Duration::days(30));
+    for (body, field, message) in [
+        (
+            json!({"name": "ci", "scopes": scopes}),
+            "expires_at",
+            "is required (or expires_in_days)",
+        ),
+        (
+            json!({"name": "ci", "scopes": scopes, "expires_in_days": 0}),
+            "expires_in_days",
+            "must be 1 to 365",
+        ),
+        (
+            json!({"name": "ci", "scopes": scopes, "expires_in_days": 400}),
+            "expires_in_days",
+            "must be 1 to 365",
+        ),
+        (
+            json!({"name": "ci", "scopes": scopes, "expires_in_days": 3, "expires_at": "2099-01-01T00:00:00Z"}),
+            "expires_in_days",
+            "cannot be given with expires_at",
+        ),
+        (
+            json!({"name": "ci", "scopes": scopes, "expires_in_days": "soon"}),
+            "expires_in_days",
+            "invalid type",
+        ),
+    ] {
+        let (status, error) = create(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(message)),
+            "{body}: {error}"
+        );
+    }
 }
