@@ -47,7 +47,7 @@ async fn the_readme_runs_as_written() {
     );
 
     let folder = tempfile::tempdir().expect("folder");
-    let (port, mut server, admin_token) = start_as_a_new_user(&binary, folder.path()).await;
+    let (port, server, admin_token) = start_as_a_new_user(&binary, folder.path()).await;
     let script = script_for(&blocks.join("\n"), port, &admin_token);
     let environment = UserMachine::new(folder.path());
     let work = folder.path().join("work");
