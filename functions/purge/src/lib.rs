@@ -39,6 +39,7 @@ pub async fn run(registry: &Registry, budget: Duration) -> Result<PurgeReport> {
         links_collected = report.links_collected,
         blobs_collected = report.blobs_collected,
         orphans_deleted = report.orphans_deleted,
+        audit_events_expired = report.audit_events_expired,
         finished = report.finished,
         "purge run"
     );

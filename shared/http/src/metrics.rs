@@ -180,6 +180,7 @@ pub fn record_purge(report: Option<&PurgeReport>) {
         ("uploads", report.uploads_expired),
         ("blobs", report.blobs_collected),
         ("orphans", report.orphans_deleted),
+        ("audit_events", report.audit_events_expired),
     ];
     for (what, count) in removed {
         metrics

@@ -851,11 +851,13 @@ async fn the_audit_trail_says_who_changed_what(stores: Stores) {
     // (with the clock set back they do not come back).
     let then = server.clock_now();
     server.clock.advance(chrono::Duration::days(31));
-    server
+    let report = server
         .registry
         .purge(&stowage_purge::Content, std::time::Duration::from_secs(60))
         .await
         .expect("purge");
+    assert_eq!(report.audit_events_expired, 9);
+    assert!(report.purged.is_empty(), "{:?}", report.purged);
     server.clock.set(then);
     let (_, trail) = server
         .call(

@@ -68,8 +68,10 @@ pub trait ContentReader: Send + Sync {
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct PurgeReport {
-    /// Due targets purged completely.
+    /// Due targets purged completely (workspaces, repositories, packages).
     pub purged: Vec<String>,
+    /// Events of audit trails past the retention period, removed.
+    pub audit_events_expired: u64,
     pub items_deleted: u64,
     pub objects_deleted: u64,
     pub uploads_expired: u64,

@@ -122,7 +122,6 @@ impl Run<'_> {
                         condition: Condition::None,
                     })
                     .await?;
-                self.report.items_deleted += 1;
                 Ok(true)
             }
         }
@@ -242,7 +241,10 @@ impl Run<'_> {
                         condition: Condition::None,
                     })
                     .await?;
-                self.report.purged.push(due.target.id());
+                match due.target {
+                    DueTarget::AuditEvent { .. } => self.report.audit_events_expired += 1,
+                    _ => self.report.purged.push(due.target.id()),
+                }
             }
         }
     }
