@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
-use stowage_domain::{PackageType, Principal, Role, Slug};
+use stowage_domain::{PackageType, Principal, Slug};
 use stowage_http::Finish;
 use stowage_service::{PackageRecord, Registry, VersionRecord, Versions};
 
@@ -31,7 +31,7 @@ pub async fn folder(
         .into_iter()
         .filter(|package| package.kind == PackageType::Maven)
         .collect();
-    let entries = entries(registry, caller, workspace, &packages, folders).await?;
+    let entries = entries(registry, &packages, folders).await?;
     if entries.is_empty() && !folders.is_empty() {
         return Err(MavenError::not_found());
     }
@@ -55,18 +55,17 @@ fn folders_of(package: &PackageRecord) -> Vec<String> {
         .collect()
 }
 
+/// `packages` are those the caller can read, live, as just listed: their records are read
+/// without opening each again.
 async fn entries(
     registry: &Registry,
-    caller: &Principal,
-    workspace: &Slug,
     packages: &[PackageRecord],
     folders: &[String],
 ) -> MavenResult<Vec<Entry>> {
     for package in packages {
         let path = folders_of(package);
         if folders.len() >= path.len() && folders[..path.len()] == path[..] {
-            return package_entries(registry, caller, workspace, package, &folders[path.len()..])
-                .await;
+            return package_entries(registry, package, &folders[path.len()..]).await;
         }
     }
     let mut entries: Vec<Entry> = packages
@@ -84,22 +83,10 @@ async fn entries(
 /// files.
 async fn package_entries(
     registry: &Registry,
-    caller: &Principal,
-    workspace: &Slug,
     package: &PackageRecord,
     below: &[String],
 ) -> MavenResult<Vec<Entry>> {
-    let open = registry
-        .open_package(
-            caller,
-            workspace,
-            PackageType::Maven,
-            &package.name,
-            Role::Read,
-            &[],
-        )
-        .await?;
-    let items = registry.package_items(&open.package);
+    let items = registry.package_items(package);
     match below {
         [] => {
             let versions = items.all::<Versions<VersionRecord>>("").await?;

@@ -16,7 +16,7 @@ use crate::accounts::acting_user;
 use crate::audit::{Audit, AuditAction};
 use crate::records::{
     Deletion, DueItem, DueTarget, PackageRecord, RepositoryRecord, RoleRecord, WorkspaceRecord,
-    decode, encode, keys,
+    decode, encode, keys, load_all,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
 use crate::{Entity, Error, Registry, Result};
@@ -485,7 +485,7 @@ impl Registry {
         let mut deleted = DeletedItems::default();
         if workspace_admin {
             deleted.repositories = self
-                .partition_records::<RepositoryRecord>(&workspace, keys::REPOSITORY_PREFIX)
+                .workspace_records::<RepositoryRecord>(&workspace, keys::REPOSITORY_PREFIX)
                 .await?
                 .into_iter()
                 .filter(|repository| repository.deleted.is_some())
@@ -493,7 +493,7 @@ impl Registry {
         }
         if workspace_admin || !administered.is_empty() {
             deleted.packages = self
-                .partition_records::<PackageRecord>(&workspace, keys::PACKAGE_PREFIX)
+                .workspace_records::<PackageRecord>(&workspace, keys::PACKAGE_PREFIX)
                 .await?
                 .into_iter()
                 .filter(|package| {
@@ -505,6 +505,16 @@ impl Registry {
         Ok(deleted)
     }
 
+    /// Every record under `prefix` in a workspace's partition.
+    async fn workspace_records<T: serde::de::DeserializeOwned>(
+        &self,
+        workspace: &Slug,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
+        let query = Query::prefix(keys::workspace_partition(workspace), prefix, LIST_PAGE);
+        load_all(self.metadata(), query).await
+    }
+
     async fn is_workspace_admin(&self, caller: &Principal, workspace: &Slug) -> Result<bool> {
         let Some(username) = caller.user() else {
             return Ok(false);
@@ -514,26 +524,5 @@ impl Registry {
             .get(&keys::role(username, workspace, None))
             .await?;
         Ok(role.is_some() && caller.scopes.role_cap() == Role::Admin)
-    }
-
-    /// Every record under `prefix` in a workspace's partition, page by page.
-    async fn partition_records<T: serde::de::DeserializeOwned>(
-        &self,
-        workspace: &Slug,
-        prefix: &str,
-    ) -> Result<Vec<T>> {
-        let mut records = Vec::new();
-        let mut query = Query::prefix(keys::workspace_partition(workspace), prefix, LIST_PAGE);
-        loop {
-            let page = self.metadata().query(&query).await?;
-            for item in &page.items {
-                records.push(decode(item)?);
-            }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
-                None => break,
-            }
-        }
-        Ok(records)
     }
 }

@@ -14,7 +14,7 @@ use crate::accounts::acting_user;
 use crate::audit::{Audit, AuditAction};
 use crate::lifecycle::Restore;
 use crate::records::{
-    PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys,
+    PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys, load_all,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
 use crate::{Entity, Error, ItemKey, RecordKind, Registry, Result};
@@ -174,26 +174,16 @@ impl Registry {
     ) -> Result<Vec<PackageRecord>> {
         let workspace = path_slug(workspace, Entity::Workspace)?;
         let readable = self.readable_repositories(caller, &workspace).await?;
-        let mut packages = Vec::new();
-        let mut query = Query::prefix(
+        let query = Query::prefix(
             keys::workspace_partition(&workspace),
             keys::PACKAGE_PREFIX,
             LIST_PAGE,
         );
-        loop {
-            let page = self.metadata().query(&query).await?;
-            for item in &page.items {
-                let package: PackageRecord = decode(item)?;
-                if package.deleted.is_none() && readable.contains(&package.repository) {
-                    packages.push(package);
-                }
-            }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
-                None => break,
-            }
-        }
-        Ok(packages)
+        let packages: Vec<PackageRecord> = load_all(self.metadata(), query).await?;
+        Ok(packages
+            .into_iter()
+            .filter(|package| package.deleted.is_none() && readable.contains(&package.repository))
+            .collect())
     }
 
     async fn readable_repositories(

@@ -525,6 +525,24 @@ pub async fn load<T: DeserializeOwned>(
     }
 }
 
+/// Every record a query finds, page after page.
+pub async fn load_all<T: DeserializeOwned>(
+    store: &dyn MetadataStore,
+    mut query: stowage_storage::Query,
+) -> Result<Vec<T>> {
+    let mut records = Vec::new();
+    loop {
+        let page = store.query(&query).await?;
+        for item in &page.items {
+            records.push(decode(item)?);
+        }
+        match page.next {
+            Some(cursor) => query = query.after(Some(cursor)),
+            None => return Ok(records),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::accounts::acting_user;
 use crate::audit::{Audit, AuditAction};
 use crate::records::{
     RepositoryRecord, RoleRecord, TokenOwner, TokenRecord, UserRecord, WorkspaceRecord, decode,
-    encode, keys,
+    encode, keys, load_all,
 };
 use crate::{Entity, Error, Registry, Result};
 
@@ -151,18 +151,11 @@ impl Registry {
                 "a pipeline token can only read and publish the packages of its repository",
             ));
         };
+        let query = Query::prefix(keys::user_partition(username), keys::ROLE_PREFIX, LIST_PAGE);
+        let roles: Vec<RoleRecord> = load_all(self.metadata(), query).await?;
         let mut memberships: std::collections::BTreeMap<Slug, bool> = Default::default();
-        let mut query = Query::prefix(keys::user_partition(username), keys::ROLE_PREFIX, LIST_PAGE);
-        loop {
-            let page = self.metadata().query(&query).await?;
-            for item in &page.items {
-                let role: RoleRecord = decode(item)?;
-                *memberships.entry(role.workspace).or_default() |= role.repository.is_none();
-            }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
-                None => break,
-            }
+        for role in roles {
+            *memberships.entry(role.workspace).or_default() |= role.repository.is_none();
         }
         let memberships: Vec<(Slug, bool)> = memberships.into_iter().collect();
         let mut views = Vec::new();
@@ -297,24 +290,16 @@ impl Registry {
         let mut repositories = Vec::new();
         if view.admin {
             let partition = keys::workspace_partition(&slug);
-            let mut query = Query::prefix(partition, keys::REPOSITORY_PREFIX, LIST_PAGE);
-            loop {
-                let page = self.metadata().query(&query).await?;
-                for item in &page.items {
-                    let repository: RepositoryRecord = decode(item)?;
-                    if repository.deleted.is_none() {
-                        repositories.push(RepositoryView {
-                            repository,
-                            role: Role::Admin,
-                        });
-                    }
-                }
-                match page.next {
-                    Some(cursor) => query = query.after(Some(cursor)),
-                    None => break,
-                }
-            }
-            return Ok(repositories);
+            let query = Query::prefix(partition, keys::REPOSITORY_PREFIX, LIST_PAGE);
+            let records: Vec<RepositoryRecord> = load_all(self.metadata(), query).await?;
+            return Ok(records
+                .into_iter()
+                .filter(|repository| repository.deleted.is_none())
+                .map(|repository| RepositoryView {
+                    repository,
+                    role: Role::Admin,
+                })
+                .collect());
         }
         let username = caller.user().ok_or(Error::NotFound(Entity::Workspace))?;
         let roles = self.roles_in_workspace(username, &slug).await?;
@@ -349,26 +334,16 @@ impl Registry {
         username: &Username,
         workspace: &Slug,
     ) -> Result<Vec<RoleRecord>> {
-        let mut roles = Vec::new();
-        let mut query = Query::prefix(
-            keys::role(username, workspace, None).partition,
+        let query = Query::prefix(
+            keys::user_partition(username),
             keys::roles_in_workspace_prefix(workspace),
             LIST_PAGE,
         );
-        loop {
-            let page = self.metadata().query(&query).await?;
-            for item in &page.items {
-                let role: RoleRecord = decode(item)?;
-                if role.repository.is_some() {
-                    roles.push(role);
-                }
-            }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
-                None => break,
-            }
-        }
-        Ok(roles)
+        let roles: Vec<RoleRecord> = load_all(self.metadata(), query).await?;
+        Ok(roles
+            .into_iter()
+            .filter(|role| role.repository.is_some())
+            .collect())
     }
 
     /// The caller's access to a repository, in one batch read. `NotFound` when the workspace

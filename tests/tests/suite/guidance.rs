@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stowage_tests::npm::{encoded, publish_document, tarball};
 use stowage_tests::{Auth, Stores, TestServer, on_both_backends};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 on_both_backends!(
     a_read_only_token_is_told_its_scope,
@@ -50,23 +50,35 @@ async fn status_line(
     token: &str,
     body: &[u8],
 ) -> (String, String) {
-    let address = server.url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
-        stowage_tests::basic_authorization(user, token),
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write body");
+    let authorization = stowage_tests::basic_authorization(user, token);
+    let mut stream = server
+        .send_partly(
+            method,
+            path,
+            &[("Authorization", &authorization)],
+            body.len(),
+            body,
+        )
+        .await;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let response = String::from_utf8_lossy(&response).into_owned();
     let (line, rest) = response.split_once("\r\n").expect("a status line");
     let body = rest.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     (line.to_owned(), body.to_owned())
+}
+
+/// alice gives bob the read role on acme/api.
+async fn grant_bob_read(server: &TestServer, alice: &str) {
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/workspaces/acme/repositories/api/permissions/bob",
+            Auth::Bearer(alice),
+            Some(json!({"role": "read"})),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
 }
 
 async fn a_read_only_token_is_told_its_scope(stores: Stores) {
@@ -127,15 +139,7 @@ async fn a_read_only_token_is_told_its_scope(stores: Stores) {
     let bob = server
         .user_with_token("bob", &["read:package", "write:package"])
         .await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/api/permissions/bob",
-            Auth::Bearer(&alice),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success(), "{status}");
+    grant_bob_read(&server, &alice).await;
     let (status, body) = server
         .call(
             "POST",
@@ -244,15 +248,7 @@ async fn deleted_names_say_how_to_restore_them(stores: Stores) {
     let alice = acme(&server).await;
     let bob = server.user_with_token("bob", &["read:package"]).await;
     let carol = server.user_with_token("carol", &["read:package"]).await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/api/permissions/bob",
-            Auth::Bearer(&alice),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success());
+    grant_bob_read(&server, &alice).await;
     let package = "/api/workspaces/acme/packages/npm/%40acme%2Fui";
     let (status, deletion) = server
         .call("DELETE", package, Auth::Bearer(&alice), None)
@@ -423,15 +419,7 @@ async fn the_api_lists_workspaces_and_answers_in_json(stores: Stores) {
     let alice = acme(&server).await;
     let bob = server.user_with_token("bob", &["read:package"]).await;
     let carol = server.user_with_token("carol", &["read:package"]).await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/api/permissions/bob",
-            Auth::Bearer(&alice),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success());
+    grant_bob_read(&server, &alice).await;
     let (status, _) = server
         .call(
             "POST",
@@ -622,15 +610,7 @@ async fn the_catalog_lists_what_the_caller_can_read(stores: Stores) {
         .await;
     let bob = server.user_with_token("bob", &["read:package"]).await;
     let carol = server.user_with_token("carol", &["read:package"]).await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/api/permissions/bob",
-            Auth::Bearer(&alice),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success());
+    grant_bob_read(&server, &alice).await;
     let catalog = |user: &'static str, token: String, query: &'static str| {
         let server = &server;
         async move {
@@ -705,15 +685,7 @@ async fn maven_folders_list_what_the_caller_can_read(stores: Stores) {
         assert_eq!(line, "HTTP/1.1 201 Created");
     }
     let bob = server.user_with_token("bob", &["read:package"]).await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/api/permissions/bob",
-            Auth::Bearer(&alice),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success());
+    grant_bob_read(&server, &alice).await;
     assert_eq!(
         listing(&server, "bob", &bob, "/maven/acme/").await,
         (StatusCode::OK, vec!["com/".to_owned()])

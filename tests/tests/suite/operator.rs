@@ -85,16 +85,8 @@ async fn a_server_refuses_what_would_break_it() {
     let binary = binary.to_str().expect("path");
     let data = tempfile::tempdir().expect("folder");
     let data = data.path().display().to_string();
-    for (token, why) in [
-        (
-            "secret",
-            "must be stw_, then at least 32 letters and digits",
-        ),
-        (
-            "stw_short",
-            "must be stw_, then at least 32 letters and digits",
-        ),
-    ] {
+    let why = "must be stw_, then at least 32 letters and digits";
+    for token in ["secret", "stw_short"] {
         let started = run(
             "timeout",
             &["10", binary, "--data-dir", &data, "--listen", "127.0.0.1:0"],
