@@ -74,6 +74,8 @@ pub const LAMBDA_EVENT_MAX: usize = 6 * 1024 * 1024;
 pub struct LambdaReply {
     pub status: u16,
     pub headers: HashMap<String, String>,
+    /// `Set-Cookie` values: payload 2.0 answers them apart from the headers.
+    pub cookies: Vec<String>,
     pub body: Vec<u8>,
 }
 
@@ -152,6 +154,7 @@ impl LambdaFunction {
             return LambdaReply {
                 status: 413,
                 headers: HashMap::new(),
+                cookies: Vec::new(),
                 body: b"Request Entity Too Large".to_vec(),
             };
         }
@@ -181,9 +184,19 @@ impl LambdaFunction {
         } else {
             raw.as_bytes().to_vec()
         };
+        let cookies = response["cookies"]
+            .as_array()
+            .map(|cookies| {
+                cookies
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         LambdaReply {
             status: response["statusCode"].as_u64().unwrap_or(0) as u16,
             headers,
+            cookies,
             body,
         }
     }

@@ -5,6 +5,7 @@
 //! note, unless `STOWAGE_REQUIRE_AWS=1` (which `tests/run` sets) makes that a failure.
 
 pub mod aws_calls;
+pub mod browser;
 pub mod clients;
 pub mod faults;
 pub mod lambda;
@@ -12,6 +13,7 @@ pub mod npm;
 pub mod oci;
 pub mod race;
 mod server;
+pub mod web;
 
 use std::sync::Arc;
 

@@ -32,7 +32,8 @@ pub fn app(state: AppState, signed_blobs: Option<SignedBlobs>) -> Router {
         .merge(stowage_admin::router(state.clone()))
         .merge(stowage_oci::router(state.clone()))
         .merge(stowage_npm::router(state.clone()))
-        .merge(stowage_maven::router(state));
+        .merge(stowage_maven::router(state.clone()))
+        .merge(stowage_web::router(state));
     let app = stowage_http::run_to_completion(app);
     let app = match signed_blobs {
         Some(signed) => app.merge(signed_blob_router(signed)),

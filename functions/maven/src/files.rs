@@ -8,7 +8,7 @@ use http::{HeaderMap, Method, StatusCode};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
-use stowage_domain::{PackageType, Principal, Role};
+use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
 use stowage_service::{
     BlobLink, CommitError, Error, ItemKey, OpenPackage, PackageWrites, RecordKind, Registry,
@@ -406,10 +406,8 @@ pub async fn put(
     }
 }
 
-/// `DELETE <artifact>/<version>/`: removes a version and its files (the write role). A
-/// release's coordinates stay retired; a SNAPSHOT may be deployed again. The files' bytes are
-/// collected by the purge once nothing uses them.
-pub async fn delete_version(
+/// `DELETE <artifact>/<version>/`: removes a version and its files (the write role).
+pub async fn delete_version_folder(
     state: &AppState,
     caller: &Principal,
     path: &MavenPath,
@@ -420,8 +418,39 @@ pub async fn delete_version(
             "a DELETE takes a version's folder: <group>/<artifactId>/<version>/",
         ));
     };
-    let registry = &state.registry;
-    let open = open(registry, caller, path, Role::Write, &[]).await?;
+    delete_version(
+        &state.registry,
+        caller,
+        &path.workspace,
+        &path.package,
+        version,
+    )
+    .await?;
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .finish(Body::empty()))
+}
+
+/// Removes a version and its files (the write role). A release's coordinates stay retired; a
+/// SNAPSHOT may be deployed again. The files' bytes are collected by the purge once nothing
+/// uses them.
+pub async fn delete_version(
+    registry: &Registry,
+    caller: &Principal,
+    workspace: &Slug,
+    package: &PackageName,
+    version: &str,
+) -> MavenResult<()> {
+    let open = registry
+        .open_package(
+            caller,
+            workspace,
+            PackageType::Maven,
+            package,
+            Role::Write,
+            &[],
+        )
+        .await?;
     let items = registry.package_items(&open.package);
     let files = items.all::<Files>(&files_of_version(version)).await?;
     let listed = items.get::<Versions<VersionRecord>>(version).await?;
@@ -449,7 +478,7 @@ pub async fn delete_version(
     writes.delete::<Versions<VersionRecord>>(version, Condition::Version(listed.version));
     if !is_snapshot(version) {
         let retired = Retired {
-            version: version.clone(),
+            version: version.to_owned(),
             deleted_at: registry.now(),
             deleted_by: by.clone(),
         };
@@ -458,8 +487,5 @@ pub async fn delete_version(
     writes
         .put::<Revisions>("", &Revision::fresh())
         .mark_for_collection();
-    commit_deletion(writes).await?;
-    Ok(Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .finish(Body::empty()))
+    commit_deletion(writes).await
 }

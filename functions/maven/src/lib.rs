@@ -2,6 +2,7 @@
 //! `<base>/maven/<workspace>/`. Files are redirected to presigned URLs; checksums and
 //! `maven-metadata.xml` are generated from the repository's own records.
 
+pub mod browse;
 mod cache;
 mod error;
 mod files;
@@ -11,6 +12,7 @@ mod records;
 mod route;
 mod version;
 
+pub use error::MavenError;
 pub use records::MavenContent;
 
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use stowage_domain::Principal;
 use stowage_http::{AppState, credential_from_headers};
 
 use crate::cache::MetadataCache;
-use crate::error::{MavenError, MavenResult};
+use crate::error::MavenResult;
 
 #[derive(Clone)]
 struct MavenState {
@@ -89,7 +91,7 @@ async fn handle(
             files::get(&state.app, &state.documents, &caller, &path, method).await
         }
         Method::PUT => files::put(&state.app, &caller, &path, headers, body).await,
-        Method::DELETE => files::delete_version(&state.app, &caller, &path).await,
+        Method::DELETE => files::delete_version_folder(&state.app, &caller, &path).await,
         _ => Err(MavenError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed",

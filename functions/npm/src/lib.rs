@@ -3,6 +3,7 @@
 //! presigned URLs. Paths are taken apart in [`route`].
 
 mod body;
+pub mod browse;
 mod document;
 mod error;
 mod misc;
@@ -12,6 +13,7 @@ mod records;
 mod route;
 mod tags;
 
+pub use error::NpmError;
 pub use records::NpmContent;
 
 use axum::Json;
@@ -24,7 +26,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 use stowage_http::{AppState, base_url, credential_from_headers, read_limited};
 
-use crate::error::{NpmError, NpmResult};
+use crate::error::NpmResult;
 use crate::route::Endpoint;
 
 pub fn router(state: AppState) -> Router {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod blobs;
+pub mod browse;
 mod capability;
 mod error;
 mod listings;
@@ -21,11 +22,12 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use stowage_http::{AppState, base_url};
 
-use crate::error::{Code, OciError, OciResult};
+use crate::error::{Code, OciResult};
 use crate::route::Endpoint;
 
 pub use auth::REGISTRY_TOKEN_SECONDS;
 pub use capability::UPLOAD_CAPABILITY_SECONDS;
+pub use error::OciError;
 pub use manifests::MANIFEST_MAX;
 pub use records::OciContent;
 

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use stowage_domain::{Principal, PrincipalKind, TokenSecret, pipeline_username};
 
 use crate::records::{self, TokenOwner, TokenRecord, keys};
@@ -42,6 +44,25 @@ impl Registry {
     /// Checks a credential: the token must exist (not revoked), not be expired, and, for Basic,
     /// belong to the username given (a user's name or e-mail, or a pipeline's name).
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal> {
+        let token = self.verify(credential).await?;
+        Ok(principal_of(&token))
+    }
+
+    /// Signs a user in to the web interface: the credential must be a user's token (a
+    /// pipeline's is for its builds only). Returns the user and when the token expires (the
+    /// session ends then at the latest).
+    pub async fn sign_in(&self, credential: &Credential) -> Result<(Principal, DateTime<Utc>)> {
+        let token = self.verify(credential).await?;
+        match token.owner {
+            TokenOwner::User { .. } => Ok((principal_of(&token), token.expires_at)),
+            TokenOwner::Pipeline { .. } => Err(Error::forbidden(
+                "a pipeline token cannot sign in: use one of your own tokens",
+            )),
+        }
+    }
+
+    /// The token a credential presents, if it is valid now.
+    async fn verify(&self, credential: &Credential) -> Result<Arc<TokenRecord>> {
         let (secret, username) = match credential {
             Credential::Basic { username, secret } => (secret, Some(username.as_str())),
             Credential::Bearer(secret) => (secret, None),
@@ -68,7 +89,7 @@ impl Registry {
         if token.expires_at <= self.now() {
             return Err(Error::TokenExpired(token.expires_at));
         }
-        Ok(principal_of(&token))
+        Ok(token)
     }
 
     /// Forgets a token in this instance's cache at once (other instances within the TTL).

@@ -36,6 +36,14 @@ pub struct RepositoryView {
     pub role: Role,
 }
 
+/// A user's role on a repository.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub username: Username,
+    pub role: Role,
+    pub granted_at: DateTime<Utc>,
+}
+
 /// A pipeline's credentials, as Bitbucket hands them to a build.
 #[derive(Debug)]
 pub struct PipelineToken {
@@ -451,6 +459,36 @@ impl Registry {
         );
         self.transact_audited(vec![write], audit).await?;
         Ok(created)
+    }
+
+    /// The users granted a role on a repository, by name (repository admin only; workspace
+    /// admins hold every repository without a grant). One query of the workspace's members
+    /// index.
+    pub async fn list_members(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<Vec<Member>> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let repo = &access.repository;
+        let query = Query::prefix(
+            keys::members_partition(&repo.workspace),
+            format!("{}#", repo.slug),
+            LIST_PAGE,
+        )
+        .on_index();
+        let roles: Vec<RoleRecord> = load_all(self.metadata(), query).await?;
+        Ok(roles
+            .into_iter()
+            .map(|role| Member {
+                username: role.username,
+                role: role.role,
+                granted_at: role.granted_at,
+            })
+            .collect())
     }
 
     /// Takes a user's role on a repository away (repository admin only).

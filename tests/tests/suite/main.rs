@@ -32,3 +32,5 @@ mod operator;
 mod permissions;
 mod readme;
 mod snapshots;
+mod web;
+mod web_browser;
