@@ -38,7 +38,7 @@ start_moto() {
 }
 
 # The Lambda functions, as template.yaml deploys them.
-lambda_functions=(stowage-admin stowage-oci stowage-npm stowage-maven stowage-purge)
+lambda_functions=(stowage-admin stowage-oci stowage-npm stowage-maven stowage-purge stowage-web)
 
 # build_lambdas: every function in release mode for arm64, zipped as `sam build` makes them,
 # in target/lambda/<function>/bootstrap.zip.

@@ -102,14 +102,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-/// The protocol a path belongs to.
+/// The protocol a path belongs to; the web interface has every other path.
 pub(crate) fn protocol_of(path: &str) -> &'static str {
     match path.trim_start_matches('/').split('/').next() {
         Some("v2") => "oci",
         Some("npm") => "npm",
         Some("maven") => "maven",
         Some("api") => "admin",
-        _ => "other",
+        _ => "web",
     }
 }
 
@@ -286,5 +286,6 @@ mod tests {
         );
         assert_eq!(protocol_of("/v2/acme/x/tags/list"), "oci");
         assert_eq!(protocol_of("/api/user"), "admin");
+        assert_eq!(protocol_of("/workspaces/acme"), "web");
     }
 }

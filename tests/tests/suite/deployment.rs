@@ -16,6 +16,7 @@ use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_tests::aws_calls::{AwsCall, CallRecorder};
 use stowage_tests::npm::{publish_document, tarball};
 use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
+use stowage_tests::web::WebClient;
 use stowage_tests::{ADMIN_TOKEN, Stores};
 use tower::ServiceExt as _;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -131,6 +132,31 @@ fn route_matches(route: &str, path: &str) -> bool {
     }
 }
 
+/// How specific a route is, as API Gateway ranks the routes a path matches: a literal path
+/// first, then the greedy route with the longest prefix.
+fn specificity(route: &str) -> usize {
+    match route.strip_suffix("{proxy+}") {
+        Some(prefix) => prefix.len(),
+        None => usize::MAX,
+    }
+}
+
+/// The functions whose most specific matching route is the best there is for `path`.
+fn reached<'a>(functions: &'a BTreeMap<String, Function>, path: &str) -> Vec<&'a Function> {
+    let best = |f: &Function| {
+        f.routes
+            .iter()
+            .filter(|(_, route)| route_matches(route, path))
+            .map(|(_, route)| specificity(route))
+            .max()
+    };
+    let top = functions.values().filter_map(|f| best(f)).max();
+    functions
+        .values()
+        .filter(|f| top.is_some() && best(f) == top)
+        .collect()
+}
+
 /// Paths each function serves, one or more per route of the template.
 const SERVED: &[(&str, &str)] = &[
     ("stowage-admin", "/api/user"),
@@ -144,6 +170,8 @@ const SERVED: &[(&str, &str)] = &[
     ("stowage-npm", "/npm/acme/left-pad"),
     ("stowage-npm", "/npm/acme/-/v1/search"),
     ("stowage-maven", "/maven/acme/com/acme/lib/1.0/lib-1.0.jar"),
+    ("stowage-web", "/"),
+    ("stowage-web", "/workspaces/acme/packages/npm/left-pad"),
 ];
 
 fn routers(state: &AppState) -> Vec<(&'static str, Router)> {
@@ -152,6 +180,7 @@ fn routers(state: &AppState) -> Vec<(&'static str, Router)> {
         ("stowage-oci", stowage_oci::router(state.clone())),
         ("stowage-npm", stowage_npm::router(state.clone())),
         ("stowage-maven", stowage_maven::router(state.clone())),
+        ("stowage-web", stowage_web::router(state.clone())),
     ]
 }
 
@@ -174,20 +203,23 @@ async fn every_route_reaches_the_function_that_serves_it() {
         limits: Limits::LAMBDA,
     };
     for (binary, path) in SERVED {
-        let reached: Vec<&Function> = functions
-            .values()
-            .filter(|f| f.routes.iter().any(|(_, route)| route_matches(route, path)))
-            .collect();
+        let reached = reached(&functions, path);
         assert_eq!(reached.len(), 1, "{path} reaches one function");
         assert_eq!(reached[0].binary, *binary, "{path}");
-        // Its router answers it (here: asks for credentials); every other router does not know it.
+        // Its router answers it (here: asks for credentials, or the web interface sends the
+        // visitor to sign in); every other router does not know it.
         for (router_binary, router) in routers(&state) {
             let request = http::Request::get(*path)
                 .body(axum::body::Body::empty())
                 .expect("request");
             let status = router.oneshot(request).await.expect("response").status();
             if router_binary == *binary {
-                assert_eq!(status, StatusCode::UNAUTHORIZED, "{binary} serves {path}");
+                let asks = if *binary == "stowage-web" {
+                    StatusCode::SEE_OTHER
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                assert_eq!(status, asks, "{binary} serves {path}");
             } else {
                 assert_eq!(
                     status,
@@ -230,6 +262,20 @@ pub(crate) fn variables_in(text: &str) -> BTreeSet<String> {
     found
 }
 
+/// Every file under `dir`, in its subfolders too.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 pub(crate) fn source(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|_| panic!("read {}", path.display()))
 }
@@ -267,8 +313,8 @@ fn every_environment_variable_a_function_reads_is_set() {
             .join(f.binary.trim_start_matches("stowage-"));
         let main = source(&crate_folder.join("src/main.rs"));
         let mut read = everywhere.clone();
-        for entry in std::fs::read_dir(crate_folder.join("src")).expect("src") {
-            read.extend(variables_in(&source(&entry.expect("entry").path())));
+        for file in files_under(&crate_folder.join("src")) {
+            read.extend(variables_in(&source(&file)));
         }
         if main.contains("bootstrap_site_admin") {
             read.insert("STOWAGE_BOOTSTRAP_TOKEN_SHA256".to_owned());
@@ -708,6 +754,66 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     assert_covered(function(&functions, "stowage-maven"), &recorder.take());
 
+    // The web interface: signing in, every page, and every change its forms make.
+    let web = WebClient::new(&urls["stowage-web"]);
+    let session = web.sign_in("admin", ADMIN_TOKEN).await;
+    let cookie = Some(session.cookie.as_str());
+    let csrf = session.csrf.as_str();
+    for path in [
+        "/",
+        "/tokens",
+        "/users",
+        "/workspaces/acme",
+        "/workspaces/acme/usage",
+        "/workspaces/acme/repositories/api",
+        "/workspaces/acme/packages/container/api/server",
+        "/workspaces/acme/packages/npm/left-pad",
+        "/workspaces/acme/packages/maven/com.acme:lib",
+    ] {
+        let page = web.get(path, cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+    }
+    let forms: [(&str, Vec<(&str, &str)>); 9] = [
+        ("/tokens", vec![("name", "web"), ("expires_in_days", "3")]),
+        (
+            "/users",
+            vec![("username", "bob"), ("email", "bob@example.com")],
+        ),
+        (
+            "/workspaces/acme/repositories/api/members",
+            vec![("username", "bob"), ("role", "read")],
+        ),
+        (
+            "/workspaces/acme/repositories/api/members/bob/revoke",
+            vec![],
+        ),
+        ("/workspaces/acme/repositories/api/pipeline-tokens", vec![]),
+        (
+            "/workspaces/acme/packages",
+            vec![("kind", "npm"), ("name", "web-made"), ("repository", "api")],
+        ),
+        ("/workspaces/acme/delete-package/npm/web-made", vec![]),
+        (
+            "/workspaces/acme/restore",
+            vec![("target", "package"), ("kind", "npm"), ("name", "web-made")],
+        ),
+        (
+            "/workspaces/acme/delete-version/npm/left-pad",
+            vec![("version", "1.2.0")],
+        ),
+    ];
+    for (path, mut fields) in forms {
+        fields.push(("csrf", csrf));
+        let answer = web.post(path, cookie, &fields).await;
+        assert!(
+            answer.status.is_success() || answer.status.is_redirection(),
+            "{path}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    assert_covered(function(&functions, "stowage-web"), &recorder.take());
+
     // The purge: the deleted package and repository past retention, the abandoned upload,
     // the garbage blobs past the grace period.
     clock.advance(chrono::Duration::days(31));
@@ -836,8 +942,8 @@ fn the_alarms_watch_metrics_the_functions_emit() {
         }
     }
     assert_eq!(
-        stowage_metrics, 8,
-        "5xx and all requests, for each of four protocols"
+        stowage_metrics, 10,
+        "5xx and all requests, for each of the four protocols and the web interface"
     );
     let dashboard = format!(
         "{:?}",

@@ -30,6 +30,7 @@ pub struct Functions {
     oci: LambdaFunction,
     npm: LambdaFunction,
     maven: LambdaFunction,
+    web: LambdaFunction,
 }
 
 impl Functions {
@@ -40,22 +41,24 @@ impl Functions {
             oci: LambdaFunction::new(stowage_oci::router(state()), "ANY /v2/{proxy+}"),
             npm: LambdaFunction::new(stowage_npm::router(state()), "ANY /npm/{proxy+}"),
             maven: LambdaFunction::new(stowage_maven::router(state()), "ANY /maven/{proxy+}"),
+            web: LambdaFunction::new(stowage_web::router(state()), "ANY /{proxy+}"),
         }
     }
 
-    /// The function whose HTTP API route takes `path`, as template.yaml routes them.
-    fn for_path(&self, path: &str) -> Option<&LambdaFunction> {
+    /// The function whose HTTP API route takes `path`, as template.yaml routes them: the web
+    /// interface takes every path the others do not.
+    fn for_path(&self, path: &str) -> &LambdaFunction {
         let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
         if under("/v2") {
-            Some(&self.oci)
+            &self.oci
         } else if under("/npm") {
-            Some(&self.npm)
+            &self.npm
         } else if under("/maven") {
-            Some(&self.maven)
+            &self.maven
         } else if under("/api") {
-            Some(&self.admin)
+            &self.admin
         } else {
-            None
+            &self.web
         }
     }
 }
@@ -107,15 +110,7 @@ async fn route(State(front): State<Front>, mut request: Request) -> Response {
     {
         return serve(upload_service.clone(), request).await;
     }
-    let Some(function) = front.functions.for_path(&path) else {
-        return (
-            http::StatusCode::NOT_FOUND,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            r#"{"message":"Not Found"}"#,
-        )
-            .into_response();
-    };
-    through_api_gateway(function, request).await
+    through_api_gateway(front.functions.for_path(&path), request).await
 }
 
 async fn serve(router: Router, request: Request) -> Response {
