@@ -150,7 +150,7 @@ fn reached<'a>(functions: &'a BTreeMap<String, Function>, path: &str) -> Vec<&'a
             .map(|(_, route)| specificity(route))
             .max()
     };
-    let top = functions.values().filter_map(|f| best(f)).max();
+    let top = functions.values().filter_map(&best).max();
     functions
         .values()
         .filter(|f| top.is_some() && best(f) == top)
