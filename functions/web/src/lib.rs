@@ -46,6 +46,7 @@ const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'sel
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::workspace::home))
+        .route("/workspaces", post(pages::workspace::create_workspace))
         .route(
             "/sign-in",
             get(pages::account::sign_in_page).post(pages::account::sign_in),
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
             "/users",
             get(pages::account::users).post(pages::account::create_user),
         )
+        .route("/users/tokens", post(pages::account::create_token_for_user))
         .route("/workspaces/{workspace}", get(pages::workspace::workspace))
         .route(
             "/workspaces/{workspace}/usage",
@@ -68,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/workspaces/{workspace}/packages",
             post(pages::workspace::create_package),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories",
+            post(pages::workspace::create_repository),
         )
         .route(
             "/workspaces/{workspace}/restore",

@@ -307,7 +307,12 @@ async fn wrong_ways_in_lead_back_to_signing_in() {
         let (_, tokens) = server
             .call("GET", "/api/tokens", Auth::Bearer(&alice), None)
             .await;
-        tokens["values"][0]["id"].as_str().expect("id").to_owned()
+        let listed = tokens["values"].as_array().expect("tokens");
+        let signed_in_with = listed
+            .iter()
+            .find(|token| token["name"] == "test")
+            .expect("the token alice signed in with");
+        signed_in_with["id"].as_str().expect("id").to_owned()
     };
     let (status, _) = server
         .call(
@@ -335,7 +340,7 @@ async fn bad_form_input_gets_a_page_that_says_what_is_wrong() {
     let web = WebClient::new(&server.url);
     let session = web.sign_in("alice", &alice).await;
     let csrf = session.csrf.as_str();
-    let cases: [FormCase; 7] = [
+    let cases: [FormCase; 11] = [
         (
             "/tokens",
             vec![
@@ -392,6 +397,39 @@ async fn bad_form_input_gets_a_page_that_says_what_is_wrong() {
             StatusCode::BAD_REQUEST,
             "role",
         ),
+        (
+            "/workspaces",
+            vec![("csrf", csrf), ("slug", "Not A Slug"), ("plan", "standard")],
+            StatusCode::BAD_REQUEST,
+            "workspace",
+        ),
+        (
+            "/workspaces",
+            vec![("csrf", csrf), ("slug", "acme"), ("plan", "standard")],
+            StatusCode::CONFLICT,
+            "acme",
+        ),
+        (
+            "/users",
+            vec![
+                ("csrf", csrf),
+                ("username", "eve"),
+                ("email", "eve@example.com"),
+            ],
+            StatusCode::FORBIDDEN,
+            "only the site admin can create users",
+        ),
+        (
+            "/users/tokens",
+            vec![
+                ("csrf", csrf),
+                ("username", "admin"),
+                ("name", "mine now"),
+                ("expires_in_days", "3"),
+            ],
+            StatusCode::FORBIDDEN,
+            "you can only create tokens for yourself",
+        ),
     ];
     for (path, fields, status, says) in cases {
         let answer = web.post(path, Some(&session.cookie), &fields).await;
@@ -403,6 +441,12 @@ async fn bad_form_input_gets_a_page_that_says_what_is_wrong() {
         );
         assert!(answer.body.contains("Go back"));
     }
+    let users = web.get("/users", Some(&session.cookie)).await;
+    assert_eq!(
+        users.status,
+        StatusCode::NOT_FOUND,
+        "the users page is the site admin's"
+    );
     let huge = "x".repeat(64 * 1024);
     let answer = web
         .post(

@@ -9,7 +9,7 @@ use serde_json::json;
 use stowage_tests::browser::Browser;
 use stowage_tests::clients::{available, run};
 use stowage_tests::oci::{OCI_MANIFEST, image, write_layout};
-use stowage_tests::{Auth, Backend, Stores, TestServer};
+use stowage_tests::{ADMIN_TOKEN, Auth, Backend, Stores, TestServer};
 
 use crate::maven_clients::{library, mvn, settings};
 use crate::npm_clients::{NpmUser, package_dir, run_in};
@@ -30,6 +30,7 @@ async fn people_manage_packages_tokens_and_roles_in_a_browser() {
         return;
     };
 
+    a_new_user_starts_without_curl(&browser).await;
     sign_in_and_out(&browser, &alice).await;
     sign_in(&browser, "alice@example.com", &alice).await;
     tokens_are_shown_once_and_revoked(&browser, &server).await;
@@ -81,6 +82,45 @@ async fn sign_in(browser: &Browser, name: &str, token: &str) {
 async fn sign_out(browser: &Browser) {
     browser.click(".sign-out button").await;
     assert_eq!(browser.path().await, "/sign-in");
+}
+
+/// The site admin creates a user and mints their first token; the user signs in with it and
+/// creates a workspace and a repository, all in pages.
+async fn a_new_user_starts_without_curl(browser: &Browser) {
+    sign_in(browser, "admin", ADMIN_TOKEN).await;
+    browser.click("a[href='/users']").await;
+    browser.fill("#username", "dave").await;
+    browser.fill("#email", "dave@example.com").await;
+    browser.click("form[action='/users'] button").await;
+    assert_eq!(browser.path().await, "/users?created=dave");
+    browser.click("form[action='/users/tokens'] button").await;
+    let token = browser.text_of("#new-token").await;
+    assert!(token.starts_with("stw_"), "{token}");
+    browser.check_page("users").await;
+    sign_out(browser).await;
+
+    sign_in(browser, "dave@example.com", &token).await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("not a member of any workspace")
+    );
+    browser.check_page("home-new-user").await;
+    browser.fill("#workspace-slug", "daves").await;
+    browser.click("form[action='/workspaces'] button").await;
+    assert_eq!(browser.path().await, "/workspaces/daves");
+    browser.fill("#repository-slug", "tools").await;
+    browser
+        .click("form[action='/workspaces/daves/repositories'] button")
+        .await;
+    assert_eq!(browser.path().await, "/workspaces/daves");
+    let page = browser.text().await;
+    assert!(
+        page.contains("tools") && page.contains("Create a package"),
+        "{page}"
+    );
+    sign_out(browser).await;
 }
 
 async fn sign_in_and_out(browser: &Browser, token: &str) {

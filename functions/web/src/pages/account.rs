@@ -172,12 +172,21 @@ pub async fn create_token(
     Fields(form): Fields<TokenForm>,
 ) -> PageResult<Response> {
     session.check_csrf(&form.csrf)?;
+    let created = mint(&state, &session, None, form)
+        .await
+        .map_err(|error| error.back_to("/tokens"))?;
+    tokens_page(&state, &session, Some(created)).await
+}
+
+/// Mints the token a form describes, for `for_user` or the signed-in user.
+async fn mint(
+    state: &AppState,
+    session: &Session,
+    for_user: Option<&str>,
+    form: TokenForm,
+) -> PageResult<CreatedToken> {
     let days: u32 = form.expires_in_days.trim().parse().map_err(|_| {
-        PageError::from(stowage_domain::Invalid::new(
-            "expires in (days)",
-            "must be a number of days, 1 to 365",
-        ))
-        .back_to("/tokens")
+        stowage_domain::Invalid::new("expires in (days)", "must be a number of days, 1 to 365")
     })?;
     let scopes = if form.write.is_some() {
         Scopes::WRITE
@@ -188,21 +197,19 @@ pub async fn create_token(
         .registry
         .create_token(
             &session.principal,
-            None,
+            for_user,
             NewToken {
                 name: form.name,
                 scopes,
                 expires: TokenExpiry::InDays(days),
             },
         )
-        .await
-        .map_err(|error| PageError::from(error).back_to("/tokens"))?;
-    let created = CreatedToken {
+        .await?;
+    Ok(CreatedToken {
         name: issued.token.name.clone(),
         secret: issued.secret.expose().to_owned(),
         expires_at: when(&issued.token.expires_at),
-    };
-    tokens_page(&state, &session, Some(created)).await
+    })
 }
 
 pub async fn revoke_token(
@@ -225,6 +232,8 @@ pub async fn revoke_token(
 struct UsersPage {
     chrome: Chrome,
     created: Option<String>,
+    /// A token just minted for a user, shown this once (to hand to them).
+    issued: Option<(String, CreatedToken)>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +250,7 @@ pub async fn users(session: Session, Query(created): Query<Created>) -> PageResu
         created: created
             .created
             .filter(|name| Username::parse("", name).is_ok()),
+        issued: None,
     })
 }
 
@@ -271,4 +281,30 @@ pub async fn create_user(
         .await
         .map_err(|error| back(error.into()))?;
     see(&format!("/users?created={}", user.username))
+}
+
+#[derive(Deserialize)]
+pub struct UserTokenForm {
+    #[serde(flatten)]
+    token: TokenForm,
+    #[serde(default)]
+    username: String,
+}
+
+/// Mints a token for a user (the site admin), their first: shown once, to hand to them.
+pub async fn create_token_for_user(
+    State(state): State<AppState>,
+    session: Session,
+    Fields(form): Fields<UserTokenForm>,
+) -> PageResult<Response> {
+    session.check_csrf(&form.token.csrf)?;
+    let username = form.username.trim().to_owned();
+    let created = mint(&state, &session, Some(&username), form.token)
+        .await
+        .map_err(|error| error.back_to("/users"))?;
+    render(UsersPage {
+        chrome: Chrome::of(&session, "Users"),
+        created: None,
+        issued: Some((username, created)),
+    })
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
-use stowage_domain::{PackageName, PackageType, Role, Slug};
+use stowage_domain::{PackageName, PackageType, Plan, Role, Slug};
 use stowage_http::AppState;
 use stowage_service::{NewPackage, PackageRecord, RepositoryView};
 
@@ -47,6 +47,61 @@ pub async fn home(State(state): State<AppState>, session: Session) -> PageResult
             })
             .collect(),
     })
+}
+
+#[derive(Deserialize)]
+pub struct WorkspaceForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    plan: String,
+}
+
+/// Creates a workspace, whose admin its creator becomes.
+pub async fn create_workspace(
+    State(state): State<AppState>,
+    session: Session,
+    Fields(form): Fields<WorkspaceForm>,
+) -> PageResult<Response> {
+    session.check_csrf(&form.csrf)?;
+    let back = |error: PageError| error.back_to("/");
+    let slug = Slug::parse("workspace", form.slug.trim()).map_err(|e| back(e.into()))?;
+    let plan = Plan::parse("plan", &form.plan).map_err(|e| back(e.into()))?;
+    let workspace = state
+        .registry
+        .create_workspace(&session.principal, slug, plan)
+        .await
+        .map_err(|error| back(error.into()))?;
+    see(&format!("/workspaces/{}", workspace.slug))
+}
+
+#[derive(Deserialize)]
+pub struct RepositoryForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    slug: String,
+}
+
+/// Creates a repository (workspace admins).
+pub async fn create_repository(
+    State(state): State<AppState>,
+    session: Session,
+    Path(workspace): Path<String>,
+    Fields(form): Fields<RepositoryForm>,
+) -> PageResult<Response> {
+    session.check_csrf(&form.csrf)?;
+    let page = format!("/workspaces/{workspace}");
+    let back = |error: PageError| error.back_to(page.clone());
+    let slug = Slug::parse("repository", form.slug.trim()).map_err(|e| back(e.into()))?;
+    state
+        .registry
+        .create_repository(&session.principal, &workspace, slug)
+        .await
+        .map_err(|error| back(error.into()))?;
+    see(&page)
 }
 
 struct PackageRow {
