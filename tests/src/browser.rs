@@ -34,6 +34,11 @@ impl Browser {
     /// (a skip) when Chromium, chromedriver or axe-core is missing, unless clients are
     /// required.
     pub async fn start(base: &str) -> Option<Self> {
+        Self::start_with(base, &[]).await
+    }
+
+    /// A browser started with extra Chromium flags (`--force-dark-mode`: the dark scheme).
+    pub async fn start_with(base: &str, flags: &[&str]) -> Option<Self> {
         if !available(&["chromium", "chromedriver"]) {
             return None;
         }
@@ -53,15 +58,18 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let profile = tempfile::tempdir().expect("profile folder");
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1280,1000".to_owned(),
+            "--force-color-profile=srgb".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
         let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,1000", "--force-color-profile=srgb",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let capabilities = match capabilities {
             Value::Object(map) => map,

@@ -48,6 +48,64 @@ async fn people_manage_packages_tokens_and_roles_in_a_browser() {
     sign_out(&browser).await;
     an_outsider_sees_nothing(&browser, &carol).await;
     browser.close().await;
+
+    dark_and_small_screens(&server, &alice).await;
+}
+
+/// The same pages in the dark scheme, and on a phone's width: still readable (axe checks the
+/// contrast of each).
+async fn dark_and_small_screens(server: &TestServer, alice: &str) {
+    let Some(dark) = Browser::start_with(&server.url, &["--force-dark-mode"]).await else {
+        return;
+    };
+    sign_in(&dark, "alice", alice).await;
+    let scheme = dark
+        .client
+        .execute(
+            "return window.matchMedia('(prefers-color-scheme: dark)').matches",
+            Vec::new(),
+        )
+        .await
+        .expect("media query");
+    assert_eq!(scheme, json!(true), "the browser prefers the dark scheme");
+    dark.goto(NPM).await;
+    let background = dark
+        .client
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            Vec::new(),
+        )
+        .await
+        .expect("style");
+    assert_eq!(background, json!("rgb(13, 17, 23)"), "the dark background");
+    dark.check_page("package-npm-dark").await;
+    dark.client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone's size");
+    dark.goto(MAVEN).await;
+    let overflow = dark
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
+            Vec::new(),
+        )
+        .await
+        .expect("width");
+    let wide = dark
+        .client
+        .execute(
+            "const w = document.documentElement.clientWidth;
+             return [...document.querySelectorAll('body *')]
+               .filter(e => e.getBoundingClientRect().right > w + 0.5)
+               .map(e => e.tagName + '.' + e.className).slice(0, 5)",
+            Vec::new(),
+        )
+        .await
+        .expect("wide elements");
+    assert_eq!(overflow, json!(false), "wider than a phone's screen: {wide}");
+    dark.check_page("package-maven-phone").await;
+    dark.close().await;
 }
 
 async fn workspace_and_repository(server: &TestServer, token: &str) {
@@ -187,8 +245,23 @@ async fn tokens_are_shown_once_and_revoked(browser: &Browser, server: &TestServe
         "{user}"
     );
 
+    // A form whose CSRF secret was taken out is refused, and changes nothing.
+    browser.goto("/tokens").await;
+    browser
+        .client
+        .execute(
+            "document.querySelector(\"form[action='/tokens'] input[name=csrf]\").remove()",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    browser.fill("#token-name", "forged").await;
+    browser.click("form[action='/tokens'] button").await;
+    assert!(browser.text().await.contains("did not come from this site"));
+
     browser.goto("/tokens").await;
     let listed = browser.text().await;
+    assert!(!listed.contains("forged"), "{listed}");
     assert!(listed.contains("laptop"), "{listed}");
     assert!(!listed.contains(&secret), "a token is shown once only");
     assert!(
