@@ -103,7 +103,11 @@ async fn dark_and_small_screens(server: &TestServer, alice: &str) {
         )
         .await
         .expect("wide elements");
-    assert_eq!(overflow, json!(false), "wider than a phone's screen: {wide}");
+    assert_eq!(
+        overflow,
+        json!(false),
+        "wider than a phone's screen: {wide}"
+    );
     dark.check_page("package-maven-phone").await;
     dark.close().await;
 }
