@@ -11,7 +11,7 @@
 //! | `pages/repository.rs` | a repository: members and roles, pipeline tokens |
 //! | `session.rs` | the session cookie and CSRF secrets |
 //! | `view.rs` | what every page shares: the layout's data, sizes, dates, the usage chart |
-//! | `usage.rs` | how to use a package, for each client |
+//! | `how_to_use.rs` | how to use a package, for each client |
 //! | `error.rs` | errors as pages |
 //!
 //! Templates are askama's (`templates/`): checked when the crate compiles, escaped by default,
@@ -19,9 +19,9 @@
 
 mod assets;
 mod error;
+mod how_to_use;
 mod pages;
 mod session;
-mod usage;
 mod view;
 
 use axum::Router;
@@ -31,8 +31,6 @@ use http::HeaderValue;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_FRAME_OPTIONS};
 use stowage_http::AppState;
 use tower_http::set_header::SetResponseHeaderLayer;
-
-pub use session::SESSION_MAX;
 
 /// Forms are small; anything bigger is a mistake or an attack.
 const MAX_FORM: usize = 16 * 1024;

@@ -32,7 +32,7 @@ use crate::error::PageError;
 const SESSION_COOKIE: &str = "stowage_session";
 const SIGN_IN_COOKIE: &str = "stowage_sign_in";
 /// The longest a session lasts, whatever its token's expiry.
-pub const SESSION_MAX: chrono::Duration = chrono::Duration::hours(12);
+const SESSION_MAX: chrono::Duration = chrono::Duration::hours(12);
 /// How long the sign-in form may be left open.
 const SIGN_IN_FORM_MAX: chrono::Duration = chrono::Duration::minutes(30);
 

@@ -18,8 +18,8 @@ use stowage_service::{OpenPackage, Registry};
 use super::workspace::package_path;
 use super::{Fields, render, see};
 use crate::error::{PageError, PageResult};
+use crate::how_to_use::{Snippet, Subject, snippets};
 use crate::session::Session;
-use crate::usage::{Snippet, Subject, snippets};
 use crate::view::{Chrome, short_digest, size, when};
 
 /// One version of any type, as the versions table shows it.
@@ -135,7 +135,7 @@ pub async fn package(
         version: shown.as_deref(),
         username: &username,
     });
-    let tail = format!("{}/{}/{}", package.workspace, package.kind, package.name);
+    let (workspace, kind, name) = (&package.workspace, package.kind, &package.name);
     render(PackagePage {
         chrome: Chrome::of(&session, format!("{} {}", package.kind, package.name)),
         workspace: package.workspace.to_string(),
@@ -151,14 +151,9 @@ pub async fn package(
         snippets,
         can_write: open.access.allows(Role::Write),
         can_admin: open.access.allows(Role::Admin),
-        delete_version_path: delete_path("delete-version", &tail),
-        delete_package_path: delete_path("delete-package", &tail),
+        delete_version_path: format!("/workspaces/{workspace}/delete-version/{kind}/{name}"),
+        delete_package_path: format!("/workspaces/{workspace}/delete-package/{kind}/{name}"),
     })
-}
-
-fn delete_path(action: &str, tail: &str) -> String {
-    let (workspace, rest) = tail.split_once('/').unwrap_or((tail, ""));
-    format!("/workspaces/{workspace}/{action}/{rest}")
 }
 
 /// The tag to show in the pull command: `latest` if there is one, else the last pushed.
