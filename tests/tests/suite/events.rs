@@ -48,6 +48,9 @@ const EXPECTED: &[(&str, u16)] = &[
     ("maven-metadata-unknown.json", 404),
     ("maven-get-unauthenticated.json", 401),
     ("maven-wrong-artifact.json", 400),
+    ("web-home-signed-out.json", 303),
+    ("web-sign-in-form.json", 200),
+    ("web-missing-asset.json", 404),
 ];
 
 /// A fresh registry holding workspace `acme`, repository `api` and packages `api/server`
@@ -83,6 +86,7 @@ fn router_for(event: &str, state: AppState) -> axum::Router {
         Some("oci") => stowage_oci::router(state),
         Some("npm") => stowage_npm::router(state),
         Some("maven") => stowage_maven::router(state),
+        Some("web") => stowage_web::router(state),
         other => panic!("no function serves events named {other:?}"),
     }
 }
@@ -129,8 +133,11 @@ async fn every_event_runs_through_the_lambda_entry_path() {
         assert_eq!(response["statusCode"], expected, "{name}: {response}");
         let body = response["body"].as_str().unwrap_or_default();
         if expected >= 400 {
-            // Each protocol's own error shape: Maven's is plain text.
-            if !name.starts_with("maven") {
+            // Each protocol's own error shape: Maven's is plain text, the web interface's a
+            // page.
+            if name.starts_with("web") {
+                assert!(body.starts_with("<!doctype html>"), "{name}: {body}");
+            } else if !name.starts_with("maven") {
                 let error: Value = serde_json::from_str(body).expect("errors are JSON");
                 let code = match name.split('-').next() {
                     Some("oci") => &error["errors"][0]["code"],
