@@ -12,7 +12,7 @@
 //! | `auth.rs` | `authenticate` (tokens, cached for a few seconds), `sign_in` (the web interface) |
 //! | `accounts.rs` | users and their tokens: `create_user`, `create_token`, `list_tokens`, `revoke_token`, `bootstrap_site_admin` |
 //! | `workspaces.rs` | workspaces, repositories, roles, pipeline tokens: `create_workspace`, `get_workspace`, `create_repository`, `list_repositories`, `set_permission`, `remove_permission`, `list_members`, `create_pipeline_token` |
-//! | `packages.rs` | `create_package`, `list_packages`, `get_package`, and `open_package`: the access check every protocol request starts with |
+//! | `packages.rs` | `create_package`, `list_packages`, `workspace_overview`, `get_package`, and `open_package`: the access check every protocol request starts with |
 //! | `items.rs` | a package's records, as the protocols keep them: `package_items` (get, page, walk), `PackageWrites` (one transaction), `read_records` |
 //! | `blobs.rs` | content: `store_blob`, `store_file`, `stage_blob`/`commit_staged`, `link_blob`, `unlink_blob`, `download_url`, `hand_over`, `read_small_object` |
 //! | `writer.rs` | streaming one object in parts, resumable between requests |
@@ -55,7 +55,7 @@ pub use items::{
     Record, RecordKind, Versions, WalkToken,
 };
 pub use lifecycle::DeletedItems;
-pub use packages::{NewPackage, OpenPackage, PackageDetails};
+pub use packages::{NewPackage, OpenPackage, PackageDetails, WorkspaceOverview};
 pub use purge::{ContentReader, GcCandidate, PurgeReport, Usage};
 pub use records::{
     BlobLink, Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord,

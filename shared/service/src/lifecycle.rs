@@ -7,16 +7,13 @@
 
 use chrono::{DateTime, Utc};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug, Username};
-use stowage_storage::{Condition, Key, MetadataError, Put, Query, Write};
-
-/// Records read per page of a listing.
-const LIST_PAGE: usize = 200;
+use stowage_storage::{Condition, Key, MetadataError, Put, Write};
 
 use crate::accounts::acting_user;
 use crate::audit::{Audit, AuditAction};
 use crate::records::{
     Deletion, DueItem, DueTarget, PackageRecord, RepositoryRecord, RoleRecord, WorkspaceRecord,
-    decode, encode, keys, load_all,
+    decode, encode, keys,
 };
 use crate::workspaces::{decode_versioned, path_slug, require};
 use crate::{Entity, Error, Registry, Result};
@@ -467,62 +464,14 @@ pub struct DeletedItems {
 
 impl Registry {
     /// The deleted repositories and packages of a workspace that the caller could restore:
-    /// every one for a workspace admin, a repository admin's own packages. Two queries of the
-    /// workspace's partition, as the listings make.
+    /// every one for a workspace admin, a repository admin's own packages, as the token's
+    /// scope allows (a read-only token restores nothing). What [`Registry::workspace_overview`]
+    /// reads, and costs.
     pub async fn deleted_in_workspace(
         &self,
         caller: &Principal,
         workspace: &str,
     ) -> Result<DeletedItems> {
-        let views = self.list_repositories(caller, workspace).await?;
-        let workspace = path_slug(workspace, Entity::Workspace)?;
-        let administered: std::collections::HashSet<Slug> = views
-            .into_iter()
-            .filter(|view| view.role == Role::Admin)
-            .map(|view| view.repository.slug)
-            .collect();
-        let workspace_admin = self.is_workspace_admin(caller, &workspace).await?;
-        let mut deleted = DeletedItems::default();
-        if workspace_admin {
-            deleted.repositories = self
-                .workspace_records::<RepositoryRecord>(&workspace, keys::REPOSITORY_PREFIX)
-                .await?
-                .into_iter()
-                .filter(|repository| repository.deleted.is_some())
-                .collect();
-        }
-        if workspace_admin || !administered.is_empty() {
-            deleted.packages = self
-                .workspace_records::<PackageRecord>(&workspace, keys::PACKAGE_PREFIX)
-                .await?
-                .into_iter()
-                .filter(|package| {
-                    package.deleted.is_some()
-                        && (workspace_admin || administered.contains(&package.repository))
-                })
-                .collect();
-        }
-        Ok(deleted)
-    }
-
-    /// Every record under `prefix` in a workspace's partition.
-    async fn workspace_records<T: serde::de::DeserializeOwned>(
-        &self,
-        workspace: &Slug,
-        prefix: &str,
-    ) -> Result<Vec<T>> {
-        let query = Query::prefix(keys::workspace_partition(workspace), prefix, LIST_PAGE);
-        load_all(self.metadata(), query).await
-    }
-
-    async fn is_workspace_admin(&self, caller: &Principal, workspace: &Slug) -> Result<bool> {
-        let Some(username) = caller.user() else {
-            return Ok(false);
-        };
-        let role = self
-            .metadata()
-            .get(&keys::role(username, workspace, None))
-            .await?;
-        Ok(role.is_some() && caller.scopes.role_cap() == Role::Admin)
+        Ok(self.workspace_overview(caller, workspace).await?.deleted)
     }
 }

@@ -12,11 +12,11 @@ use stowage_storage::{Condition, Item, Key, MetadataError, Put, Query, Write};
 
 use crate::accounts::acting_user;
 use crate::audit::{Audit, AuditAction};
-use crate::lifecycle::Restore;
+use crate::lifecycle::{DeletedItems, Restore};
 use crate::records::{
     PackageRecord, RepositoryRecord, VersionRecord, WorkspaceRecord, decode, encode, keys, load_all,
 };
-use crate::workspaces::{decode_versioned, path_slug, require};
+use crate::workspaces::{RepositoryView, WorkspaceView, decode_versioned, path_slug, require};
 use crate::{Entity, Error, ItemKey, RecordKind, Registry, Result};
 
 const LIST_PAGE: usize = 500;
@@ -33,6 +33,16 @@ pub struct NewPackage {
 pub struct PackageDetails {
     pub package: PackageRecord,
     pub versions: Vec<VersionRecord>,
+}
+
+/// A workspace as the caller sees it ([`Registry::workspace_overview`]).
+#[derive(Debug)]
+pub struct WorkspaceOverview {
+    pub workspace: WorkspaceView,
+    pub repositories: Vec<RepositoryView>,
+    /// The live packages of those repositories.
+    pub packages: Vec<PackageRecord>,
+    pub deleted: DeletedItems,
 }
 
 /// A package the caller may act on, and the extra items read along with it.
@@ -184,6 +194,54 @@ impl Registry {
             .into_iter()
             .filter(|package| package.deleted.is_none() && readable.contains(&package.repository))
             .collect())
+    }
+
+    /// What a workspace holds for the caller, read at once: the repositories they hold a role
+    /// on, the live packages of those, and what they could restore (see
+    /// [`Registry::deleted_in_workspace`]). The calls of [`Registry::list_repositories`] and
+    /// one query of the workspace's packages.
+    pub async fn workspace_overview(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<WorkspaceOverview> {
+        let repositories = self.repositories_of(caller, workspace).await?;
+        let slug = &repositories.view.workspace.slug;
+        let query = Query::prefix(
+            keys::workspace_partition(slug),
+            keys::PACKAGE_PREFIX,
+            LIST_PAGE,
+        );
+        let all: Vec<PackageRecord> = load_all(self.metadata(), query).await?;
+        let workspace_admin = repositories.view.admin && caller.scopes.role_cap() == Role::Admin;
+        let role_on = |repository: &Slug| {
+            repositories
+                .live
+                .iter()
+                .find(|view| &view.repository.slug == repository)
+                .map(|view| view.role)
+        };
+        let mut packages = Vec::new();
+        let mut deleted = DeletedItems::default();
+        for package in all {
+            let role = role_on(&package.repository);
+            if package.deleted.is_none() {
+                if role.is_some() {
+                    packages.push(package);
+                }
+            } else if workspace_admin || role == Some(Role::Admin) {
+                deleted.packages.push(package);
+            }
+        }
+        if workspace_admin {
+            deleted.repositories = repositories.deleted;
+        }
+        Ok(WorkspaceOverview {
+            workspace: repositories.view,
+            repositories: repositories.live,
+            packages,
+            deleted,
+        })
     }
 
     async fn readable_repositories(

@@ -36,6 +36,15 @@ pub struct RepositoryView {
     pub role: Role,
 }
 
+/// A workspace's repositories as a member sees them ([`Registry::repositories_of`]).
+pub(crate) struct Repositories {
+    pub view: WorkspaceView,
+    /// The live repositories the caller holds a role on, with that role.
+    pub live: Vec<RepositoryView>,
+    /// The deleted ones (read for the workspace's admins only).
+    pub deleted: Vec<RepositoryRecord>,
+}
+
 /// A user's role on a repository.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -287,35 +296,54 @@ impl Registry {
         Err(Error::Busy)
     }
 
-    /// The repositories of a workspace that the caller can read, with the caller's role.
+    /// The repositories of a workspace the caller holds a role on (every one, for its admin),
+    /// with that role as the token's scope caps it.
     pub async fn list_repositories(
         &self,
         caller: &Principal,
         workspace: &str,
     ) -> Result<Vec<RepositoryView>> {
+        Ok(self.repositories_of(caller, workspace).await?.live)
+    }
+
+    /// A workspace as a member sees it: one batch read of the workspace and the caller's admin
+    /// role, then one query of its repositories (an admin) or of the caller's roles in it,
+    /// and a batch read of those repositories (anyone else).
+    pub(crate) async fn repositories_of(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+    ) -> Result<Repositories> {
         let (view, _) = self.workspace_for_member(caller, workspace).await?;
-        let slug = view.workspace.slug;
-        let mut repositories = Vec::new();
+        let slug = view.workspace.slug.clone();
+        let cap = caller.scopes.role_cap();
         if view.admin {
             let partition = keys::workspace_partition(&slug);
             let query = Query::prefix(partition, keys::REPOSITORY_PREFIX, LIST_PAGE);
             let records: Vec<RepositoryRecord> = load_all(self.metadata(), query).await?;
-            return Ok(records
+            let (deleted, live): (Vec<_>, Vec<_>) = records
                 .into_iter()
-                .filter(|repository| repository.deleted.is_none())
+                .partition(|repository| repository.deleted.is_some());
+            let live = live
+                .into_iter()
                 .map(|repository| RepositoryView {
                     repository,
-                    role: Role::Admin,
+                    role: Role::Admin.min(cap),
                 })
-                .collect());
+                .collect();
+            return Ok(Repositories {
+                view,
+                live,
+                deleted,
+            });
         }
         let username = caller.user().ok_or(Error::NotFound(Entity::Workspace))?;
         let roles = self.roles_in_workspace(username, &slug).await?;
-        let cap = caller.scopes.role_cap();
         let granted: Vec<(Slug, Role)> = roles
             .into_iter()
             .filter_map(|role| Some((role.repository?, role.role)))
             .collect();
+        let mut live = Vec::new();
         for chunk in granted.chunks(MAX_BATCH_KEYS) {
             let keys: Vec<Key> = chunk
                 .iter()
@@ -325,15 +353,19 @@ impl Registry {
             for (item, (_, role)) in items.into_iter().zip(chunk) {
                 let record = decode_versioned::<RepositoryRecord>(item)?;
                 if let Some((repository, _)) = record.filter(|(r, _)| r.deleted.is_none()) {
-                    repositories.push(RepositoryView {
+                    live.push(RepositoryView {
                         repository,
                         role: (*role).min(cap),
                     });
                 }
             }
         }
-        repositories.sort_by(|a, b| a.repository.slug.cmp(&b.repository.slug));
-        Ok(repositories)
+        live.sort_by(|a, b| a.repository.slug.cmp(&b.repository.slug));
+        Ok(Repositories {
+            view,
+            live,
+            deleted: Vec::new(),
+        })
     }
 
     /// A user's roles on the repositories of one workspace (not the workspace-admin role).

@@ -603,6 +603,84 @@ async fn package_pages_cost_what_the_api_costs(stores: Stores) {
             "{kind}: no blob read for a page"
         );
     }
+
+    // A workspace's page: the repositories' listing and one query of its packages.
+    let listing = "/api/workspaces/acme/repositories";
+    server.metadata_calls.reset();
+    let (status, _) = server
+        .call("GET", listing, Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let api_calls = server.metadata_calls.total();
+    server.metadata_calls.reset();
+    let page = web.get("/workspaces/acme", Some(&session.cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page_calls = server.metadata_calls.total();
+    assert!(
+        page_calls <= api_calls + 1,
+        "the workspace page made {page_calls} metadata calls, its repositories' listing {api_calls}"
+    );
+}
+
+/// A workspace admin's read-only token reads everything and is offered nothing to change:
+/// its role on each repository is read, as for any other member's read-only token, and it
+/// lists nothing to restore (it could restore nothing), in the API and in the page.
+#[tokio::test]
+async fn a_read_only_token_of_an_admin_reads_and_changes_nothing() {
+    let (server, alice) = server_with_alice().await;
+    server
+        .package(&alice, "acme", "api", "npm", "@acme/gone")
+        .await;
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/workspaces/acme/packages/npm/@acme%2Fgone",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let reader = server.token_for("alice", &["read:package"]).await;
+
+    let (_, repositories) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/repositories",
+            Auth::Bearer(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(repositories["values"][0]["role"], "read", "{repositories}");
+    let (_, deleted) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(deleted, json!({"repositories": [], "packages": []}));
+    let (_, deleted) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/deleted",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(deleted["packages"][0]["name"], "@acme/gone", "{deleted}");
+
+    let web = WebClient::new(&server.url);
+    let admin = web.sign_in("alice", &alice).await;
+    let page = web.get("/workspaces/acme", Some(&admin.cookie)).await;
+    assert!(page.body.contains("Restore npm package @acme/gone"));
+    assert!(page.body.contains("Create a package"));
+    let read_only = web.sign_in("alice", &reader).await;
+    let page = web.get("/workspaces/acme", Some(&read_only.cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("@acme/left-pad"));
+    assert!(!page.body.contains("Restore"), "{}", page.body);
+    assert!(!page.body.contains("Create a package"));
 }
 
 #[tokio::test]

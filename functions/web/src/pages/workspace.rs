@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use stowage_domain::{PackageName, PackageType, Plan, Role, Slug};
 use stowage_http::AppState;
-use stowage_service::{NewPackage, PackageRecord, RepositoryView};
+use stowage_service::{DeletedItems, NewPackage, PackageRecord, RepositoryView};
 
 use super::{Fields, render, see};
 use crate::error::{PageError, PageResult};
@@ -177,50 +177,39 @@ fn repository_rows(views: Vec<RepositoryView>, packages: &[PackageRecord]) -> Ve
 }
 
 /// A workspace: the repositories the user holds a role on, the packages of each they may
-/// read, and (for those who may restore them) what was deleted. Storage calls: the
-/// workspace and its repositories (the listings' own), one query of its packages, and, for an
-/// admin of something in it, one query of what was deleted.
+/// read, and (for those who may restore them) what was deleted, from one service call
+/// ([`stowage_service::Registry::workspace_overview`]).
 pub async fn workspace(
     State(state): State<AppState>,
     session: Session,
     Path(workspace): Path<String>,
 ) -> PageResult<Response> {
-    let registry = &state.registry;
-    let caller = &session.principal;
-    let view = registry.get_workspace(caller, &workspace).await?;
-    let repositories = registry.list_repositories(caller, &workspace).await?;
-    let mut packages = registry.list_packages(caller, &workspace).await?;
-    packages.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
-    let administered: Vec<String> = repositories
+    let mut overview = state
+        .registry
+        .workspace_overview(&session.principal, &workspace)
+        .await?;
+    overview
+        .packages
+        .sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+    let administered: Vec<String> = overview
+        .repositories
         .iter()
         .filter(|view| view.role == Role::Admin)
         .map(|view| view.repository.slug.to_string())
         .collect();
-    let deleted = if administered.is_empty() {
-        Vec::new()
-    } else {
-        deleted_rows(&state, &session, &workspace).await?
-    };
+    let view = overview.workspace;
     render(WorkspacePage {
-        chrome: Chrome::of(&session, format!("Workspace {workspace}")),
+        chrome: Chrome::of(&session, format!("Workspace {}", view.workspace.slug)),
         plan: view.workspace.plan.to_string(),
         admin: view.admin,
         workspace: view.workspace.slug.to_string(),
-        repositories: repository_rows(repositories, &packages),
+        repositories: repository_rows(overview.repositories, &overview.packages),
         administered,
-        deleted,
+        deleted: deleted_rows(overview.deleted),
     })
 }
 
-async fn deleted_rows(
-    state: &AppState,
-    session: &Session,
-    workspace: &str,
-) -> PageResult<Vec<DeletedRow>> {
-    let deleted = state
-        .registry
-        .deleted_in_workspace(&session.principal, workspace)
-        .await?;
+fn deleted_rows(deleted: DeletedItems) -> Vec<DeletedRow> {
     let repositories = deleted.repositories.into_iter().filter_map(|repository| {
         let deletion = repository.deleted?;
         Some(DeletedRow {
@@ -245,7 +234,7 @@ async fn deleted_rows(
             purge_after: when(&deletion.purge_after),
         })
     });
-    Ok(repositories.chain(packages).collect())
+    repositories.chain(packages).collect()
 }
 
 #[derive(Deserialize)]
