@@ -281,18 +281,8 @@ impl Registry {
         let open = self
             .open_package(caller, &workspace, kind, &name, Role::Read, &[])
             .await?;
-        let mut versions = Vec::new();
-        let mut query = Query::prefix(open.package.partition(), keys::VERSION_PREFIX, LIST_PAGE);
-        loop {
-            let page = self.metadata().query(&query).await?;
-            for item in &page.items {
-                versions.push(decode::<VersionRecord>(item)?);
-            }
-            match page.next {
-                Some(cursor) => query = query.after(Some(cursor)),
-                None => break,
-            }
-        }
+        let query = Query::prefix(open.package.partition(), keys::VERSION_PREFIX, LIST_PAGE);
+        let versions: Vec<VersionRecord> = load_all(self.metadata(), query).await?;
         Ok(PackageDetails {
             package: open.package,
             versions,
