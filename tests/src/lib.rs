@@ -20,9 +20,9 @@ use std::sync::Arc;
 pub use server::{ADMIN_TOKEN, Auth, TestServer, finish_request, send_partly};
 
 use futures_util::StreamExt;
-use stowage_storage::{BlobStore, ByteStream, MetadataStore};
-use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
-use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner};
+use stowage_storage::{BlobStore, ByteStream, MetadataStore, SecretSealer};
+use stowage_storage_aws::{AwsClients, DynamoMetadataStore, KmsSealer, S3BlobStore};
+use stowage_storage_embedded::{FileBlobStore, KeyFileSealer, SqliteMetadataStore, UrlSigner};
 
 /// Which adapter pair a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct Stores {
     pub backend: Backend,
     pub metadata: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Seals upstream credentials: a key file, or a KMS key on moto.
+    pub sealer: Arc<dyn SecretSealer>,
     /// For the embedded pair: the signer of its URLs, and its folder.
     pub signer: Option<UrlSigner>,
     pub dir: tempfile::TempDir,
@@ -64,10 +66,12 @@ impl Stores {
             SqliteMetadataStore::open(&dir.path().join("stowage.db")).expect("open sqlite");
         let blobs =
             FileBlobStore::open(&dir.path().join("blobs"), signer.clone()).expect("open files");
+        let sealer = KeyFileSealer::open(&dir.path().join("upstream-secrets.key")).expect("key");
         Self {
             backend: Backend::Embedded,
             metadata: Arc::new(metadata),
             blobs: Arc::new(blobs),
+            sealer: Arc::new(sealer),
             signer: Some(signer),
             dir,
             aws: None,
@@ -107,9 +111,16 @@ impl Stores {
             .to_builder()
             .interceptor(recorder.clone())
             .build();
+        let kms = clients
+            .kms
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build();
         Self::aws_with(AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            kms: aws_sdk_kms::Client::from_conf(kms),
         })
         .await
     }
@@ -122,6 +133,9 @@ impl Stores {
         stowage_storage_aws::create_bucket(&clients.s3, &name)
             .await
             .expect("create bucket on moto");
+        let key = stowage_storage_aws::create_key(&clients.kms)
+            .await
+            .expect("create key on moto");
         Some(Self {
             backend: Backend::Aws,
             aws: Some(AwsResources {
@@ -131,6 +145,7 @@ impl Stores {
             }),
             metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, &name)),
             blobs: Arc::new(S3BlobStore::new(clients.s3, &name)),
+            sealer: Arc::new(KmsSealer::new(clients.kms, key)),
             signer: None,
             dir: tempfile::tempdir().expect("temporary folder"),
         })

@@ -123,13 +123,17 @@ impl TestServer {
         let blobs: Arc<dyn BlobStore> = Arc::new(counted_blobs);
         let make_registry = {
             let clock = Arc::clone(&clock);
+            let sealer = Arc::clone(&stores.sealer);
             move || {
-                Arc::new(Registry::new(
-                    Arc::clone(&metadata),
-                    Arc::clone(&blobs),
-                    clock.clone(),
-                    settings.clone(),
-                ))
+                Arc::new(
+                    Registry::new(
+                        Arc::clone(&metadata),
+                        Arc::clone(&blobs),
+                        clock.clone(),
+                        settings.clone(),
+                    )
+                    .with_sealer(Arc::clone(&sealer)),
+                )
             }
         };
         let registry = make_registry();

@@ -3,12 +3,16 @@
 //! the README's API table lists.
 
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use stowage_domain::{Email, PackageName, PackageType, Plan, Role, Scopes, Slug, Username};
 use stowage_service::{
     Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord, WorkspaceRecord,
 };
-use stowage_service::{IssuedToken, PackageDetails, PipelineToken, TokenExpiry};
+use stowage_service::{
+    IssuedToken, PackageDetails, PipelineToken, TokenExpiry, UpstreamChange, UpstreamCredentials,
+    UpstreamView,
+};
 
 use crate::body::field;
 
@@ -79,6 +83,110 @@ pub struct SetPermission {
 pub struct CreatePipelineToken {
     #[serde(default)]
     pub expires_in_seconds: Option<i64>,
+}
+
+/// `POST /api/workspaces/{ws}/repositories/{repo}/upstreams`
+#[derive(Deserialize)]
+pub struct AttachUpstream {
+    #[serde(rename = "type", deserialize_with = "field::package_type")]
+    pub kind: PackageType,
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub priority: Option<u16>,
+}
+
+impl AttachUpstream {
+    pub fn credentials(&mut self) -> Result<Option<UpstreamCredentials>, stowage_domain::Invalid> {
+        credentials(self.username.take(), self.password.take())
+    }
+}
+
+/// `PATCH /api/workspaces/{ws}/repositories/{repo}/upstreams/{id}`: the fields given change;
+/// `username` and `password` change together (both `null` removes the credentials). The
+/// type cannot change: attach another upstream.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeUpstream {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub priority: Option<u16>,
+    #[serde(default, deserialize_with = "field::nullable")]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "field::nullable")]
+    pub password: Option<Option<String>>,
+}
+
+impl TryFrom<ChangeUpstream> for UpstreamChange {
+    type Error = stowage_domain::Invalid;
+
+    fn try_from(body: ChangeUpstream) -> Result<Self, Self::Error> {
+        let credentials = match (body.username, body.password) {
+            (None, None) => None,
+            (username, password) => Some(credentials(username.flatten(), password.flatten())?),
+        };
+        Ok(UpstreamChange {
+            url: body.url,
+            priority: body.priority,
+            credentials,
+        })
+    }
+}
+
+/// A password alone is a token; a username needs its password.
+fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Option<UpstreamCredentials>, stowage_domain::Invalid> {
+    match (username, password) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(stowage_domain::Invalid::new(
+            "password",
+            "is required with a username",
+        )),
+        (username, Some(password)) => Ok(Some(UpstreamCredentials {
+            username,
+            password: SecretString::from(password),
+        })),
+    }
+}
+
+/// An upstream, without its password.
+#[derive(Serialize)]
+pub struct UpstreamJson {
+    pub id: String,
+    pub repository: Slug,
+    #[serde(rename = "type")]
+    pub kind: PackageType,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub priority: u16,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<UpstreamView> for UpstreamJson {
+    fn from(view: UpstreamView) -> Self {
+        Self {
+            id: view.id,
+            repository: view.repository,
+            kind: view.kind,
+            url: view.url.to_string(),
+            username: view.username,
+            has_password: view.has_password,
+            priority: view.priority,
+            created_at: view.created_at,
+            created_by: view.created_by,
+            updated_at: view.updated_at,
+        }
+    }
 }
 
 /// `POST /api/workspaces/{ws}/packages`. The name's rules depend on the type, so it is

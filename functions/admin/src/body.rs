@@ -116,6 +116,14 @@ pub mod field {
         Scopes::parse("scopes", &values).map_err(|invalid| D::Error::custom(invalid.message))
     }
 
+    /// A field that may be given as `null`: `Some(None)`, told apart from a field left out
+    /// (`None`, with `#[serde(default)]`).
+    pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+
     pub fn optional_rfc3339<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<DateTime<Utc>>, D::Error> {

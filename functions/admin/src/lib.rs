@@ -1,11 +1,12 @@
 //! The management API under `/api`: users, tokens, workspaces, repositories, permissions,
-//! pipeline tokens and packages. JSON in and out; errors as `{"error": {…}}`.
+//! pipeline tokens, upstreams and packages. JSON in and out; errors as `{"error": {…}}`.
 
 mod accounts;
 mod api;
 mod body;
 mod error;
 mod packages;
+mod upstreams;
 mod workspaces;
 
 use axum::Router;
@@ -63,6 +64,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/workspaces/{workspace}/repositories/{repository}/pipeline-tokens",
             post(workspaces::create_pipeline_token),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}/upstreams",
+            post(upstreams::attach_upstream).get(upstreams::list_upstreams),
+        )
+        .route(
+            "/workspaces/{workspace}/repositories/{repository}/upstreams/{id}",
+            get(upstreams::get_upstream)
+                .patch(upstreams::change_upstream)
+                .delete(upstreams::remove_upstream),
         )
         .route(
             "/workspaces/{workspace}/packages",

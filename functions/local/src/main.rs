@@ -187,20 +187,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         None => default_public_url(bound)?,
     };
     let settings = stowage_runtime::settings_from_env()?;
-    let stores = match cli.backend {
+    let mut stores = match cli.backend {
         Backend::Embedded => stowage_runtime::embedded_stores(&cli.data_dir, &public_url)?,
         Backend::Aws => stowage_runtime::aws_stores().await?,
     };
-    let signed = stores.signer.map(|signer| SignedBlobs {
+    let signed = stores.signer.take().map(|signer| SignedBlobs {
         signer,
         blobs: Arc::clone(&stores.blobs),
     });
-    let make_registry = {
-        let (metadata, blobs) = (Arc::clone(&stores.metadata), Arc::clone(&stores.blobs));
-        move || {
-            stowage_runtime::registry(Arc::clone(&metadata), Arc::clone(&blobs), settings.clone())
-        }
-    };
+    let make_registry = move || stores.registry(settings.clone());
     let registry = make_registry();
     if matches!(cli.backend, Backend::Embedded) {
         // This process alone serves the data folder: no request of an earlier run (one that
@@ -315,11 +310,7 @@ async fn admin_token(cli: &Cli, name: &str) -> Result<(), Failure> {
         }
         Backend::Aws => stowage_runtime::aws_stores().await?,
     };
-    let registry = stowage_runtime::registry(
-        stores.metadata,
-        stores.blobs,
-        stowage_runtime::settings_from_env()?,
-    );
+    let registry = stores.registry(stowage_runtime::settings_from_env()?);
     if !registry.has_site_admin().await? {
         return Err("this data has no site admin yet: start the server once to create it".into());
     }
@@ -350,8 +341,7 @@ async fn purge_once(cli: &Cli, now: Option<&str>, budget: Duration) -> Result<()
         None => Arc::new(stowage_domain::SystemClock),
     };
     let settings = stowage_runtime::settings_from_env()?;
-    let registry =
-        stowage_runtime::registry_with_clock(stores.metadata, stores.blobs, settings, clock);
+    let registry = stores.registry_with_clock(settings, clock);
     let report = stowage_purge::run(&registry, budget).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

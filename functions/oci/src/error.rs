@@ -199,9 +199,10 @@ impl From<Error> for OciError {
             }
             Error::SizeMismatch(message) => OciError::new(Code::SizeInvalid, message),
             Error::UploadBroken => OciError::upload_invalid(Error::UploadBroken.to_string()),
-            internal @ (Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)) => {
-                OciError::new(Code::Unknown, public_message(&internal, "oci"))
-            }
+            internal @ (Error::Metadata(_)
+            | Error::Blob(_)
+            | Error::Sealer(_)
+            | Error::Corrupt(_)) => OciError::new(Code::Unknown, public_message(&internal, "oci")),
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod names;
 mod role;
 mod token;
+mod upstream;
 
 pub use access::{Access, Grants, Principal, PrincipalKind, package_access, pipeline_username};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -16,3 +17,4 @@ pub use error::Invalid;
 pub use names::{Email, PackageName, PackageType, Plan, Slug, Username};
 pub use role::{Role, Scope, Scopes};
 pub use token::{TOKEN_PREFIX, TokenHash, TokenSecret};
+pub use upstream::{UpstreamReach, UpstreamUrl, is_public};

@@ -11,6 +11,11 @@
 //!   `STOWAGE_CREDENTIAL_CACHE_SECONDS` (30, at most 60).
 //! - `STOWAGE_BOOTSTRAP_TOKEN`, or `STOWAGE_BOOTSTRAP_TOKEN_SHA256`: the site admin's token on
 //!   an empty store.
+//! - `STOWAGE_UPSTREAM_KEY`: on AWS, the KMS key (id, ARN or alias) sealing upstream
+//!   credentials; without it upstreams take no credentials. Locally a key file in the data
+//!   folder does this.
+//! - `STOWAGE_UPSTREAM_ALLOW_PRIVATE=1`: upstreams may be private or loopback addresses,
+//!   over http too (registries inside one's own network; tests).
 //! - `STOWAGE_UPLOAD_SERVICE=enabled`: on Lambda, an upload service beside the functions takes
 //!   the requests with large bodies (the deployment's front routes them there).
 //! - `STOWAGE_LOG_FORMAT=json`, `STOWAGE_LOG` or `RUST_LOG` (a tracing filter, default `info`).
@@ -21,13 +26,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stowage_domain::{Clock, SystemClock, TokenHash, TokenSecret};
+use stowage_domain::{Clock, SystemClock, TokenHash, TokenSecret, UpstreamReach};
 use stowage_service::{BootstrapToken, PlanLimits, Registry, Settings};
-use stowage_storage::{BlobStore, MetadataStore};
+use stowage_storage::{BlobStore, MetadataStore, SecretSealer};
 #[cfg(feature = "aws")]
-use stowage_storage_aws::{AwsClients, DynamoMetadataStore, S3BlobStore};
+use stowage_storage_aws::{AwsClients, DynamoMetadataStore, KmsSealer, S3BlobStore};
 #[cfg(feature = "embedded")]
-use stowage_storage_embedded::{FileBlobStore, SqliteMetadataStore, UrlSigner, load_or_create_key};
+use stowage_storage_embedded::{
+    FileBlobStore, KeyFileSealer, SqliteMetadataStore, UrlSigner, load_or_create_key,
+};
 use url::Url;
 
 /// The longest a verified credential may be trusted without reading it again.
@@ -87,8 +94,20 @@ pub fn settings_from_env() -> Result<Settings, StartupError> {
             i64::try_from(number_var("STOWAGE_COLLECTION_GRACE_SECONDS", 3600)?)
                 .unwrap_or(i64::MAX / 1000),
         ),
+        upstream_reach: upstream_reach_from_env()?,
         ..Settings::default()
     })
+}
+
+fn upstream_reach_from_env() -> Result<UpstreamReach, StartupError> {
+    match var("STOWAGE_UPSTREAM_ALLOW_PRIVATE").as_deref() {
+        None | Some("0") => Ok(UpstreamReach::PublicOnly),
+        Some("1") => Ok(UpstreamReach::AnyAddress),
+        Some(other) => Err(StartupError::Invalid {
+            name: "STOWAGE_UPSTREAM_ALLOW_PRIVATE",
+            message: format!("must be 1 or 0 (got {other:?})"),
+        }),
+    }
 }
 
 fn chrono_days(days: u64) -> chrono::Duration {
@@ -114,6 +133,8 @@ pub fn parse_public_url(value: &str) -> Result<Url, StartupError> {
 pub struct Stores {
     pub metadata: Arc<dyn MetadataStore>,
     pub blobs: Arc<dyn BlobStore>,
+    /// Seals upstream credentials (none on AWS without `STOWAGE_UPSTREAM_KEY`).
+    pub sealer: Option<Arc<dyn SecretSealer>>,
     /// The signer of blob URLs, when the blob store's URLs are served by this process
     /// (embedded storage); S3 serves its own.
     #[cfg(feature = "embedded")]
@@ -130,9 +151,12 @@ pub async fn aws_stores() -> Result<Stores, StartupError> {
         name: "STOWAGE_BUCKET",
     })?;
     let clients = AwsClients::from_env().await;
+    let sealer = var("STOWAGE_UPSTREAM_KEY")
+        .map(|key| Arc::new(KmsSealer::new(clients.kms.clone(), key)) as Arc<dyn SecretSealer>);
     Ok(Stores {
         metadata: Arc::new(DynamoMetadataStore::new(clients.dynamodb, table)),
         blobs: Arc::new(S3BlobStore::new(clients.s3, bucket)),
+        sealer,
         #[cfg(feature = "embedded")]
         signer: None,
     })
@@ -158,9 +182,12 @@ pub fn embedded_stores(
         .map_err(|e| folder_error(Box::new(e)))?;
     let blobs = FileBlobStore::open(&data_dir.join("blobs"), signer.clone())
         .map_err(|e| folder_error(Box::new(e)))?;
+    let sealer = KeyFileSealer::open(&data_dir.join("upstream-secrets.key"))
+        .map_err(|e| folder_error(Box::new(e)))?;
     Ok(Stores {
         metadata: Arc::new(metadata),
         blobs: Arc::new(blobs),
+        sealer: Some(Arc::new(sealer)),
         signer: Some(signer),
     })
 }
@@ -182,23 +209,25 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
-/// The service over the given stores, on the system clock.
-pub fn registry(
-    metadata: Arc<dyn MetadataStore>,
-    blobs: Arc<dyn BlobStore>,
-    settings: Settings,
-) -> Arc<Registry> {
-    registry_with_clock(metadata, blobs, settings, Arc::new(SystemClock))
-}
+impl Stores {
+    /// The service over these stores, on the system clock.
+    pub fn registry(&self, settings: Settings) -> Arc<Registry> {
+        self.registry_with_clock(settings, Arc::new(SystemClock))
+    }
 
-/// The service over the given stores, on a given clock (`stowage-local purge --now`).
-pub fn registry_with_clock(
-    metadata: Arc<dyn MetadataStore>,
-    blobs: Arc<dyn BlobStore>,
-    settings: Settings,
-    clock: Arc<dyn Clock>,
-) -> Arc<Registry> {
-    Arc::new(Registry::new(metadata, blobs, clock, settings))
+    /// The service over these stores, on a given clock (`stowage-local purge --now`).
+    pub fn registry_with_clock(&self, settings: Settings, clock: Arc<dyn Clock>) -> Arc<Registry> {
+        let registry = Registry::new(
+            Arc::clone(&self.metadata),
+            Arc::clone(&self.blobs),
+            clock,
+            settings,
+        );
+        Arc::new(match &self.sealer {
+            Some(sealer) => registry.with_sealer(Arc::clone(sealer)),
+            None => registry,
+        })
+    }
 }
 
 /// The state of a Lambda function: AWS adapters, the platform's request limits.
@@ -216,7 +245,7 @@ pub async fn lambda_state() -> Result<stowage_http::AppState, StartupError> {
         }
     };
     Ok(stowage_http::AppState {
-        registry: registry(stores.metadata, stores.blobs, settings_from_env()?),
+        registry: stores.registry(settings_from_env()?),
         public_url: public_url_from_env()?,
         limits,
     })

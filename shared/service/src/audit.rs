@@ -18,6 +18,7 @@ pub const AUDIT_LISTING_MAX: usize = 1000;
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     Created,
+    Changed,
     Deleted,
     Restored,
     Granted,

@@ -1,5 +1,5 @@
 use stowage_domain::Invalid;
-use stowage_storage::{BlobError, MetadataError};
+use stowage_storage::{BlobError, MetadataError, SealError};
 
 /// What a use case can fail with. Each protocol maps these to its own wire format in one place.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,9 @@ pub enum Error {
     Metadata(#[source] MetadataError),
     #[error("blob storage failed")]
     Blob(#[source] BlobError),
+    /// The key service sealing upstream credentials failed.
+    #[error("sealing credentials failed")]
+    Sealer(#[source] SealError),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -82,6 +85,7 @@ pub enum Entity {
     User,
     Token,
     Permission,
+    Upstream,
 }
 
 impl std::fmt::Display for Entity {
@@ -94,6 +98,7 @@ impl std::fmt::Display for Entity {
             Entity::User => "user",
             Entity::Token => "token",
             Entity::Permission => "permission",
+            Entity::Upstream => "upstream",
         })
     }
 }
@@ -130,7 +135,7 @@ impl Error {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            Error::Metadata(_) | Error::Blob(_) | Error::Corrupt(_)
+            Error::Metadata(_) | Error::Blob(_) | Error::Sealer(_) | Error::Corrupt(_)
         )
     }
 }

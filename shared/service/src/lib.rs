@@ -17,6 +17,7 @@
 //! | `blobs.rs` | content: `store_blob`, `store_file`, `stage_blob`/`commit_staged`, `link_blob`, `unlink_blob`, `download_url`, `hand_over`, `read_small_object` |
 //! | `writer.rs` | streaming one object in parts, resumable between requests |
 //! | `uploads.rs` | uploads in chunks: `start_upload`, `upload_status`, `append_upload`, `finish_upload`, `cancel_upload` |
+//! | `upstreams.rs` | registries a repository proxies: `attach_upstream`, `list_upstreams`, `get_upstream`, `change_upstream`, `remove_upstream`, `reachable_upstreams` |
 //! | `lifecycle.rs` | soft deletes and restores of workspaces, repositories and packages |
 //! | `purge/` | the scheduled purge (`purge`: retention, uploads, collection, reconciliation) and usage (`workspace_usage`, `count_usage`) |
 //! | `records.rs` | every storage key and record (private: protocols go through `items.rs`) |
@@ -34,6 +35,7 @@ mod purge;
 mod records;
 mod signing;
 mod uploads;
+mod upstreams;
 mod workspaces;
 mod writer;
 
@@ -41,8 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use stowage_domain::Clock;
-use stowage_storage::{BlobStore, MetadataError, MetadataStore, Write};
+use stowage_domain::{Clock, UpstreamReach};
+use stowage_storage::{BlobStore, MetadataError, MetadataStore, SecretSealer, Write};
 
 pub use accounts::{BootstrapToken, IssuedToken, NewToken, NewUser, TokenExpiry};
 pub use audit::{AUDIT_LISTING_MAX, AuditAction, AuditEvent};
@@ -62,6 +64,10 @@ pub use records::{
     WorkspaceRecord,
 };
 pub use uploads::UploadRecord;
+pub use upstreams::{
+    DEFAULT_PRIORITY, NewUpstream, ReachableUpstream, UpstreamChange, UpstreamCredentials,
+    UpstreamView,
+};
 pub use workspaces::{Member, PipelineToken, RepositoryView, WorkspaceView};
 pub use writer::{Checksums, PART_SIZE, Written};
 
@@ -83,6 +89,8 @@ pub struct Settings {
     /// The most parts an upload in chunks may have: its record lists them, and a record must
     /// fit in a DynamoDB item (400 KB).
     pub upload_parts_max: usize,
+    /// Which upstream URLs repository admins may attach.
+    pub upstream_reach: UpstreamReach,
 }
 
 /// Storage limits of the plans, in bytes.
@@ -119,6 +127,7 @@ impl Default for Settings {
             plan_limits: PlanLimits::default(),
             collection_grace: chrono::Duration::hours(1),
             upload_parts_max: UPLOAD_PARTS_MAX,
+            upstream_reach: UpstreamReach::PublicOnly,
         }
     }
 }
@@ -147,6 +156,8 @@ pub struct Registry {
     credentials: auth::CredentialCache,
     repository_hints: packages::RepositoryHints,
     signing_master: tokio::sync::OnceCell<Vec<u8>>,
+    /// Seals upstream credentials; without one, upstreams take no credentials.
+    sealer: Option<Arc<dyn SecretSealer>>,
 }
 
 impl Registry {
@@ -165,7 +176,14 @@ impl Registry {
             credentials,
             repository_hints: packages::RepositoryHints::default(),
             signing_master: tokio::sync::OnceCell::new(),
+            sealer: None,
         }
+    }
+
+    /// The service sealing upstream credentials with `sealer`.
+    pub fn with_sealer(mut self, sealer: Arc<dyn SecretSealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     pub(crate) fn metadata(&self) -> &dyn MetadataStore {

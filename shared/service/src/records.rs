@@ -11,6 +11,7 @@
 //! WS#<ws>                        WORKSPACE                    WorkspaceRecord
 //! WS#<ws>                        REPO#<repo>                  RepositoryRecord
 //! WS#<ws>                        PKG#<type>#<name>            PackageRecord  index: REPOPKGS#<ws>#<repo> / <type>#<name>
+//! WS#<ws>                        UPSTREAM#<repo>#<id>         UpstreamRecord (a registry the repository proxies)
 //! PKG#<ws>#<type>#<name>         VERSION#<version>            VersionRecord, then each protocol's own kinds (items.rs)
 //! PKG#<ws>#<type>#<name>         BLOB#<digest>                BlobLink (the package uses this blob)
 //! BLOBS#<ws>                     <digest>                     BlobRecord (the workspace holds this content)
@@ -35,7 +36,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stowage_domain::{
-    Digest, Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, Username,
+    Digest, Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, UpstreamUrl,
+    Username,
 };
 use stowage_storage::{Item, Key, MetadataStore};
 
@@ -275,6 +277,22 @@ pub mod keys {
         format!("OBJECTS#{workspace}")
     }
 
+    /// An upstream a repository proxies.
+    pub fn upstream(workspace: &Slug, repository: &Slug, id: &str) -> Key {
+        Key::new(
+            workspace_partition(workspace),
+            format!("{UPSTREAM_PREFIX}{repository}#{id}"),
+        )
+    }
+
+    /// The sort-key prefix of every upstream of a workspace (one query resolves a name).
+    pub const UPSTREAM_PREFIX: &str = "UPSTREAM#";
+
+    /// The sort-key prefix of one repository's upstreams.
+    pub fn upstreams_of_repository_prefix(repository: &Slug) -> String {
+        format!("{UPSTREAM_PREFIX}{repository}#")
+    }
+
     /// The index partition of a workspace's roles: `<repo|*>#<user>`.
     pub fn members_partition(workspace: &Slug) -> String {
         format!("MEMBERS#{workspace}")
@@ -394,6 +412,27 @@ pub struct RepositoryRecord {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deletion>,
+}
+
+/// A registry a repository proxies: what it serves is cached as packages of the repository.
+/// The password is sealed ([`stowage_storage::SecretSealer`]) under the upstream's identity,
+/// in base64; it is never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRecord {
+    pub id: String,
+    pub workspace: Slug,
+    pub repository: Slug,
+    pub kind: PackageType,
+    pub url: UpstreamUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_password: Option<String>,
+    /// Lower first, when several upstreams could serve a name.
+    pub priority: u16,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A role granted to a user in a workspace: on one repository, or on all of them.

@@ -1,12 +1,15 @@
-//! AWS storage: one DynamoDB table for metadata, one S3 bucket for blobs. The same adapters
-//! serve the Lambda functions and `stowage-local --backend aws`.
+//! AWS storage: one DynamoDB table for metadata, one S3 bucket for blobs, one KMS key sealing
+//! upstream credentials. The same adapters serve the Lambda functions and
+//! `stowage-local --backend aws`.
 
 mod dynamo;
+mod kms;
 mod provision;
 mod s3;
 
 pub use dynamo::DynamoMetadataStore;
-pub use provision::{create_bucket, create_table};
+pub use kms::KmsSealer;
+pub use provision::{create_bucket, create_key, create_table};
 pub use s3::S3BlobStore;
 
 /// The SDK clients, configured from the standard AWS environment (`AWS_REGION`,
@@ -15,6 +18,7 @@ pub use s3::S3BlobStore;
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl AwsClients {
@@ -36,6 +40,7 @@ impl AwsClients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(&shared),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            kms: aws_sdk_kms::Client::new(&shared),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Creates the table and bucket the adapters expect, for tests and local stand-ins. Deployed
+//! Creates the table, bucket and key the adapters expect, for tests and local stand-ins. Deployed
 //! stacks get them from template.yaml instead.
 
 use aws_sdk_dynamodb::types::{
@@ -56,4 +56,17 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
 pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), BoxError> {
     client.create_bucket().bucket(bucket).send().await?;
     Ok(())
+}
+
+/// A symmetric key for sealing secrets; its id.
+pub async fn create_key(client: &aws_sdk_kms::Client) -> Result<String, BoxError> {
+    let created = client
+        .create_key()
+        .description("stowage: upstream credentials")
+        .send()
+        .await?;
+    created
+        .key_metadata
+        .map(|metadata| metadata.key_id)
+        .ok_or_else(|| "kms: no key in the answer".into())
 }

@@ -185,12 +185,15 @@ fn routers(state: &AppState) -> Vec<(&'static str, Router)> {
 }
 
 fn registry_over(stores: &Stores, clock: Arc<ManualClock>) -> Arc<Registry> {
-    Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
-        clock,
-        Settings::default(),
-    ))
+    Arc::new(
+        Registry::new(
+            Arc::clone(&stores.metadata),
+            Arc::clone(&stores.blobs),
+            clock,
+            Settings::default(),
+        )
+        .with_sealer(Arc::clone(&stores.sealer)),
+    )
 }
 
 #[tokio::test]
@@ -355,6 +358,7 @@ fn actions_for(call: &AwsCall) -> Vec<String> {
         ("S3", "ListObjectsV2") => vec![action("s3", "ListBucket")],
         ("S3", "DeleteObjects") => vec![action("s3", "DeleteObject")],
         ("S3", operation) => vec![action("s3", operation)],
+        ("KMS", operation @ ("Encrypt" | "Decrypt")) => vec![action("kms", operation)],
         (service, operation) => panic!("no IAM mapping for {service} {operation}"),
     }
 }
@@ -363,14 +367,15 @@ fn actions_for(call: &AwsCall) -> Vec<String> {
 fn allows(function: &Function, action: &str, call: &AwsCall) -> bool {
     function.statements.iter().any(|(actions, resources)| {
         actions.iter().any(|a| a == action)
-            && resources
-                .iter()
-                .any(|resource| match call.key_prefix.as_deref() {
+            && resources.iter().any(|resource| {
+                match (call.service.as_str(), call.key_prefix.as_deref()) {
+                    ("KMS", _) => resource == "UpstreamKey.Arn",
                     // A request on the bucket itself, not on an object.
-                    Some("") => resource == "Bucket.Arn",
-                    Some(prefix) => resource == &format!("${{Bucket.Arn}}/{prefix}/*"),
-                    None => resource == "Table.Arn",
-                })
+                    (_, Some("")) => resource == "Bucket.Arn",
+                    (_, Some(prefix)) => resource == &format!("${{Bucket.Arn}}/{prefix}/*"),
+                    (_, None) => resource == "Table.Arn",
+                }
+            })
     })
 }
 
@@ -441,7 +446,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
 
     // The management API: the whole life of accounts, workspaces, repositories and packages.
     let api = |path: &str| format!("{}/api{path}", urls["stowage-admin"]);
-    let admin_calls: [(&str, String, serde_json::Value, u16); 12] = [
+    let admin_calls: [(&str, String, serde_json::Value, u16); 13] = [
         (
             "POST",
             api("/users"),
@@ -470,6 +475,12 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
             "POST",
             api("/workspaces/acme/repositories/api/pipeline-tokens"),
             json!({}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories/api/upstreams"),
+            json!({"type": "npm", "url": "https://registry.npmjs.org", "username": "u", "password": "p"}),
             201,
         ),
         (

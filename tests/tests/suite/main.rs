@@ -32,5 +32,6 @@ mod operator;
 mod permissions;
 mod readme;
 mod snapshots;
+mod upstreams;
 mod web;
 mod web_browser;

@@ -134,16 +134,14 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn delete_by_index(&mut self, partition: String, prefix: String) -> Result<Finished> {
+    /// Deletes every item `query` finds, a page at a time (the query is re-run: what it
+    /// found is gone).
+    async fn delete_matching(&mut self, query: Query) -> Result<Finished> {
         loop {
             if self.out_of_time() {
                 return Ok(false);
             }
-            let page = self
-                .registry
-                .metadata()
-                .query(&Query::prefix(partition.clone(), prefix.clone(), PAGE).on_index())
-                .await?;
+            let page = self.registry.metadata().query(&query).await?;
             if page.items.is_empty() {
                 return Ok(true);
             }

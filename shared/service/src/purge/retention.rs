@@ -87,21 +87,19 @@ impl Run<'_> {
                         return Ok(false);
                     }
                 }
-                let members = keys::members_partition(workspace);
-                if !self
-                    .delete_by_index(members, format!("{repository}#"))
-                    .await?
-                {
-                    return Ok(false);
-                }
-                if !self
-                    .delete_by_index(
-                        keys::pipelines_partition(workspace),
-                        format!("{repository}#"),
-                    )
-                    .await?
-                {
-                    return Ok(false);
+                let own = format!("{repository}#");
+                for query in [
+                    Query::prefix(keys::members_partition(workspace), own.clone(), PAGE).on_index(),
+                    Query::prefix(keys::pipelines_partition(workspace), own, PAGE).on_index(),
+                    Query::prefix(
+                        keys::workspace_partition(workspace),
+                        keys::upstreams_of_repository_prefix(repository),
+                        PAGE,
+                    ),
+                ] {
+                    if !self.delete_matching(query).await? {
+                        return Ok(false);
+                    }
                 }
                 registry
                     .metadata()
@@ -145,7 +143,10 @@ impl Run<'_> {
             (keys::members_partition(workspace), String::new()),
             (keys::pipelines_partition(workspace), String::new()),
         ] {
-            if !self.delete_by_index(partition, prefix).await? {
+            if !self
+                .delete_matching(Query::prefix(partition, prefix, PAGE).on_index())
+                .await?
+            {
                 return Ok(false);
             }
         }

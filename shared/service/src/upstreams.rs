@@ -1,0 +1,429 @@
+//! Upstreams: registries a repository proxies (the public npm registry, Maven Central, Docker
+//! Hub, or a registry of one's own). A repository admin attaches, changes and removes them;
+//! what they serve is cached as packages of that repository, so the one permission model
+//! covers proxied packages too.
+//!
+//! A password is sealed by the deployment's [`SecretSealer`] (KMS on AWS, a key file
+//! locally) under the upstream's identity, and never returned. Upstreams live in their
+//! workspace's partition, so the ones a caller may read through are one query away.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use stowage_domain::{Invalid, PackageType, Principal, Slug, UpstreamUrl};
+use stowage_storage::{Condition, MetadataError, Put, Query, SealError, Write};
+
+use crate::audit::{Audit, AuditAction};
+use crate::records::{UpstreamRecord, decode, encode, keys, load_all};
+use crate::workspaces::{RepositoryAccess, path_slug};
+use crate::{Entity, Error, Registry, Result};
+
+const LIST_PAGE: usize = 200;
+/// Where an upstream goes when several could serve a name, unless its admin says otherwise.
+pub const DEFAULT_PRIORITY: u16 = 100;
+const USERNAME_MAX: usize = 256;
+/// KMS encrypts at most 4 KiB in one call.
+const PASSWORD_MAX: usize = 4096;
+
+/// How an upstream authenticates: a username and password (HTTP Basic), or a password alone
+/// (a token sent as a Bearer credential, as npm's `_authToken` is).
+pub struct UpstreamCredentials {
+    pub username: Option<String>,
+    pub password: SecretString,
+}
+
+/// `POST …/upstreams`.
+pub struct NewUpstream {
+    pub kind: PackageType,
+    pub url: String,
+    pub credentials: Option<UpstreamCredentials>,
+    pub priority: Option<u16>,
+}
+
+/// `PATCH …/upstreams/{id}`: what is given changes; credentials change as a whole.
+#[derive(Default)]
+pub struct UpstreamChange {
+    pub url: Option<String>,
+    pub priority: Option<u16>,
+    /// `Some(None)` removes the credentials.
+    pub credentials: Option<Option<UpstreamCredentials>>,
+}
+
+/// An upstream as its admins see it: everything but the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamView {
+    pub id: String,
+    pub repository: Slug,
+    pub kind: PackageType,
+    pub url: UpstreamUrl,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub priority: u16,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&UpstreamRecord> for UpstreamView {
+    fn from(record: &UpstreamRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            repository: record.repository.clone(),
+            kind: record.kind,
+            url: record.url.clone(),
+            username: record.username.clone(),
+            has_password: record.sealed_password.is_some(),
+            priority: record.priority,
+            created_at: record.created_at,
+            created_by: record.created_by.clone(),
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// An upstream a caller may fetch through, with its credentials opened.
+pub struct ReachableUpstream {
+    pub upstream: UpstreamView,
+    pub credentials: Option<UpstreamCredentials>,
+}
+
+/// What a sealed password is bound to: opened for any other upstream, it is rejected.
+fn seal_context(record: &UpstreamRecord) -> [(&'static str, &str); 3] {
+    [
+        ("workspace", record.workspace.as_str()),
+        ("repository", record.repository.as_str()),
+        ("upstream", record.id.as_str()),
+    ]
+}
+
+fn check_credentials(credentials: &UpstreamCredentials) -> Result<()> {
+    if let Some(username) = &credentials.username
+        && (username.is_empty()
+            || username.len() > USERNAME_MAX
+            || username.chars().any(char::is_control))
+    {
+        return Err(Invalid::new(
+            "username",
+            format!("must be 1 to {USERNAME_MAX} characters, none of them control characters"),
+        )
+        .into());
+    }
+    let password = credentials.password.expose_secret();
+    if password.is_empty() || password.len() > PASSWORD_MAX {
+        return Err(Invalid::new("password", format!("must be 1 to {PASSWORD_MAX} bytes")).into());
+    }
+    Ok(())
+}
+
+fn upstream_subject(record: &UpstreamRecord) -> String {
+    format!(
+        "{} upstream {} of {}/{}",
+        record.kind, record.url, record.workspace, record.repository
+    )
+}
+
+impl Registry {
+    /// Attaches an upstream to a repository (repository admin only).
+    pub async fn attach_upstream(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        new: NewUpstream,
+    ) -> Result<UpstreamView> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let url = UpstreamUrl::parse("url", &new.url, self.settings().upstream_reach)?;
+        let now = self.now();
+        let repo = &access.repository;
+        let mut record = UpstreamRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            workspace: repo.workspace.clone(),
+            repository: repo.slug.clone(),
+            kind: new.kind,
+            url,
+            username: None,
+            sealed_password: None,
+            priority: new.priority.unwrap_or(DEFAULT_PRIORITY),
+            created_at: now,
+            created_by: caller.display_name(),
+            updated_at: now,
+        };
+        self.set_credentials(&mut record, new.credentials).await?;
+        let writes = vec![
+            repository_unchanged(&access),
+            Write::Put(
+                Put::new(
+                    keys::upstream(&record.workspace, &record.repository, &record.id),
+                    encode(&record),
+                )
+                .when(Condition::Absent),
+            ),
+        ];
+        let audit = Audit::new(
+            &record.workspace,
+            caller,
+            AuditAction::Created,
+            upstream_subject(&record),
+        );
+        self.transact_audited(writes, audit)
+            .await
+            .map_err(repository_gone)?;
+        Ok(UpstreamView::from(&record))
+    }
+
+    /// A repository's upstreams, in the order they are tried (repository admin only).
+    pub async fn list_upstreams(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+    ) -> Result<Vec<UpstreamView>> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let repo = &access.repository;
+        let query = Query::prefix(
+            keys::workspace_partition(&repo.workspace),
+            keys::upstreams_of_repository_prefix(&repo.slug),
+            LIST_PAGE,
+        );
+        let mut records: Vec<UpstreamRecord> = load_all(self.metadata(), query).await?;
+        records.sort_by(in_resolution_order);
+        Ok(records.iter().map(UpstreamView::from).collect())
+    }
+
+    /// One upstream of a repository (repository admin only).
+    pub async fn get_upstream(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        id: &str,
+    ) -> Result<UpstreamView> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let (record, _) = self.upstream_record(&access, id).await?;
+        Ok(UpstreamView::from(&record))
+    }
+
+    /// Changes an upstream (repository admin only). A write that meets a concurrent change
+    /// of the same upstream fails rather than undoing it.
+    pub async fn change_upstream(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        id: &str,
+        change: UpstreamChange,
+    ) -> Result<UpstreamView> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let (mut record, version) = self.upstream_record(&access, id).await?;
+        if let Some(url) = change.url {
+            record.url = UpstreamUrl::parse("url", &url, self.settings().upstream_reach)?;
+        }
+        if let Some(priority) = change.priority {
+            record.priority = priority;
+        }
+        if let Some(credentials) = change.credentials {
+            self.set_credentials(&mut record, credentials).await?;
+        }
+        record.updated_at = self.now();
+        let writes = vec![
+            repository_unchanged(&access),
+            Write::Put(
+                Put::new(
+                    keys::upstream(&record.workspace, &record.repository, &record.id),
+                    encode(&record),
+                )
+                .when(Condition::Version(version)),
+            ),
+        ];
+        let audit = Audit::new(
+            &record.workspace,
+            caller,
+            AuditAction::Changed,
+            upstream_subject(&record),
+        );
+        self.transact_audited(writes, audit)
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { index: Some(1) } => Error::conflict(
+                    "the upstream was changed or removed by another request meanwhile; read it again",
+                ),
+                other => repository_gone(other),
+            })?;
+        Ok(UpstreamView::from(&record))
+    }
+
+    /// Removes an upstream (repository admin only). What it served stays cached until the
+    /// purge evicts it.
+    pub async fn remove_upstream(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        repository: &str,
+        id: &str,
+    ) -> Result<()> {
+        let access = self
+            .repository_for_admin(caller, workspace, repository)
+            .await?;
+        let (record, _) = self.upstream_record(&access, id).await?;
+        let write = Write::Delete {
+            key: keys::upstream(&record.workspace, &record.repository, &record.id),
+            condition: Condition::Exists,
+        };
+        let audit = Audit::new(
+            &record.workspace,
+            caller,
+            AuditAction::Deleted,
+            upstream_subject(&record),
+        );
+        self.transact_audited(vec![write], audit)
+            .await
+            .map_err(|error| match error {
+                MetadataError::ConditionFailed { .. } => Error::NotFound(Entity::Upstream),
+                other => other.into(),
+            })
+    }
+
+    /// The upstreams of `kind` a caller may fetch through: those of the live repositories of
+    /// the workspace it may read, in resolution order (priority, then repository, then age),
+    /// with their credentials opened. One query of the workspace's upstreams beside the
+    /// caller's repositories.
+    pub async fn reachable_upstreams(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        kind: PackageType,
+    ) -> Result<Vec<ReachableUpstream>> {
+        let repositories = self.repositories_of(caller, workspace).await?;
+        let slug = repositories.view.workspace.slug;
+        let query = Query::prefix(
+            keys::workspace_partition(&slug),
+            keys::UPSTREAM_PREFIX,
+            LIST_PAGE,
+        );
+        let mut records: Vec<UpstreamRecord> = load_all(self.metadata(), query).await?;
+        records.retain(|record| {
+            record.kind == kind
+                && repositories
+                    .live
+                    .iter()
+                    .any(|view| view.repository.slug == record.repository)
+        });
+        records.sort_by(in_resolution_order);
+        let mut reachable = Vec::with_capacity(records.len());
+        for record in &records {
+            reachable.push(ReachableUpstream {
+                upstream: UpstreamView::from(record),
+                credentials: self.open_credentials(record).await?,
+            });
+        }
+        Ok(reachable)
+    }
+
+    async fn upstream_record(
+        &self,
+        access: &RepositoryAccess,
+        id: &str,
+    ) -> Result<(UpstreamRecord, u64)> {
+        let repo = &access.repository;
+        let id = path_slug(id, Entity::Upstream)?;
+        let item = self
+            .metadata()
+            .get(&keys::upstream(&repo.workspace, &repo.slug, id.as_str()))
+            .await?
+            .ok_or(Error::NotFound(Entity::Upstream))?;
+        Ok((decode(&item)?, item.version))
+    }
+
+    /// Replaces a record's credentials, sealing the password under the record's identity.
+    async fn set_credentials(
+        &self,
+        record: &mut UpstreamRecord,
+        credentials: Option<UpstreamCredentials>,
+    ) -> Result<()> {
+        let Some(credentials) = credentials else {
+            record.username = None;
+            record.sealed_password = None;
+            return Ok(());
+        };
+        check_credentials(&credentials)?;
+        let sealer = self.sealer.as_ref().ok_or_else(|| {
+            Invalid::new(
+                "password",
+                "this registry has no key to seal credentials with (its operator sets \
+                 STOWAGE_UPSTREAM_KEY); attach the upstream without credentials",
+            )
+        })?;
+        let sealed = sealer
+            .seal(
+                credentials.password.expose_secret().as_bytes(),
+                &seal_context(record),
+            )
+            .await
+            .map_err(Error::Sealer)?;
+        record.username = credentials.username;
+        record.sealed_password = Some(BASE64.encode(sealed));
+        Ok(())
+    }
+
+    async fn open_credentials(
+        &self,
+        record: &UpstreamRecord,
+    ) -> Result<Option<UpstreamCredentials>> {
+        let Some(sealed) = &record.sealed_password else {
+            return Ok(None);
+        };
+        let corrupt = || Error::Corrupt(format!("the password of upstream {}", record.id));
+        let sealed = BASE64.decode(sealed).map_err(|_| corrupt())?;
+        let sealer = self
+            .sealer
+            .as_ref()
+            .ok_or(Error::Sealer(SealError::Unavailable(
+                "no key to open upstream credentials with (STOWAGE_UPSTREAM_KEY)".into(),
+            )))?;
+        let password = sealer
+            .open(&sealed, &seal_context(record))
+            .await
+            .map_err(Error::Sealer)?;
+        let password = String::from_utf8(password).map_err(|_| corrupt())?;
+        Ok(Some(UpstreamCredentials {
+            username: record.username.clone(),
+            password: SecretString::from(password),
+        }))
+    }
+}
+
+/// The repository must still be the one whose admin was checked (not deleted meanwhile).
+fn repository_unchanged(access: &RepositoryAccess) -> Write {
+    Write::Check {
+        key: keys::repository(&access.repository.workspace, &access.repository.slug),
+        condition: Condition::Version(access.repository_version),
+    }
+}
+
+fn repository_gone(error: MetadataError) -> Error {
+    match error {
+        MetadataError::ConditionFailed { index: Some(0) } => Error::NotFound(Entity::Repository),
+        MetadataError::ConditionFailed { .. } => {
+            Error::conflict("another request changed the upstreams meanwhile; try again")
+        }
+        other => other.into(),
+    }
+}
+
+fn in_resolution_order(a: &UpstreamRecord, b: &UpstreamRecord) -> std::cmp::Ordering {
+    (a.priority, &a.repository, a.created_at, &a.id).cmp(&(
+        b.priority,
+        &b.repository,
+        b.created_at,
+        &b.id,
+    ))
+}
