@@ -10,7 +10,20 @@ use crate::{Auth, TestServer};
 
 /// A package tarball: `package/package.json` and `package/index.js`.
 pub fn tarball(name: &str, version: &str) -> Vec<u8> {
-    let manifest = json!({ "name": name, "version": version, "main": "index.js" }).to_string();
+    let manifest = json!({ "name": name, "version": version, "main": "index.js" });
+    tarball_of(name, version, &manifest)
+}
+
+/// Like [`tarball`], with `dependencies` in its package.json.
+pub fn tarball_with(name: &str, version: &str, dependencies: Value) -> Vec<u8> {
+    let manifest = json!({
+        "name": name, "version": version, "main": "index.js", "dependencies": dependencies
+    });
+    tarball_of(name, version, &manifest)
+}
+
+fn tarball_of(name: &str, version: &str, manifest: &Value) -> Vec<u8> {
+    let manifest = manifest.to_string();
     let index = format!("module.exports = {:?};\n", format!("{name}@{version}"));
     let mut tar = tar::Builder::new(Vec::new());
     for (path, content) in [

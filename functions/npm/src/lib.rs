@@ -1,12 +1,14 @@
 //! The npm registry: each workspace is a registry at `<base>/npm/<workspace>/`. Package
 //! documents are built from one record per version and per tag; tarballs are redirected to
-//! presigned URLs. Paths are taken apart in [`route`].
+//! presigned URLs. Paths are taken apart in [`route`]. Names the workspace does not have come
+//! through the upstreams of its repositories ([`proxy`]).
 
 mod body;
 pub mod browse;
 mod document;
 mod error;
 mod misc;
+mod proxy;
 mod publish;
 mod reads;
 mod records;

@@ -1,4 +1,5 @@
-//! Reading packages: documents, single versions, tarballs and dist-tags.
+//! Reading packages: documents, single versions, tarballs and dist-tags; for a name the
+//! workspace does not have, through its upstreams ([`crate::proxy`]).
 
 use axum::body::Body;
 use axum::response::Response;
@@ -7,11 +8,12 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::{AppState, Finish, redirect};
-use stowage_service::ItemKey;
+use stowage_service::{ItemKey, Opened};
 
 use crate::document::{self, PackageState, tarball_url};
 use crate::error::{NpmError, NpmResult};
-use crate::records::{DistTags, NpmVersions};
+use crate::proxy;
+use crate::records::{DistTags, NpmVersions, UpstreamDocuments};
 use crate::route::version_of_tarball;
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -28,7 +30,8 @@ fn wants_abbreviated(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /<pkg>`: the full document, or the abbreviated one when the client asks for it.
-/// One query (paged) after the access check.
+/// One query (paged) after the access check. A package copied from an upstream answers the
+/// upstream's document instead; a name the workspace does not have is looked up upstream.
 pub async fn package_document(
     state: &AppState,
     caller: &Principal,
@@ -38,9 +41,37 @@ pub async fn package_document(
     base: &str,
 ) -> NpmResult<Response> {
     let registry = &state.registry;
-    let open = registry
-        .open_package(caller, workspace, PackageType::Npm, name, Role::Read, &[])
-        .await?;
+    let copy_key = proxy::document_key(workspace, name);
+    let copy_keys = std::slice::from_ref(&copy_key);
+    let open = match registry
+        .open_or_upstreams(caller, workspace, PackageType::Npm, name, copy_keys)
+        .await?
+    {
+        Opened::Package(open) => open,
+        Opened::Upstreams(upstreams) => {
+            match proxy::first_document(state, workspace, name, &upstreams).await? {
+                Some(bytes) => return proxied(state, workspace, name, &bytes, base).await,
+                // Made a package meanwhile: read it as it now is.
+                None => {
+                    registry
+                        .open_package(
+                            caller,
+                            workspace,
+                            PackageType::Npm,
+                            name,
+                            Role::Read,
+                            copy_keys,
+                        )
+                        .await?
+                }
+            }
+        }
+    };
+    if open.package.upstream.is_some() {
+        let copy = open.record::<UpstreamDocuments>(&copy_key)?;
+        let bytes = proxy::cached_document(state, &open.package, copy).await?;
+        return proxied(state, workspace, name, &bytes, base).await;
+    }
     let package_state = PackageState::load(registry, &open.package).await?;
     if package_state.versions.is_empty() {
         return Err(NpmError::not_found());
@@ -57,7 +88,28 @@ pub async fn package_document(
             document::full(&open.package, &package_state, url),
         )
     };
-    let body = body.to_string();
+    respond(state, workspace, content_type, body.to_string()).await
+}
+
+/// A copied document, its tarballs at our URLs (npm takes the full document where it asked
+/// for the abbreviated one).
+async fn proxied(
+    state: &AppState,
+    workspace: &Slug,
+    name: &PackageName,
+    bytes: &[u8],
+    base: &str,
+) -> NpmResult<Response> {
+    let document = proxy::rewritten(bytes, base, workspace, name)?;
+    respond(state, workspace, "application/json", document.to_string()).await
+}
+
+async fn respond(
+    state: &AppState,
+    workspace: &Slug,
+    content_type: &str,
+    body: String,
+) -> NpmResult<Response> {
     if state.limits.platform_limited && body.len() > LAMBDA_DOCUMENT_MAX {
         return hand_over(state, workspace, content_type, body).await;
     }
@@ -106,6 +158,22 @@ pub async fn version_document(
         .await?;
     let record = match open.record::<NpmVersions>(&version)? {
         Some(record) => record,
+        None if open.package.upstream.is_some() => {
+            let copy = registry
+                .package_items(&open.package)
+                .get::<UpstreamDocuments>(proxy::CURRENT)
+                .await?
+                .map(|record| record.payload);
+            let bytes = proxy::cached_document(state, &open.package, copy).await?;
+            let document = proxy::rewritten(&bytes, base, workspace, name)?;
+            let tagged = document["dist-tags"][reference]
+                .as_str()
+                .unwrap_or(reference);
+            return match &document["versions"][tagged] {
+                Value::Object(manifest) => Ok(Value::Object(manifest.clone())),
+                _ => Err(NpmError::not_found()),
+            };
+        }
         None => {
             let tag = open
                 .record::<DistTags>(&tag)?
@@ -145,9 +213,13 @@ pub async fn tarball(
             std::slice::from_ref(&wanted),
         )
         .await?;
-    let record = open
-        .record::<NpmVersions>(&wanted)?
-        .ok_or_else(NpmError::not_found)?;
+    let record = match open.record::<NpmVersions>(&wanted)? {
+        Some(record) => record,
+        None if open.package.upstream.is_some() => {
+            proxy::fetch_tarball(state, &open.package, &version).await?
+        }
+        None => return Err(NpmError::not_found()),
+    };
     let url = state
         .registry
         .download_url(

@@ -5,6 +5,8 @@
 //! NpmVersions            VERSION#<version>     NpmVersion: the version's manifest and tarball
 //! DistTags               DISTTAG#<tag>         DistTag: the version a dist-tag points at
 //! UnpublishedVersions    UNPUBLISHED#<version> Unpublished: published once; never again
+//! UpstreamDocuments      UPSTREAMDOC#current   UpstreamDocument: a cached package's document
+//! TarballFetches         FETCHING#<version>    Fetching: a tarball being fetched from upstream
 //! ```
 //!
 //! Beside them the service keeps `BLOB#<digest>`, each tarball's bytes. The package document
@@ -80,6 +82,36 @@ pub struct Unpublished {
     pub unpublished_by: String,
 }
 
+/// The document a package copied from an upstream was last served (kept as a blob of the
+/// package: documents can be many MB).
+pub struct UpstreamDocuments;
+
+impl JsonKind for UpstreamDocuments {
+    const PREFIX: &'static str = "UPSTREAMDOC#";
+    type Payload = UpstreamDocument;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamDocument {
+    pub fetched_at: DateTime<Utc>,
+    pub digest: Digest,
+    pub object_key: String,
+    pub size: u64,
+}
+
+/// Tarballs being fetched from an upstream, by version: one request fetches, others wait.
+pub struct TarballFetches;
+
+impl JsonKind for TarballFetches {
+    const PREFIX: &'static str = "FETCHING#";
+    type Payload = Fetching;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetching {
+    pub started_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistTag {
     pub version: String,
@@ -94,16 +126,16 @@ impl stowage_service::ContentReader for NpmContent {
     }
 
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
-        if kind != PackageType::Npm
-            || !item
-                .key
-                .sort
-                .starts_with(<NpmVersions as RecordKind>::PREFIX)
-        {
-            return Some(Vec::new());
+        let sort = &item.key.sort;
+        if kind != PackageType::Npm {
+            Some(Vec::new())
+        } else if sort.starts_with(<NpmVersions as RecordKind>::PREFIX) {
+            Some(vec![NpmVersions::decode(item).ok()?.tarball.digest])
+        } else if sort.starts_with(<UpstreamDocuments as RecordKind>::PREFIX) {
+            Some(vec![UpstreamDocuments::decode(item).ok()?.digest])
+        } else {
+            Some(Vec::new())
         }
-        let version = NpmVersions::decode(item).ok()?;
-        Some(vec![version.tarball.digest])
     }
 }
 

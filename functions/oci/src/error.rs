@@ -199,6 +199,9 @@ impl From<Error> for OciError {
             }
             Error::SizeMismatch(message) => OciError::new(Code::SizeInvalid, message),
             Error::UploadBroken => OciError::upload_invalid(Error::UploadBroken.to_string()),
+            Error::Upstream(message) => {
+                OciError::new(Code::Unknown, message).with_status(StatusCode::BAD_GATEWAY)
+            }
             internal @ (Error::Metadata(_)
             | Error::Blob(_)
             | Error::Sealer(_)

@@ -19,6 +19,7 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::UploadOutOfOrder { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Error::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        Error::Upstream(_) => StatusCode::BAD_GATEWAY,
         Error::Metadata(_) | Error::Blob(_) | Error::Sealer(_) | Error::Corrupt(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -41,6 +42,7 @@ pub fn code_of(error: &Error) -> &'static str {
         Error::TooLarge(_) => "too_large",
         Error::Busy => "busy",
         Error::StorageFull => "storage_full",
+        Error::Upstream(_) => "upstream",
         Error::Metadata(_) | Error::Blob(_) | Error::Sealer(_) | Error::Corrupt(_) => "internal",
     }
 }

@@ -14,6 +14,8 @@
 //! - `STOWAGE_UPSTREAM_KEY`: on AWS, the KMS key (id, ARN or alias) sealing upstream
 //!   credentials; without it upstreams take no credentials. Locally a key file in the data
 //!   folder does this.
+//! - `STOWAGE_UPSTREAM_TTL_SECONDS` (300): how long a document copied from an upstream is
+//!   served before it is fetched again.
 //! - `STOWAGE_UPSTREAM_ALLOW_PRIVATE=1`: upstreams may be private or loopback addresses,
 //!   over http too (registries inside one's own network; tests).
 //! - `STOWAGE_UPLOAD_SERVICE=enabled`: on Lambda, an upload service beside the functions takes
@@ -95,6 +97,10 @@ pub fn settings_from_env() -> Result<Settings, StartupError> {
                 .unwrap_or(i64::MAX / 1000),
         ),
         upstream_reach: upstream_reach_from_env()?,
+        upstream_ttl: chrono::Duration::seconds(
+            i64::try_from(number_var("STOWAGE_UPSTREAM_TTL_SECONDS", 300)?)
+                .unwrap_or(i64::MAX / 1000),
+        ),
         ..Settings::default()
     })
 }

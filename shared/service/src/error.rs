@@ -68,6 +68,10 @@ pub enum Error {
     Metadata(#[source] MetadataError),
     #[error("blob storage failed")]
     Blob(#[source] BlobError),
+    /// An upstream failed to give what was asked (unreachable, refused, or bytes that do not
+    /// match what it advertised). Nothing of it was kept.
+    #[error("{0}")]
+    Upstream(String),
     /// The key service sealing upstream credentials failed.
     #[error("sealing credentials failed")]
     Sealer(#[source] SealError),

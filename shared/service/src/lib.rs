@@ -17,7 +17,7 @@
 //! | `blobs.rs` | content: `store_blob`, `store_file`, `stage_blob`/`commit_staged`, `link_blob`, `unlink_blob`, `download_url`, `hand_over`, `read_small_object` |
 //! | `writer.rs` | streaming one object in parts, resumable between requests |
 //! | `uploads.rs` | uploads in chunks: `start_upload`, `upload_status`, `append_upload`, `finish_upload`, `cancel_upload` |
-//! | `upstreams.rs` | registries a repository proxies: `attach_upstream`, `list_upstreams`, `get_upstream`, `change_upstream`, `remove_upstream`, `reachable_upstreams` |
+//! | `upstreams.rs` | registries a repository proxies: `attach_upstream`, `list_upstreams`, `get_upstream`, `change_upstream`, `remove_upstream`, `reachable_upstreams`; reading through them: `open_or_upstreams`, `create_proxied_package`, `upstream_of` |
 //! | `lifecycle.rs` | soft deletes and restores of workspaces, repositories and packages |
 //! | `purge/` | the scheduled purge (`purge`: retention, uploads, collection, reconciliation) and usage (`workspace_usage`, `count_usage`) |
 //! | `records.rs` | every storage key and record (private: protocols go through `items.rs`) |
@@ -65,7 +65,7 @@ pub use records::{
 };
 pub use uploads::UploadRecord;
 pub use upstreams::{
-    DEFAULT_PRIORITY, NewUpstream, ReachableUpstream, UpstreamChange, UpstreamCredentials,
+    DEFAULT_PRIORITY, NewUpstream, Opened, ReachableUpstream, UpstreamChange, UpstreamCredentials,
     UpstreamView,
 };
 pub use workspaces::{Member, PipelineToken, RepositoryView, WorkspaceView};
@@ -91,6 +91,9 @@ pub struct Settings {
     pub upload_parts_max: usize,
     /// Which upstream URLs repository admins may attach.
     pub upstream_reach: UpstreamReach,
+    /// How long a document copied from an upstream (an npm package document) is served before
+    /// it is fetched again; a stale copy is served while the upstream fails.
+    pub upstream_ttl: chrono::Duration,
 }
 
 /// Storage limits of the plans, in bytes.
@@ -128,6 +131,7 @@ impl Default for Settings {
             collection_grace: chrono::Duration::hours(1),
             upload_parts_max: UPLOAD_PARTS_MAX,
             upstream_reach: UpstreamReach::PublicOnly,
+            upstream_ttl: chrono::Duration::minutes(5),
         }
     }
 }

@@ -108,6 +108,7 @@ impl Registry {
                 created_by: creator.clone(),
                 created_at: self.now(),
                 deleted: None,
+                upstream: None,
             };
             let writes = vec![
                 Write::Check {
@@ -373,6 +374,13 @@ impl Registry {
                 needed,
                 workspace,
                 &package.repository,
+            )));
+        }
+        if needed >= Role::Write && package.upstream.is_some() {
+            return Err(Error::forbidden(format!(
+                "{kind} package {name} is a cached copy of an upstream of repository {}/{}: \
+                 nobody publishes into a proxied name (delete the package to publish your own)",
+                workspace, package.repository
             )));
         }
         Ok(OpenPackage {

@@ -457,6 +457,10 @@ pub struct PackageRecord {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deletion>,
+    /// The upstream (of its repository) this package is a cached copy of: nobody publishes
+    /// into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 impl PackageRecord {

@@ -11,13 +11,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use stowage_domain::{Invalid, PackageType, Principal, Slug, UpstreamUrl};
+use stowage_domain::{Invalid, PackageName, PackageType, Principal, Role, Slug, UpstreamUrl};
 use stowage_storage::{Condition, MetadataError, Put, Query, SealError, Write};
 
 use crate::audit::{Audit, AuditAction};
-use crate::records::{UpstreamRecord, decode, encode, keys, load_all};
+use crate::packages::OpenPackage;
+use crate::records::{PackageRecord, UpstreamRecord, decode, encode, keys, load_all};
 use crate::workspaces::{RepositoryAccess, path_slug};
-use crate::{Entity, Error, Registry, Result};
+use crate::{Entity, Error, ItemKey, Registry, Result};
 
 const LIST_PAGE: usize = 200;
 /// Where an upstream goes when several could serve a name, unless its admin says otherwise.
@@ -86,6 +87,15 @@ impl From<&UpstreamRecord> for UpstreamView {
 pub struct ReachableUpstream {
     pub upstream: UpstreamView,
     pub credentials: Option<UpstreamCredentials>,
+}
+
+/// What a read of a package name finds.
+pub enum Opened {
+    /// The package (local, or a cached copy of an upstream's).
+    Package(OpenPackage),
+    /// No package of that name exists in the workspace (not even one the caller cannot see,
+    /// or one deleted): the upstreams the caller may fetch it through, in order, never empty.
+    Upstreams(Vec<ReachableUpstream>),
 }
 
 /// What a sealed password is bound to: opened for any other upstream, it is rejected.
@@ -326,6 +336,102 @@ impl Registry {
             });
         }
         Ok(reachable)
+    }
+
+    /// Opens a package for reading like [`Registry::open_package`]; when the workspace has no
+    /// package of that name at all, the upstreams the caller may fetch it through instead.
+    /// A name that exists locally never comes from an upstream (dependency confusion), even
+    /// for a caller who cannot read it. A miss costs one read more, and a query of the
+    /// workspace's upstreams.
+    pub async fn open_or_upstreams(
+        &self,
+        caller: &Principal,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        extra: &[ItemKey],
+    ) -> Result<Opened> {
+        let error = match self
+            .open_package(caller, workspace, kind, name, Role::Read, extra)
+            .await
+        {
+            Ok(open) => return Ok(Opened::Package(open)),
+            Err(error @ Error::NotFound(_)) => error,
+            Err(other) => return Err(other),
+        };
+        if self
+            .metadata()
+            .get(&keys::package(workspace, kind, name))
+            .await?
+            .is_some()
+        {
+            return Err(error);
+        }
+        match self
+            .reachable_upstreams(caller, workspace.as_str(), kind)
+            .await
+        {
+            Ok(upstreams) if !upstreams.is_empty() => Ok(Opened::Upstreams(upstreams)),
+            Ok(_) | Err(Error::NotFound(_)) => Err(error),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Records `name` as a package of `upstream`'s repository, a cached copy of what the
+    /// upstream serves. `None` when the name was taken meanwhile (published locally, or cached
+    /// by a concurrent request): open it again.
+    pub async fn create_proxied_package(
+        &self,
+        workspace: &Slug,
+        upstream: &UpstreamView,
+        name: &PackageName,
+    ) -> Result<Option<PackageRecord>> {
+        let package = PackageRecord {
+            workspace: workspace.clone(),
+            kind: upstream.kind,
+            name: name.clone(),
+            repository: upstream.repository.clone(),
+            created_by: format!("upstream {}", upstream.url),
+            created_at: self.now(),
+            deleted: None,
+            upstream: Some(upstream.id.clone()),
+        };
+        let write = Write::Put(
+            Put::new(
+                keys::package(workspace, upstream.kind, name),
+                encode(&package),
+            )
+            .indexed(keys::package_index(
+                workspace,
+                &upstream.repository,
+                upstream.kind,
+                name,
+            ))
+            .when(Condition::Absent),
+        );
+        match self.metadata().write(write).await {
+            Ok(()) => Ok(Some(package)),
+            Err(MetadataError::ConditionFailed { .. }) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The upstream a cached package was copied from, with its credentials opened; `None`
+    /// when it is not a cached copy, or its upstream was removed (its copy is then served as
+    /// it stands).
+    pub async fn upstream_of(&self, package: &PackageRecord) -> Result<Option<ReachableUpstream>> {
+        let Some(id) = &package.upstream else {
+            return Ok(None);
+        };
+        let key = keys::upstream(&package.workspace, &package.repository, id);
+        let Some(item) = self.metadata().get(&key).await? else {
+            return Ok(None);
+        };
+        let record: UpstreamRecord = decode(&item)?;
+        Ok(Some(ReachableUpstream {
+            upstream: UpstreamView::from(&record),
+            credentials: self.open_credentials(&record).await?,
+        }))
     }
 
     async fn upstream_record(

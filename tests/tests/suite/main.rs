@@ -25,6 +25,7 @@ mod model;
 mod npm_clients;
 mod npm_lambda;
 mod npm_protocol;
+mod npm_upstream;
 mod oci_clients;
 mod oci_lambda;
 mod oci_protocol;

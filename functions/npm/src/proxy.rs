@@ -1,0 +1,476 @@
+//! npm through upstreams: a name no package of the workspace has is looked up in the
+//! upstreams of the repositories the caller may read, in their order. The first that has it
+//! makes it a package of its repository (so its readers, and only they, see it), whose
+//! document is the upstream's, kept as a blob and fetched again once older than the TTL
+//! (a stale copy is served while the upstream fails). Its tarball URLs are rewritten to ours;
+//! each tarball is fetched on its first request, checked against the document's
+//! `dist.integrity`/`dist.shasum`, and from then on is a version like a published one.
+//!
+//! Concurrent first requests for one tarball make one upstream request: the first writes a
+//! marker record (a conditional write, so it holds across processes), the others wait for
+//! its version record.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Slug};
+use stowage_http::AppState;
+use stowage_service::{
+    BlobLink, CommitError, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, Record,
+    Registry, UpstreamCredentials, Written,
+};
+use stowage_storage::{ByteStream, Condition};
+use stowage_upstream::{Credentials, FetchError, UpstreamClient};
+use url::Url;
+
+use crate::document::tarball_url;
+use crate::error::{NpmError, NpmResult};
+use crate::records::{
+    Fetching, NpmVersion, NpmVersions, Tarball, TarballFetches, UpstreamDocument, UpstreamDocuments,
+};
+
+/// The largest package document taken from an upstream (the public registry's largest are
+/// a few tens of MB).
+const DOCUMENT_MAX: u64 = 64 * 1024 * 1024;
+/// The largest tarball taken from an upstream.
+const TARBALL_MAX: u64 = 1024 * 1024 * 1024;
+/// How long a fetch may hold a tarball's marker before another request takes over (one that
+/// died holding it).
+const FETCH_HOLD: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a request waits for another's fetch of the same tarball.
+const FETCH_WAIT: Duration = Duration::from_secs(25);
+/// The id of a package's one upstream document record.
+pub const CURRENT: &str = "current";
+const JSON: &str = "application/json";
+
+fn client(state: &AppState) -> &'static UpstreamClient {
+    UpstreamClient::shared(state.registry.settings().upstream_reach)
+}
+
+/// How a request to `url` authenticates: with the upstream's credentials, but only on the
+/// upstream's own origin (a document may name tarballs anywhere).
+fn credentials_for<'a>(upstream: &'a ReachableUpstream, url: &Url) -> Option<Credentials<'a>> {
+    let credentials: &'a UpstreamCredentials = upstream.credentials.as_ref()?;
+    if url.origin() != upstream.upstream.url.as_url().origin() {
+        return None;
+    }
+    let password = credentials.password.expose_secret();
+    Some(match &credentials.username {
+        Some(username) => Credentials::Basic { username, password },
+        None => Credentials::Bearer(password),
+    })
+}
+
+fn upstream_failure(error: FetchError) -> NpmError {
+    Error::Upstream(format!("the upstream registry failed: {error}")).into()
+}
+
+/// The document URL of `name` below an upstream's URL (a scoped name's `/` encoded, as npm
+/// does).
+fn document_url(upstream: &ReachableUpstream, name: &PackageName) -> NpmResult<Url> {
+    let path = name.as_str().replacen('/', "%2f", 1);
+    upstream
+        .upstream
+        .url
+        .as_url()
+        .join(&path)
+        .map_err(|_| NpmError::not_found())
+}
+
+/// Fetches `name`'s document from `upstream`, checked to be one.
+async fn fetch_document(
+    state: &AppState,
+    upstream: &ReachableUpstream,
+    name: &PackageName,
+) -> Result<Bytes, FetchError> {
+    let url = document_url(upstream, name).map_err(|_| FetchError::NotFound)?;
+    let bytes = client(state)
+        .get_bytes(&url, credentials_for(upstream, &url), JSON, DOCUMENT_MAX)
+        .await?;
+    let document: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| FetchError::Refused("the upstream's document is not JSON".into()))?;
+    if document.get("name").and_then(Value::as_str) != Some(name.as_str())
+        || !document.get("versions").is_some_and(Value::is_object)
+    {
+        return Err(FetchError::Refused(format!(
+            "the upstream's answer is not the package document of {name}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The first request for a name the workspace does not have: the first upstream that has
+/// it makes it a package. Answers the document's bytes, or `None` when another request made
+/// the package meanwhile (the caller opens it again).
+pub async fn first_document(
+    state: &AppState,
+    workspace: &Slug,
+    name: &PackageName,
+    upstreams: &[ReachableUpstream],
+) -> NpmResult<Option<Bytes>> {
+    let registry = &state.registry;
+    let mut failure = None;
+    for upstream in upstreams {
+        let bytes = match fetch_document(state, upstream, name).await {
+            Ok(bytes) => bytes,
+            Err(FetchError::NotFound) => continue,
+            Err(other) => {
+                tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
+                failure = Some(other);
+                continue;
+            }
+        };
+        let Some(package) = registry
+            .create_proxied_package(workspace, &upstream.upstream, name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        store_document(registry, &package, bytes.clone(), None).await?;
+        return Ok(Some(bytes));
+    }
+    Err(failure.map_or_else(NpmError::not_found, upstream_failure))
+}
+
+/// The key of a cached package's document record, to read with the package.
+pub fn document_key(workspace: &Slug, name: &PackageName) -> ItemKey {
+    ItemKey::in_package::<UpstreamDocuments>(workspace, PackageType::Npm, name, CURRENT)
+}
+
+/// A cached package's document: the copy, or a new one once the copy is older than the TTL.
+/// While the upstream fails (or after it was removed), the copy is served as it stands.
+pub async fn cached_document(
+    state: &AppState,
+    package: &PackageRecord,
+    copy: Option<UpstreamDocument>,
+) -> NpmResult<Bytes> {
+    let registry = &state.registry;
+    let now = registry.now();
+    if let Some(copy) = &copy
+        && copy.fetched_at + registry.settings().upstream_ttl > now
+    {
+        return read_copy(registry, copy).await;
+    }
+    let refreshed = match registry.upstream_of(package).await? {
+        Some(upstream) => fetch_document(state, &upstream, &package.name)
+            .await
+            .map_err(Some),
+        None => Err(None),
+    };
+    match (refreshed, copy) {
+        (Ok(bytes), copy) => {
+            store_document(registry, package, bytes.clone(), copy.as_ref()).await?;
+            Ok(bytes)
+        }
+        (Err(why), Some(copy)) => {
+            if let Some(error) = why {
+                tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached document");
+            }
+            read_copy(registry, &copy).await
+        }
+        (Err(Some(FetchError::NotFound) | None), None) => Err(NpmError::not_found()),
+        (Err(Some(error)), None) => Err(upstream_failure(error)),
+    }
+}
+
+async fn read_copy(registry: &Registry, copy: &UpstreamDocument) -> NpmResult<Bytes> {
+    let size = usize::try_from(copy.size).unwrap_or(usize::MAX);
+    Ok(registry.read_small_object(&copy.object_key, size).await?)
+}
+
+/// Keeps a document as a blob of the package, and its record; the copy it replaces is
+/// unlinked (the purge collects it).
+async fn store_document(
+    registry: &Registry,
+    package: &PackageRecord,
+    bytes: Bytes,
+    replaced: Option<&UpstreamDocument>,
+) -> NpmResult<()> {
+    let fetched_at = registry.now();
+    let body: ByteStream = futures_util::stream::once(async move { Ok(bytes) }).boxed();
+    let staged = registry
+        .stage_blob(&package.workspace, body, Some(DOCUMENT_MAX), false)
+        .await?;
+    let extra = |written: &Written, link: &BlobLink, writes: &mut PackageWrites<'_>| {
+        let record = UpstreamDocument {
+            fetched_at,
+            digest: Digest::from_hex(DigestAlgorithm::Sha256, &written.sha256),
+            object_key: link.object_key.clone(),
+            size: written.size,
+        };
+        writes.put::<UpstreamDocuments>(CURRENT, &record);
+    };
+    let (link, _) = registry
+        .commit_staged(package, staged, None, "upstream", extra)
+        .await?;
+    if let Some(old) = replaced
+        && old.digest != link.digest
+    {
+        match registry.unlink_blob(package, &old.digest).await {
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The document as served: the upstream's, with its tarballs at our URLs.
+pub fn rewritten(
+    bytes: &[u8],
+    base: &str,
+    workspace: &Slug,
+    name: &PackageName,
+) -> NpmResult<Value> {
+    let mut document: Value = serde_json::from_slice(bytes)
+        .map_err(|_| Error::Corrupt(format!("the cached document of {name}")))?;
+    if let Some(versions) = document.get_mut("versions").and_then(Value::as_object_mut) {
+        for (version, manifest) in versions.iter_mut() {
+            if let Some(dist) = manifest.get_mut("dist").and_then(Value::as_object_mut) {
+                dist.insert(
+                    "tarball".into(),
+                    Value::String(tarball_url(base, workspace.as_str(), name, version)),
+                );
+            }
+        }
+    }
+    Ok(document)
+}
+
+/// A version of a cached package that has no tarball yet: fetched from the URL its document
+/// names (by one request, whoever else asks meanwhile), checked, stored, and recorded as a
+/// version like a published one.
+pub async fn fetch_tarball(
+    state: &AppState,
+    package: &PackageRecord,
+    version: &str,
+) -> NpmResult<NpmVersion> {
+    let registry = &state.registry;
+    let items = registry.package_items(package);
+    let deadline = tokio::time::Instant::now() + FETCH_WAIT;
+    loop {
+        if let Some(found) = items.get::<NpmVersions>(version).await? {
+            return Ok(found.payload);
+        }
+        let marker = items.get::<TarballFetches>(version).await?;
+        if take_marker(registry, package, version, marker).await? {
+            let fetched = fetch_and_store(state, package, version).await;
+            release_marker(registry, package, version).await;
+            return fetched;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Busy.into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Claims the fetch of `version`: whether this request now holds it (else another does).
+async fn take_marker(
+    registry: &Registry,
+    package: &PackageRecord,
+    version: &str,
+    marker: Option<Record<Fetching>>,
+) -> NpmResult<bool> {
+    let now = registry.now();
+    let condition = match marker {
+        None => Condition::Absent,
+        Some(held) if held.payload.started_at + FETCH_HOLD < now => {
+            Condition::Version(held.version)
+        }
+        Some(_) => return Ok(false),
+    };
+    let items = registry.package_items(package);
+    let mut writes = items.writes("upstream");
+    writes.put_when::<TarballFetches>(version, &Fetching { started_at: now }, condition);
+    match writes.commit().await {
+        Ok(()) => Ok(true),
+        Err(CommitError::Lost) => Ok(false),
+        Err(CommitError::Failed(error)) => Err(error.into()),
+    }
+}
+
+async fn release_marker(registry: &Registry, package: &PackageRecord, version: &str) {
+    let items = registry.package_items(package);
+    let mut writes = items.writes("upstream");
+    writes.delete::<TarballFetches>(version, Condition::None);
+    if let Err(error) = writes.commit().await {
+        // It expires after FETCH_HOLD.
+        tracing::warn!(%error, "could not release a tarball fetch marker");
+    }
+}
+
+/// What the upstream document says of one version: its manifest and where its tarball is.
+struct Advertised {
+    manifest: Map<String, Value>,
+    url: Url,
+    integrity: Option<String>,
+    shasum: Option<String>,
+}
+
+async fn advertised(
+    state: &AppState,
+    package: &PackageRecord,
+    version: &str,
+) -> NpmResult<Advertised> {
+    let registry = &state.registry;
+    let copy = registry
+        .package_items(package)
+        .get::<UpstreamDocuments>(CURRENT)
+        .await?
+        .ok_or_else(NpmError::not_found)?
+        .payload;
+    let bytes = read_copy(registry, &copy).await?;
+    let mut document: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| Error::Corrupt(format!("the cached document of {}", package.name)))?;
+    let mut manifest = match document
+        .get_mut("versions")
+        .and_then(|versions| versions.get_mut(version))
+        .map(Value::take)
+    {
+        Some(Value::Object(manifest)) => manifest,
+        _ => return Err(NpmError::not_found()),
+    };
+    let dist = manifest
+        .remove("dist")
+        .and_then(|dist| match dist {
+            Value::Object(dist) => Some(dist),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let text = |field: &str| dist.get(field).and_then(Value::as_str).map(str::to_owned);
+    let url = text("tarball")
+        .and_then(|url| Url::parse(&url).ok())
+        .ok_or_else(|| {
+            upstream_failure(FetchError::Refused("the version names no tarball".into()))
+        })?;
+    manifest.remove("_attachments");
+    Ok(Advertised {
+        manifest,
+        url,
+        integrity: text("integrity"),
+        shasum: text("shasum"),
+    })
+}
+
+/// Whether the bytes written are those advertised: every hash of `integrity` we compute
+/// (sha512, sha1) and `shasum` must match, and at least one must be there to check.
+fn matches_advertised(written: &Written, advertised: &Advertised) -> Result<String, String> {
+    let checksums = written
+        .checksums
+        .as_ref()
+        .ok_or("the tarball was stored without its checksums")?;
+    let sha512 = hex::decode(&checksums.sha512).map_err(|_| "sha512 is not hex")?;
+    let sha1 = hex::decode(&checksums.sha1).map_err(|_| "sha1 is not hex")?;
+    let ours = [
+        ("sha512", format!("sha512-{}", STANDARD.encode(&sha512))),
+        ("sha1", format!("sha1-{}", STANDARD.encode(&sha1))),
+    ];
+    let mut checked = 0;
+    for entry in advertised
+        .integrity
+        .iter()
+        .flat_map(|i| i.split_whitespace())
+    {
+        let Some((algorithm, _)) = entry.split_once('-') else {
+            continue;
+        };
+        if let Some((_, computed)) = ours.iter().find(|(name, _)| *name == algorithm) {
+            if computed != entry {
+                return Err(format!(
+                    "the tarball does not match its dist.integrity ({algorithm})"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    if let Some(shasum) = &advertised.shasum {
+        if !shasum.eq_ignore_ascii_case(&checksums.sha1) {
+            return Err("the tarball does not match its dist.shasum".into());
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        return Err("the upstream gives no checksum of the tarball to check it against".into());
+    }
+    Ok(ours[0].1.clone())
+}
+
+async fn fetch_and_store(
+    state: &AppState,
+    package: &PackageRecord,
+    version: &str,
+) -> NpmResult<NpmVersion> {
+    let registry = &state.registry;
+    let advertised = advertised(state, package, version).await?;
+    let upstream = registry
+        .upstream_of(package)
+        .await?
+        .ok_or_else(|| NpmError::not_found_with("this package's upstream was removed"))?;
+    let fetched = client(state)
+        .get(
+            &advertised.url,
+            credentials_for(&upstream, &advertised.url),
+            "application/octet-stream",
+        )
+        .await
+        .map_err(upstream_failure)?;
+    if fetched
+        .content_length
+        .is_some_and(|length| length > TARBALL_MAX)
+    {
+        return Err(upstream_failure(FetchError::TooLarge(TARBALL_MAX)));
+    }
+    let staged = registry
+        .stage_blob(&package.workspace, fetched.body, Some(TARBALL_MAX), true)
+        .await?;
+    let integrity = match matches_advertised(&staged.written, &advertised) {
+        Ok(integrity) => integrity,
+        Err(why) => {
+            registry.discard_staged(staged).await;
+            return Err(Error::Upstream(format!("refused from the upstream: {why}")).into());
+        }
+    };
+    let now = registry.now();
+    let record = |written: &Written, link: &BlobLink| NpmVersion {
+        version: version.to_owned(),
+        published_at: now,
+        published_by: format!("upstream {}", upstream.upstream.url),
+        published_by_email: None,
+        manifest: advertised.manifest.clone(),
+        tarball: Tarball {
+            digest: Digest::from_hex(DigestAlgorithm::Sha256, &written.sha256),
+            size: written.size,
+            shasum: written
+                .checksums
+                .as_ref()
+                .map(|checksums| checksums.sha1.clone())
+                .unwrap_or_default(),
+            integrity: integrity.clone(),
+            object_key: link.object_key.clone(),
+        },
+    };
+    let extra = |written: &Written, link: &BlobLink, writes: &mut PackageWrites<'_>| {
+        writes.put_when::<NpmVersions>(version, &record(written, link), Condition::Absent);
+    };
+    let by = format!("upstream {}", upstream.upstream.url);
+    match registry
+        .commit_staged(package, staged, None, &by, extra)
+        .await
+    {
+        Ok(_) => {}
+        // Stored meanwhile by a request that took over a marker it thought abandoned.
+        Err(Error::Conflict(_)) => {}
+        Err(other) => return Err(other.into()),
+    }
+    registry
+        .package_items(package)
+        .get::<NpmVersions>(version)
+        .await?
+        .map(|found| found.payload)
+        .ok_or_else(NpmError::not_found)
+}
