@@ -10,11 +10,11 @@ use std::time::Duration;
 use axum::Router;
 use http::StatusCode;
 use serde_json::json;
-use stowage_domain::{ManualClock, TokenSecret};
+use stowage_domain::{ManualClock, TokenSecret, UpstreamReach};
 use stowage_http::{AppState, Limits};
 use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_tests::aws_calls::{AwsCall, CallRecorder};
-use stowage_tests::npm::{publish_document, tarball};
+use stowage_tests::npm::{integrity, publish_document, shasum, tarball};
 use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
 use stowage_tests::web::WebClient;
 use stowage_tests::{ADMIN_TOKEN, Stores};
@@ -190,7 +190,10 @@ fn registry_over(stores: &Stores, clock: Arc<ManualClock>) -> Arc<Registry> {
             Arc::clone(&stores.metadata),
             Arc::clone(&stores.blobs),
             clock,
-            Settings::default(),
+            Settings {
+                upstream_reach: UpstreamReach::AnyAddress,
+                ..Settings::default()
+            },
         )
         .with_sealer(Arc::clone(&stores.sealer)),
     )
@@ -404,6 +407,35 @@ pub(crate) fn assert_covered(f: &Function, calls: &BTreeSet<AwsCall>) {
     }
 }
 
+/// An npm registry holding `is-odd` 1.0.0, as an upstream.
+async fn npm_upstream() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let bytes = tarball("is-odd", "1.0.0");
+    let document = json!({
+        "name": "is-odd",
+        "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": {"name": "is-odd", "version": "1.0.0", "dist": {
+            "tarball": format!("{base}/is-odd/-/is-odd-1.0.0.tgz"),
+            "integrity": integrity(&bytes),
+            "shasum": shasum(&bytes),
+        }}},
+    });
+    let router = Router::new()
+        .route(
+            "/is-odd",
+            axum::routing::get(move || async move { axum::Json(document) }),
+        )
+        .route(
+            "/is-odd/-/is-odd-1.0.0.tgz",
+            axum::routing::get(move || async move { bytes }),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    format!("{base}/")
+}
+
 /// Serves `router` on a free loopback port, returning its URL.
 pub(crate) async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -442,6 +474,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+    let upstream = npm_upstream().await;
     recorder.take();
 
     // The management API: the whole life of accounts, workspaces, repositories and packages.
@@ -480,7 +513,7 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         (
             "POST",
             api("/workspaces/acme/repositories/api/upstreams"),
-            json!({"type": "npm", "url": "https://registry.npmjs.org", "username": "u", "password": "p"}),
+            json!({"type": "npm", "url": upstream, "username": "u", "password": "p"}),
             201,
         ),
         (
@@ -666,6 +699,9 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         "/left-pad/-/left-pad-1.0.0.tgz",
         "/-/v1/search?text=left",
         "/-/package/left-pad/dist-tags",
+        // Through the upstream: its credentials opened, its document and tarball kept.
+        "/is-odd",
+        "/is-odd/-/is-odd-1.0.0.tgz",
     ] {
         let response = http
             .get(npm(path))
