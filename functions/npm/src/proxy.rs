@@ -6,11 +6,8 @@
 //! each tarball is fetched on its first request, checked against the document's
 //! `dist.integrity`/`dist.shasum`, and from then on is a version like a published one.
 //!
-//! Concurrent first requests for one tarball make one upstream request: the first writes a
-//! marker record (a conditional write, so it holds across processes), the others wait for
-//! its version record.
-
-use std::time::Duration;
+//! Concurrent first requests for one tarball make one upstream request
+//! ([`stowage_service::Registry::fetch_once`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -21,8 +18,8 @@ use serde_json::{Map, Value};
 use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Slug};
 use stowage_http::AppState;
 use stowage_service::{
-    BlobLink, CommitError, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, Record,
-    Registry, UpstreamCredentials, Written,
+    BlobLink, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, Registry,
+    UpstreamCredentials, Written,
 };
 use stowage_storage::{ByteStream, Condition};
 use stowage_upstream::{Credentials, FetchError, UpstreamClient};
@@ -30,20 +27,13 @@ use url::Url;
 
 use crate::document::tarball_url;
 use crate::error::{NpmError, NpmResult};
-use crate::records::{
-    Fetching, NpmVersion, NpmVersions, Tarball, TarballFetches, UpstreamDocument, UpstreamDocuments,
-};
+use crate::records::{NpmVersion, NpmVersions, Tarball, UpstreamDocument, UpstreamDocuments};
 
 /// The largest package document taken from an upstream (the public registry's largest are
 /// a few tens of MB).
 const DOCUMENT_MAX: u64 = 64 * 1024 * 1024;
 /// The largest tarball taken from an upstream.
 const TARBALL_MAX: u64 = 1024 * 1024 * 1024;
-/// How long a fetch may hold a tarball's marker before another request takes over (one that
-/// died holding it).
-const FETCH_HOLD: chrono::Duration = chrono::Duration::seconds(60);
-/// How long a request waits for another's fetch of the same tarball.
-const FETCH_WAIT: Duration = Duration::from_secs(25);
 /// The id of a package's one upstream document record.
 pub const CURRENT: &str = "current";
 const JSON: &str = "application/json";
@@ -251,57 +241,19 @@ pub async fn fetch_tarball(
 ) -> NpmResult<NpmVersion> {
     let registry = &state.registry;
     let items = registry.package_items(package);
-    let deadline = tokio::time::Instant::now() + FETCH_WAIT;
-    loop {
-        if let Some(found) = items.get::<NpmVersions>(version).await? {
-            return Ok(found.payload);
-        }
-        let marker = items.get::<TarballFetches>(version).await?;
-        if take_marker(registry, package, version, marker).await? {
-            let fetched = fetch_and_store(state, package, version).await;
-            release_marker(registry, package, version).await;
-            return fetched;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Busy.into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Claims the fetch of `version`: whether this request now holds it (else another does).
-async fn take_marker(
-    registry: &Registry,
-    package: &PackageRecord,
-    version: &str,
-    marker: Option<Record<Fetching>>,
-) -> NpmResult<bool> {
-    let now = registry.now();
-    let condition = match marker {
-        None => Condition::Absent,
-        Some(held) if held.payload.started_at + FETCH_HOLD < now => {
-            Condition::Version(held.version)
-        }
-        Some(_) => return Ok(false),
+    let stored = || async {
+        Ok::<_, NpmError>(
+            items
+                .get::<NpmVersions>(version)
+                .await?
+                .map(|found| found.payload),
+        )
     };
-    let items = registry.package_items(package);
-    let mut writes = items.writes("upstream");
-    writes.put_when::<TarballFetches>(version, &Fetching { started_at: now }, condition);
-    match writes.commit().await {
-        Ok(()) => Ok(true),
-        Err(CommitError::Lost) => Ok(false),
-        Err(CommitError::Failed(error)) => Err(error.into()),
-    }
-}
-
-async fn release_marker(registry: &Registry, package: &PackageRecord, version: &str) {
-    let items = registry.package_items(package);
-    let mut writes = items.writes("upstream");
-    writes.delete::<TarballFetches>(version, Condition::None);
-    if let Err(error) = writes.commit().await {
-        // It expires after FETCH_HOLD.
-        tracing::warn!(%error, "could not release a tarball fetch marker");
-    }
+    registry
+        .fetch_once(package, version, stored, || {
+            fetch_and_store(state, package, version)
+        })
+        .await
 }
 
 /// What the upstream document says of one version: its manifest and where its tarball is.

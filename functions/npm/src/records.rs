@@ -6,7 +6,6 @@
 //! DistTags               DISTTAG#<tag>         DistTag: the version a dist-tag points at
 //! UnpublishedVersions    UNPUBLISHED#<version> Unpublished: published once; never again
 //! UpstreamDocuments      UPSTREAMDOC#current   UpstreamDocument: a cached package's document
-//! TarballFetches         FETCHING#<version>    Fetching: a tarball being fetched from upstream
 //! ```
 //!
 //! Beside them the service keeps `BLOB#<digest>`, each tarball's bytes. The package document
@@ -97,19 +96,6 @@ pub struct UpstreamDocument {
     pub digest: Digest,
     pub object_key: String,
     pub size: u64,
-}
-
-/// Tarballs being fetched from an upstream, by version: one request fetches, others wait.
-pub struct TarballFetches;
-
-impl JsonKind for TarballFetches {
-    const PREFIX: &'static str = "FETCHING#";
-    type Payload = Fetching;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fetching {
-    pub started_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,9 +18,14 @@ use crate::audit::{Audit, AuditAction};
 use crate::packages::OpenPackage;
 use crate::records::{PackageRecord, UpstreamRecord, decode, encode, keys, load_all};
 use crate::workspaces::{RepositoryAccess, path_slug};
-use crate::{Entity, Error, ItemKey, Registry, Result};
+use crate::{CommitError, Entity, Error, ItemKey, JsonKind, Record, Registry, Result};
 
 const LIST_PAGE: usize = 200;
+/// How long a fetch may hold an object's marker before another request takes over (one that
+/// died holding it).
+const FETCH_HOLD: chrono::Duration = chrono::Duration::seconds(60);
+/// How long a request waits for another's fetch of the same object.
+const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
 /// Where an upstream goes when several could serve a name, unless its admin says otherwise.
 pub const DEFAULT_PRIORITY: u16 = 100;
 const USERNAME_MAX: usize = 256;
@@ -96,6 +101,20 @@ pub enum Opened {
     /// No package of that name exists in the workspace (not even one the caller cannot see,
     /// or one deleted): the upstreams the caller may fetch it through, in order, never empty.
     Upstreams(Vec<ReachableUpstream>),
+}
+
+/// Fetches from upstreams under way in a package, by object (a tarball's version, a file's
+/// id): the marker that makes concurrent misses one upstream request, across processes.
+pub(crate) struct UpstreamFetches;
+
+impl JsonKind for UpstreamFetches {
+    const PREFIX: &'static str = "FETCHING#";
+    type Payload = Fetching;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Fetching {
+    pub started_at: DateTime<Utc>,
 }
 
 /// What a sealed password is bound to: opened for any other upstream, it is rejected.
@@ -432,6 +451,74 @@ impl Registry {
             upstream: UpstreamView::from(&record),
             credentials: self.open_credentials(&record).await?,
         }))
+    }
+
+    /// Fetches `object` of a cached package once, however many requests miss it at once:
+    /// the first to mark it fetches (`fetch`), the others wait (up to 25 s) until `done` finds
+    /// what it stored. A marker left by a request that died is taken over after a minute.
+    pub async fn fetch_once<T, E, Done, DoneFuture, Fetch, FetchFuture>(
+        &self,
+        package: &PackageRecord,
+        object: &str,
+        mut done: Done,
+        fetch: Fetch,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        Done: FnMut() -> DoneFuture,
+        DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
+        Fetch: FnOnce() -> FetchFuture,
+        FetchFuture: Future<Output = std::result::Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + FETCH_WAIT;
+        let mut fetch = Some(fetch);
+        loop {
+            if let Some(found) = done().await? {
+                return Ok(found);
+            }
+            if self.take_fetch(package, object).await?
+                && let Some(fetch) = fetch.take()
+            {
+                let fetched = fetch().await;
+                self.release_fetch(package, object).await;
+                return fetched;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Busy.into());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Marks `object` as being fetched by this request; false if another holds it.
+    async fn take_fetch(&self, package: &PackageRecord, object: &str) -> Result<bool> {
+        let items = self.package_items(package);
+        let marker: Option<Record<Fetching>> = items.get::<UpstreamFetches>(object).await?;
+        let now = self.now();
+        let condition = match marker {
+            None => Condition::Absent,
+            Some(held) if held.payload.started_at + FETCH_HOLD < now => {
+                Condition::Version(held.version)
+            }
+            Some(_) => return Ok(false),
+        };
+        let mut writes = items.writes("upstream");
+        writes.put_when::<UpstreamFetches>(object, &Fetching { started_at: now }, condition);
+        match writes.commit().await {
+            Ok(()) => Ok(true),
+            Err(CommitError::Lost) => Ok(false),
+            Err(CommitError::Failed(error)) => Err(error),
+        }
+    }
+
+    async fn release_fetch(&self, package: &PackageRecord, object: &str) {
+        let items = self.package_items(package);
+        let mut writes = items.writes("upstream");
+        writes.delete::<UpstreamFetches>(object, Condition::None);
+        if let Err(error) = writes.commit().await {
+            // It is taken over once FETCH_HOLD has passed.
+            tracing::warn!(%error, "could not release an upstream fetch marker");
+        }
     }
 
     async fn upstream_record(
