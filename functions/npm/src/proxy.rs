@@ -12,48 +12,29 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use futures_util::StreamExt;
-use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Slug};
 use stowage_http::AppState;
 use stowage_service::{
-    BlobLink, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, Registry,
-    UpstreamCredentials, Written,
+    BlobLink, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, UPSTREAM_COPY_MAX,
+    UpstreamCopies, UpstreamCopy, Written,
 };
-use stowage_storage::{ByteStream, Condition};
-use stowage_upstream::{Credentials, FetchError, UpstreamClient};
+use stowage_storage::Condition;
+use stowage_upstream::{FetchError, UpstreamClient, credentials_for};
 use url::Url;
 
 use crate::document::tarball_url;
 use crate::error::{NpmError, NpmResult};
-use crate::records::{NpmVersion, NpmVersions, Tarball, UpstreamDocument, UpstreamDocuments};
+use crate::records::{NpmVersion, NpmVersions, Tarball};
 
-/// The largest package document taken from an upstream (the public registry's largest are
-/// a few tens of MB).
-const DOCUMENT_MAX: u64 = 64 * 1024 * 1024;
 /// The largest tarball taken from an upstream.
 const TARBALL_MAX: u64 = 1024 * 1024 * 1024;
-/// The id of a package's one upstream document record.
-pub const CURRENT: &str = "current";
+/// The id of a package's copy of its upstream document.
+pub const DOCUMENT: &str = "document";
 const JSON: &str = "application/json";
 
 fn client(state: &AppState) -> &'static UpstreamClient {
     UpstreamClient::shared(state.registry.settings().upstream_reach)
-}
-
-/// How a request to `url` authenticates: with the upstream's credentials, but only on the
-/// upstream's own origin (a document may name tarballs anywhere).
-fn credentials_for<'a>(upstream: &'a ReachableUpstream, url: &Url) -> Option<Credentials<'a>> {
-    let credentials: &'a UpstreamCredentials = upstream.credentials.as_ref()?;
-    if url.origin() != upstream.upstream.url.as_url().origin() {
-        return None;
-    }
-    let password = credentials.password.expose_secret();
-    Some(match &credentials.username {
-        Some(username) => Credentials::Basic { username, password },
-        None => Credentials::Bearer(password),
-    })
 }
 
 fn upstream_failure(error: FetchError) -> NpmError {
@@ -80,7 +61,12 @@ async fn fetch_document(
 ) -> Result<Bytes, FetchError> {
     let url = document_url(upstream, name).map_err(|_| FetchError::NotFound)?;
     let bytes = client(state)
-        .get_bytes(&url, credentials_for(upstream, &url), JSON, DOCUMENT_MAX)
+        .get_bytes(
+            &url,
+            credentials_for(upstream, &url),
+            JSON,
+            UPSTREAM_COPY_MAX,
+        )
         .await?;
     let document: Value = serde_json::from_slice(&bytes)
         .map_err(|_| FetchError::Refused("the upstream's document is not JSON".into()))?;
@@ -121,7 +107,9 @@ pub async fn first_document(
         else {
             return Ok(None);
         };
-        store_document(registry, &package, bytes.clone(), None).await?;
+        registry
+            .keep_upstream_copy(&package, DOCUMENT, bytes.clone(), None)
+            .await?;
         return Ok(Some(bytes));
     }
     Err(failure.map_or_else(NpmError::not_found, upstream_failure))
@@ -129,7 +117,7 @@ pub async fn first_document(
 
 /// The key of a cached package's document record, to read with the package.
 pub fn document_key(workspace: &Slug, name: &PackageName) -> ItemKey {
-    ItemKey::in_package::<UpstreamDocuments>(workspace, PackageType::Npm, name, CURRENT)
+    ItemKey::in_package::<UpstreamCopies>(workspace, PackageType::Npm, name, DOCUMENT)
 }
 
 /// A cached package's document: the copy, or a new one once the copy is older than the TTL.
@@ -137,14 +125,13 @@ pub fn document_key(workspace: &Slug, name: &PackageName) -> ItemKey {
 pub async fn cached_document(
     state: &AppState,
     package: &PackageRecord,
-    copy: Option<UpstreamDocument>,
+    copy: Option<UpstreamCopy>,
 ) -> NpmResult<Bytes> {
     let registry = &state.registry;
-    let now = registry.now();
     if let Some(copy) = &copy
-        && copy.fetched_at + registry.settings().upstream_ttl > now
+        && registry.is_fresh(copy)
     {
-        return read_copy(registry, copy).await;
+        return Ok(registry.read_upstream_copy(copy).await?);
     }
     let refreshed = match registry.upstream_of(package).await? {
         Some(upstream) => fetch_document(state, &upstream, &package.name)
@@ -154,59 +141,20 @@ pub async fn cached_document(
     };
     match (refreshed, copy) {
         (Ok(bytes), copy) => {
-            store_document(registry, package, bytes.clone(), copy.as_ref()).await?;
+            registry
+                .keep_upstream_copy(package, DOCUMENT, bytes.clone(), copy.as_ref())
+                .await?;
             Ok(bytes)
         }
         (Err(why), Some(copy)) => {
             if let Some(error) = why {
                 tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached document");
             }
-            read_copy(registry, &copy).await
+            Ok(registry.read_upstream_copy(&copy).await?)
         }
         (Err(Some(FetchError::NotFound) | None), None) => Err(NpmError::not_found()),
         (Err(Some(error)), None) => Err(upstream_failure(error)),
     }
-}
-
-async fn read_copy(registry: &Registry, copy: &UpstreamDocument) -> NpmResult<Bytes> {
-    let size = usize::try_from(copy.size).unwrap_or(usize::MAX);
-    Ok(registry.read_small_object(&copy.object_key, size).await?)
-}
-
-/// Keeps a document as a blob of the package, and its record; the copy it replaces is
-/// unlinked (the purge collects it).
-async fn store_document(
-    registry: &Registry,
-    package: &PackageRecord,
-    bytes: Bytes,
-    replaced: Option<&UpstreamDocument>,
-) -> NpmResult<()> {
-    let fetched_at = registry.now();
-    let body: ByteStream = futures_util::stream::once(async move { Ok(bytes) }).boxed();
-    let staged = registry
-        .stage_blob(&package.workspace, body, Some(DOCUMENT_MAX), false)
-        .await?;
-    let extra = |written: &Written, link: &BlobLink, writes: &mut PackageWrites<'_>| {
-        let record = UpstreamDocument {
-            fetched_at,
-            digest: Digest::from_hex(DigestAlgorithm::Sha256, &written.sha256),
-            object_key: link.object_key.clone(),
-            size: written.size,
-        };
-        writes.put::<UpstreamDocuments>(CURRENT, &record);
-    };
-    let (link, _) = registry
-        .commit_staged(package, staged, None, "upstream", extra)
-        .await?;
-    if let Some(old) = replaced
-        && old.digest != link.digest
-    {
-        match registry.unlink_blob(package, &old.digest).await {
-            Ok(()) | Err(Error::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(())
 }
 
 /// The document as served: the upstream's, with its tarballs at our URLs.
@@ -272,11 +220,11 @@ async fn advertised(
     let registry = &state.registry;
     let copy = registry
         .package_items(package)
-        .get::<UpstreamDocuments>(CURRENT)
+        .get::<UpstreamCopies>(DOCUMENT)
         .await?
         .ok_or_else(NpmError::not_found)?
         .payload;
-    let bytes = read_copy(registry, &copy).await?;
+    let bytes = registry.read_upstream_copy(&copy).await?;
     let mut document: Value = serde_json::from_slice(&bytes)
         .map_err(|_| Error::Corrupt(format!("the cached document of {}", package.name)))?;
     let mut manifest = match document

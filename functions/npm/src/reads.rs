@@ -8,12 +8,12 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::{AppState, Finish, redirect};
-use stowage_service::{ItemKey, Opened};
+use stowage_service::{ItemKey, Opened, UpstreamCopies};
 
 use crate::document::{self, PackageState, tarball_url};
 use crate::error::{NpmError, NpmResult};
 use crate::proxy;
-use crate::records::{DistTags, NpmVersions, UpstreamDocuments};
+use crate::records::{DistTags, NpmVersions};
 use crate::route::version_of_tarball;
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -68,7 +68,7 @@ pub async fn package_document(
         }
     };
     if open.package.upstream.is_some() {
-        let copy = open.record::<UpstreamDocuments>(&copy_key)?;
+        let copy = open.record::<UpstreamCopies>(&copy_key)?;
         let bytes = proxy::cached_document(state, &open.package, copy).await?;
         return proxied(state, workspace, name, &bytes, base).await;
     }
@@ -161,7 +161,7 @@ pub async fn version_document(
         None if open.package.upstream.is_some() => {
             let copy = registry
                 .package_items(&open.package)
-                .get::<UpstreamDocuments>(proxy::CURRENT)
+                .get::<UpstreamCopies>(proxy::DOCUMENT)
                 .await?
                 .map(|record| record.payload);
             let bytes = proxy::cached_document(state, &open.package, copy).await?;

@@ -5,7 +5,6 @@
 //! NpmVersions            VERSION#<version>     NpmVersion: the version's manifest and tarball
 //! DistTags               DISTTAG#<tag>         DistTag: the version a dist-tag points at
 //! UnpublishedVersions    UNPUBLISHED#<version> Unpublished: published once; never again
-//! UpstreamDocuments      UPSTREAMDOC#current   UpstreamDocument: a cached package's document
 //! ```
 //!
 //! Beside them the service keeps `BLOB#<digest>`, each tarball's bytes. The package document
@@ -81,23 +80,6 @@ pub struct Unpublished {
     pub unpublished_by: String,
 }
 
-/// The document a package copied from an upstream was last served (kept as a blob of the
-/// package: documents can be many MB).
-pub struct UpstreamDocuments;
-
-impl JsonKind for UpstreamDocuments {
-    const PREFIX: &'static str = "UPSTREAMDOC#";
-    type Payload = UpstreamDocument;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpstreamDocument {
-    pub fetched_at: DateTime<Utc>,
-    pub digest: Digest,
-    pub object_key: String,
-    pub size: u64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DistTag {
     pub version: String,
@@ -112,16 +94,16 @@ impl stowage_service::ContentReader for NpmContent {
     }
 
     fn references(&self, kind: PackageType, item: &Item) -> Option<Vec<Digest>> {
-        let sort = &item.key.sort;
-        if kind != PackageType::Npm {
-            Some(Vec::new())
-        } else if sort.starts_with(<NpmVersions as RecordKind>::PREFIX) {
-            Some(vec![NpmVersions::decode(item).ok()?.tarball.digest])
-        } else if sort.starts_with(<UpstreamDocuments as RecordKind>::PREFIX) {
-            Some(vec![UpstreamDocuments::decode(item).ok()?.digest])
-        } else {
-            Some(Vec::new())
+        if kind != PackageType::Npm
+            || !item
+                .key
+                .sort
+                .starts_with(<NpmVersions as RecordKind>::PREFIX)
+        {
+            return Some(Vec::new());
         }
+        let version = NpmVersions::decode(item).ok()?;
+        Some(vec![version.tarball.digest])
     }
 }
 

@@ -18,6 +18,7 @@
 //! | `writer.rs` | streaming one object in parts, resumable between requests |
 //! | `uploads.rs` | uploads in chunks: `start_upload`, `upload_status`, `append_upload`, `finish_upload`, `cancel_upload` |
 //! | `upstreams.rs` | registries a repository proxies: `attach_upstream`, `list_upstreams`, `get_upstream`, `change_upstream`, `remove_upstream`, `reachable_upstreams`; reading through them: `open_or_upstreams`, `create_proxied_package`, `upstream_of` |
+//! | `upstream_copies.rs` | documents copied from upstreams, refreshed after a TTL: `keep_upstream_copy`, `read_upstream_copy`, `is_fresh` |
 //! | `lifecycle.rs` | soft deletes and restores of workspaces, repositories and packages |
 //! | `purge/` | the scheduled purge (`purge`: retention, uploads, collection, reconciliation) and usage (`workspace_usage`, `count_usage`) |
 //! | `records.rs` | every storage key and record (private: protocols go through `items.rs`) |
@@ -35,6 +36,7 @@ mod purge;
 mod records;
 mod signing;
 mod uploads;
+mod upstream_copies;
 mod upstreams;
 mod workspaces;
 mod writer;
@@ -64,6 +66,7 @@ pub use records::{
     WorkspaceRecord,
 };
 pub use uploads::UploadRecord;
+pub use upstream_copies::{UPSTREAM_COPY_MAX, UpstreamCopies, UpstreamCopy};
 pub use upstreams::{
     DEFAULT_PRIORITY, NewUpstream, Opened, ReachableUpstream, UpstreamChange, UpstreamCredentials,
     UpstreamView,

@@ -20,7 +20,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use secrecy::ExposeSecret;
 use stowage_domain::UpstreamReach;
+use stowage_service::{ReachableUpstream, UpstreamCredentials};
 use stowage_storage::ByteStream;
 use url::{Host, Url};
 
@@ -53,6 +55,20 @@ pub enum Credentials<'a> {
         password: &'a str,
     },
     Bearer(&'a str),
+}
+
+/// How a request to `url` authenticates through `upstream`: with its credentials, but only on
+/// the upstream's own origin (what an upstream answers may name URLs anywhere).
+pub fn credentials_for<'a>(upstream: &'a ReachableUpstream, url: &Url) -> Option<Credentials<'a>> {
+    let credentials: &'a UpstreamCredentials = upstream.credentials.as_ref()?;
+    if url.origin() != upstream.upstream.url.as_url().origin() {
+        return None;
+    }
+    let password = credentials.password.expose_secret();
+    Some(match &credentials.username {
+        Some(username) => Credentials::Basic { username, password },
+        None => Credentials::Bearer(password),
+    })
 }
 
 /// A successful answer, its body still to be read.

@@ -9,8 +9,8 @@ use stowage_domain::{Digest, PackageType, Slug};
 use stowage_storage::{Condition, Item, MetadataError, Put, Query, Write};
 
 use super::{Finished, PAGE, Run};
-use crate::Result;
 use crate::records::{BlobLink, BlobRecord, PackageRecord, WorkspaceRecord, decode, encode, keys};
+use crate::{RecordKind, Result, UpstreamCopies};
 
 /// A blob marked as unused by one run, for a later run to delete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +251,17 @@ impl Run<'_> {
         referenced: &mut HashSet<Digest>,
     ) -> bool {
         for item in items {
+            if item
+                .key
+                .sort
+                .starts_with(<UpstreamCopies as RecordKind>::PREFIX)
+            {
+                match UpstreamCopies::decode(item) {
+                    Ok(copy) => referenced.insert(copy.digest),
+                    Err(_) => return false,
+                };
+                continue;
+            }
             match self.reader.references(kind, item) {
                 Some(digests) => referenced.extend(digests),
                 None => {
