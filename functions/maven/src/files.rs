@@ -11,14 +11,15 @@ use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
 use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
 use stowage_service::{
-    BlobLink, CommitError, Error, ItemKey, OpenPackage, PackageWrites, RecordKind, Registry,
-    VersionRecord, Versions,
+    BlobLink, CommitError, Error, ItemKey, OpenPackage, Opened, PackageWrites, RecordKind,
+    Registry, VersionRecord, Versions,
 };
 use stowage_storage::{Condition, MAX_TRANSACTION_WRITES};
 
 use crate::cache::{DocumentId, MetadataCache};
 use crate::error::{MavenError, MavenResult};
 use crate::metadata::{self, UPLOADED_METADATA_MAX};
+use crate::proxy;
 use crate::records::{
     Files, MavenFile, Retired, RetiredVersions, Revision, Revisions, file_id, files_of_version,
 };
@@ -132,24 +133,50 @@ async fn generate_metadata(
     })
 }
 
-/// The metadata a path names: from the cache when generated at the package's current
-/// revision (no further read), else generated and kept.
+/// The metadata a path names: the upstream's, for a package the workspace does not have or
+/// has as a cached copy; else its own ([`own_metadata`]).
 async fn metadata_document(
-    registry: &Registry,
+    state: &AppState,
     documents: &MetadataCache,
     caller: &Principal,
     path: &MavenPath,
 ) -> MavenResult<Bytes> {
+    let registry = &state.registry;
     let revision_key = item::<Revisions>(path, "");
-    let open = open(
-        registry,
-        caller,
-        path,
-        Role::Read,
-        std::slice::from_ref(&revision_key),
-    )
-    .await?;
-    let revision = open.record::<Revisions>(&revision_key)?;
+    let keys = std::slice::from_ref(&revision_key);
+    let open = match registry
+        .open_or_upstreams(
+            caller,
+            &path.workspace,
+            PackageType::Maven,
+            &path.package,
+            keys,
+        )
+        .await?
+    {
+        Opened::Package(open) => open,
+        Opened::Upstreams(upstreams) => match proxy::first_metadata(state, path, &upstreams).await?
+        {
+            Some(xml) => return Ok(xml),
+            None => open(registry, caller, path, Role::Read, keys).await?,
+        },
+    };
+    if proxy::is_proxied(&open.package) {
+        return proxy::cached_metadata(state, &open.package, path).await;
+    }
+    own_metadata(registry, documents, &open, &revision_key, path).await
+}
+
+/// A package's own metadata: from the cache when generated at the package's current revision
+/// (no further read), else generated and kept.
+async fn own_metadata(
+    registry: &Registry,
+    documents: &MetadataCache,
+    open: &OpenPackage,
+    revision_key: &ItemKey,
+    path: &MavenPath,
+) -> MavenResult<Bytes> {
+    let revision = open.record::<Revisions>(revision_key)?;
     let id = DocumentId {
         version: match &path.target {
             Target::VersionMetadata { version } => Some(version.clone()),
@@ -164,7 +191,7 @@ async fn metadata_document(
         return Ok(xml);
     }
     let xml = Bytes::from(
-        generate_metadata(registry, &open, path)
+        generate_metadata(registry, open, path)
             .await?
             .ok_or_else(MavenError::not_found)?,
     );
@@ -191,7 +218,7 @@ pub async fn get(
         ));
     }
     let Target::File { version, file } = &path.target else {
-        let xml = metadata_document(registry, documents, caller, path).await?;
+        let xml = metadata_document(state, documents, caller, path).await?;
         return Ok(match path.checksum {
             Some(kind) => respond(
                 StatusCode::OK,
@@ -203,17 +230,26 @@ pub async fn get(
         });
     };
     let file_key = item::<Files>(path, &file_id(version, file));
-    let open = open(
-        registry,
-        caller,
-        path,
-        Role::Read,
-        std::slice::from_ref(&file_key),
-    )
-    .await?;
-    let record = open
-        .record::<Files>(&file_key)?
-        .ok_or_else(MavenError::not_found)?;
+    let keys = std::slice::from_ref(&file_key);
+    let record = match registry
+        .open_or_upstreams(
+            caller,
+            &path.workspace,
+            PackageType::Maven,
+            &path.package,
+            keys,
+        )
+        .await?
+    {
+        Opened::Package(open) => file_of(state, &open, &file_key, path).await?,
+        Opened::Upstreams(upstreams) => match proxy::first_file(state, path, &upstreams).await? {
+            Some(record) => record,
+            None => {
+                let open = open(registry, caller, path, Role::Read, keys).await?;
+                file_of(state, &open, &file_key, path).await?
+            }
+        },
+    };
     if let Some(kind) = path.checksum {
         return Ok(respond(
             StatusCode::OK,
@@ -245,6 +281,23 @@ pub async fn get(
         .download_url(&record.object_key, content_type(file), Some(file))
         .await?;
     Ok(redirect(&url).finish(Body::empty()))
+}
+
+/// The record of the file a path names: stored, or for a cached package fetched from its
+/// upstream.
+async fn file_of(
+    state: &AppState,
+    open: &OpenPackage,
+    file_key: &ItemKey,
+    path: &MavenPath,
+) -> MavenResult<MavenFile> {
+    match open.record::<Files>(file_key)? {
+        Some(record) => Ok(record),
+        None if proxy::is_proxied(&open.package) => {
+            proxy::cached_file(state, &open.package, path).await
+        }
+        None => Err(MavenError::not_found()),
+    }
 }
 
 fn check_declared_length(state: &AppState, headers: &HeaderMap) -> MavenResult<()> {

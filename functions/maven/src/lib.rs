@@ -1,6 +1,7 @@
 //! The Maven repository: each workspace is a repository in the standard layout at
 //! `<base>/maven/<workspace>/`. Files are redirected to presigned URLs; checksums and
-//! `maven-metadata.xml` are generated from the repository's own records.
+//! `maven-metadata.xml` are generated from the repository's own records. Packages the
+//! workspace does not have come through the upstreams of its repositories ([`proxy`]).
 
 pub mod browse;
 mod cache;
@@ -8,6 +9,7 @@ mod error;
 mod files;
 mod listing;
 mod metadata;
+mod proxy;
 mod records;
 mod route;
 mod version;

@@ -19,6 +19,7 @@ mod limits;
 mod maven_clients;
 mod maven_lambda;
 mod maven_protocol;
+mod maven_upstream;
 mod memory;
 mod metadata_contract;
 mod model;
