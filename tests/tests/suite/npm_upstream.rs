@@ -333,6 +333,27 @@ async fn a_local_name_always_wins_and_only_readers_of_the_repository_see_a_proxi
         format!("{}/npm/acme/right/-/right-2.1.0.tgz", server.url)
     );
     assert_eq!(document["dist-tags"]["latest"], "2.1.0");
+    // What is cached counts as storage, on a line of its own.
+    let (status, usage) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/usage",
+            Auth::Bearer(ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let cached = usage["cached_bytes"].as_u64().expect("cached_bytes");
+    assert!(cached > 0, "{usage}");
+    assert_eq!(
+        usage["by_repository"]["hub"].as_u64(),
+        Some(cached),
+        "{usage}"
+    );
+    assert!(
+        usage["total_bytes"].as_u64().expect("total") > cached,
+        "{usage}"
+    );
     let (status, manifest) = server
         .call("GET", "/npm/acme/right/2.0.0", Auth::Bearer(&bob), None)
         .await;

@@ -336,6 +336,7 @@ struct UsagePage {
     stored: String,
     billable: String,
     not_billable: String,
+    cached: String,
     charts: Vec<Chart>,
 }
 
@@ -382,6 +383,7 @@ pub async fn usage(
         stored: size(usage.total_bytes),
         billable: size(usage.billable_bytes),
         not_billable: size(usage.not_billable_bytes),
+        cached: size(usage.cached_bytes),
         charts: vec![
             Chart::new(
                 "In all",

@@ -23,6 +23,9 @@ pub struct Usage {
     /// a deleted repository's packages are still billed until the purge).
     pub billable_bytes: u64,
     pub not_billable_bytes: u64,
+    /// Unique bytes used by packages that are cached copies of an upstream's (counted in the
+    /// totals above too: a cache is storage like any other, kept in bounds by eviction).
+    pub cached_bytes: u64,
     /// Unique bytes used by each repository's packages.
     pub by_repository: BTreeMap<String, u64>,
     /// Unique bytes used by packages of each type.
@@ -62,6 +65,7 @@ impl Registry {
             .transpose()?
             .is_some_and(|w| w.deleted.is_none());
         let mut billable: HashSet<Digest> = HashSet::new();
+        let mut cached: HashSet<Digest> = HashSet::new();
         let mut by_repository: BTreeMap<String, HashSet<Digest>> = BTreeMap::new();
         let mut by_type: BTreeMap<String, HashSet<Digest>> = BTreeMap::new();
         for package in run.packages_of(workspace).await? {
@@ -76,6 +80,9 @@ impl Registry {
                 let link: BlobLink = decode(item)?;
                 if workspace_live && package.deleted.is_none() {
                     billable.insert(link.digest.clone());
+                }
+                if package.upstream.is_some() {
+                    cached.insert(link.digest.clone());
                 }
                 by_repository
                     .entry(package.repository.to_string())
@@ -99,6 +106,7 @@ impl Registry {
             total_bytes,
             billable_bytes,
             not_billable_bytes: total_bytes.saturating_sub(billable_bytes),
+            cached_bytes: sum(&cached),
             by_repository: by_repository
                 .iter()
                 .map(|(k, v)| (k.clone(), sum(v)))
