@@ -264,7 +264,9 @@ class Servers:
     def stowage(self, data_dir, *extra):
         """stowage-local on `data_dir`; `extra` arguments such as --emulate-aws."""
         port = free_port()
-        env = dict(os.environ, STOWAGE_BOOTSTRAP_TOKEN=TOKEN, STOWAGE_LOG="warn")
+        # Upstreams on loopback: the proxy rows' upstream is a local Verdaccio.
+        env = dict(os.environ, STOWAGE_BOOTSTRAP_TOKEN=TOKEN, STOWAGE_LOG="warn",
+                   STOWAGE_UPSTREAM_ALLOW_PRIVATE="1")
         started = time.monotonic()
         process = self.start([self.args.stowage, "--listen", f"127.0.0.1:{port}",
                               "--data-dir", data_dir, "--max-body-bytes", str(1 << 31),
@@ -297,16 +299,22 @@ auth:
         wait_until_answering(f"{base}/v2/", process)
         return base, process
 
-    def verdaccio(self):
+    def verdaccio(self, name="verdaccio", uplink=None):
+        """A Verdaccio; with `uplink` (its URL and a token), a proxy of that registry."""
         port = free_port()
-        config = f"{self.work}/verdaccio.yaml"
+        config = f"{self.work}/{name}.yaml"
+        uplinks, proxy = "{}", ""
+        if uplink:
+            url, token = uplink
+            uplinks = f"{{up: {{url: '{url}/', auth: {{type: bearer, token: '{token}'}}}}}}"
+            proxy = ", proxy: up"
         with open(config, "w") as f:
-            f.write(f"""storage: {self.work}/verdaccio-storage
+            f.write(f"""storage: {self.work}/{name}-storage
 auth:
-  htpasswd: {{file: {self.work}/verdaccio.htpasswd, max_users: 10}}
-uplinks: {{}}
+  htpasswd: {{file: {self.work}/{name}.htpasswd, max_users: 10}}
+uplinks: {uplinks}
 packages:
-  '**': {{access: $authenticated, publish: $authenticated, unpublish: $authenticated}}
+  '**': {{access: $authenticated, publish: $authenticated, unpublish: $authenticated{proxy}}}
 server: {{keepAliveTimeout: 60}}
 web: {{enable: false}}
 # Signed tokens, as production set-ups use: checked without a password hash per request.
@@ -316,7 +324,7 @@ max_body_size: 100mb
 log: {{type: stdout, format: pretty, level: error}}
 """)
         process = self.start([self.args.verdaccio, "--config", config,
-                              "--listen", f"127.0.0.1:{port}"], f"{self.work}/verdaccio.log")
+                              "--listen", f"127.0.0.1:{port}"], f"{self.work}/{name}.log")
         base = f"http://127.0.0.1:{port}"
         wait_until_answering(f"{base}/-/ping", process)
         status, _, body = call("PUT", f"{base}/-/user/org.couchdb.user:{PEER_USER}",
@@ -446,7 +454,34 @@ def run(args, servers, work):
     os.chmod(work, 0o755)
     nginx, _ = servers.nginx(root)
 
+    # npm through a proxy: a package only the first Verdaccio has, cached by Stowage (an
+    # upstream of repository "hub") and by a second Verdaccio (its uplink), each warmed by one
+    # read of the document and the tarball.
+    publication = npm_publication("up-pad", "1.0.0", npm_tarball("up-pad", "1.0.0"))
+    status, _, body = call("PUT", f"{verdaccio}/up-pad", publication,
+                           {"Authorization": f"Bearer {verdaccio_token}",
+                            "Content-Type": "application/json"})
+    expect(status, (200, 201), "publish up-pad", body)
+    api = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    for path, body in [
+        ("/api/workspaces/bench/repositories", {"slug": "hub"}),
+        ("/api/workspaces/bench/repositories/hub/upstreams",
+         {"type": "npm", "url": f"{verdaccio}/", "password": verdaccio_token}),
+    ]:
+        status, _, answer = call("POST", stowage + path, json.dumps(body).encode(), api)
+        expect(status, (201,), path, answer)
+    proxy, _, proxy_token = servers.verdaccio("verdaccio-proxy", (verdaccio, verdaccio_token))
+    up_tarball = "up-pad/-/up-pad-1.0.0.tgz"
+    for url, auth in [(f"{stowage}/npm/bench/up-pad", f"Bearer {TOKEN}"),
+                      (f"{proxy}/up-pad", f"Bearer {proxy_token}")]:
+        status, _, body = call("GET", url, None, {"Authorization": auth})
+        expect(status, (200,), f"warm {url}", body)
+        tarball_url = url.replace("/up-pad", f"/{up_tarball}")
+        status, _, body = call("GET", tarball_url, None, {"Authorization": auth})
+        expect(status, (200, 307), f"warm {tarball_url}", body)
+
     s_auth, r_auth = f"Authorization: {stowage_basic}", f"Authorization: {registry_basic}"
+    x_auth = f"Authorization: Bearer {proxy_token}"
     v_auth = f"Authorization: Bearer {verdaccio_token}"
     n_auth = f"Authorization: {basic(PEER_USER, PEER_PASSWORD)}"
     oci_accept = f"Accept: {OCI_MANIFEST}"
@@ -478,6 +513,12 @@ def run(args, servers, work):
         ("npm", "tarball GET (Stowage: its redirect)", "GET",
          f"{stowage}/npm/bench/{tarball}", [s_auth], (307,),
          "verdaccio", f"{verdaccio}/{tarball}", [v_auth], (200,)),
+        ("npm proxy", "cached document through an upstream", "GET",
+         f"{stowage}/npm/bench/up-pad", [s_auth, "Accept: application/json"], (200,),
+         "verdaccio uplink", f"{proxy}/up-pad", [x_auth, "Accept: application/json"], (200,)),
+        ("npm proxy", "cached tarball (Stowage: its redirect)", "GET",
+         f"{stowage}/npm/bench/{up_tarball}", [s_auth], (307,),
+         "verdaccio uplink", f"{proxy}/{up_tarball}", [x_auth], (200,)),
         ("maven", "pom GET (Stowage: its redirect)", "GET",
          f"{stowage}/maven/bench/{MAVEN_DIR}/1.0/lib-1.0.pom", [s_auth], (307,),
          "nginx", f"{nginx}/{MAVEN_DIR}/1.0/lib-1.0.pom", [n_auth], (200,)),
