@@ -16,6 +16,8 @@
 //!   folder does this.
 //! - `STOWAGE_UPSTREAM_TTL_SECONDS` (300): how long a document copied from an upstream is
 //!   served before it is fetched again.
+//! - `STOWAGE_UPSTREAM_EVICT_DAYS` (30): how long a package cached from an upstream is kept
+//!   unused before the purge evicts it.
 //! - `STOWAGE_UPSTREAM_ALLOW_PRIVATE=1`: upstreams may be private or loopback addresses,
 //!   over http too (registries inside one's own network; tests).
 //! - `STOWAGE_UPLOAD_SERVICE=enabled`: on Lambda, an upload service beside the functions takes
@@ -97,6 +99,7 @@ pub fn settings_from_env() -> Result<Settings, StartupError> {
                 .unwrap_or(i64::MAX / 1000),
         ),
         upstream_reach: upstream_reach_from_env()?,
+        upstream_evict_after: chrono_days(number_var("STOWAGE_UPSTREAM_EVICT_DAYS", 30)?),
         upstream_ttl: chrono::Duration::seconds(
             i64::try_from(number_var("STOWAGE_UPSTREAM_TTL_SECONDS", 300)?)
                 .unwrap_or(i64::MAX / 1000),

@@ -94,6 +94,8 @@ pub struct Settings {
     pub upload_parts_max: usize,
     /// Which upstream URLs repository admins may attach.
     pub upstream_reach: UpstreamReach,
+    /// How long a package cached from an upstream is kept unused before the purge evicts it.
+    pub upstream_evict_after: chrono::Duration,
     /// How long a document copied from an upstream (an npm package document) is served before
     /// it is fetched again; a stale copy is served while the upstream fails.
     pub upstream_ttl: chrono::Duration,
@@ -135,6 +137,7 @@ impl Default for Settings {
             upload_parts_max: UPLOAD_PARTS_MAX,
             upstream_reach: UpstreamReach::PublicOnly,
             upstream_ttl: chrono::Duration::minutes(5),
+            upstream_evict_after: chrono::Duration::days(30),
         }
     }
 }

@@ -494,6 +494,13 @@ pub enum DueTarget {
         kind: PackageType,
         name: PackageName,
     },
+    /// A package cached from an upstream, evicted once unused for the configured time.
+    CachedPackage {
+        workspace: Slug,
+        #[serde(rename = "type")]
+        kind: PackageType,
+        name: PackageName,
+    },
     /// An event of a workspace's audit trail, past the retention period.
     AuditEvent {
         workspace: Slug,
@@ -514,6 +521,11 @@ impl DueTarget {
                 kind,
                 name,
             } => format!("pkg/{workspace}/{kind}/{name}"),
+            DueTarget::CachedPackage {
+                workspace,
+                kind,
+                name,
+            } => format!("cache/{workspace}/{kind}/{name}"),
             DueTarget::AuditEvent { workspace, id } => format!("audit/{workspace}/{id}"),
         }
     }

@@ -16,7 +16,9 @@ use stowage_storage::{Condition, MetadataError, Put, Query, SealError, Write};
 
 use crate::audit::{Audit, AuditAction};
 use crate::packages::OpenPackage;
-use crate::records::{PackageRecord, UpstreamRecord, decode, encode, keys, load_all};
+use crate::records::{
+    DueItem, DueTarget, PackageRecord, UpstreamRecord, decode, encode, keys, load_all,
+};
 use crate::workspaces::{RepositoryAccess, path_slug};
 use crate::{CommitError, Entity, Error, ItemKey, JsonKind, Record, Registry, Result};
 
@@ -116,6 +118,23 @@ impl JsonKind for UpstreamFetches {
 pub(crate) struct Fetching {
     pub started_at: DateTime<Utc>,
 }
+
+/// When a cached package was last read (written at most once a day): the purge evicts it
+/// once unused for `Settings::upstream_evict_after`.
+pub(crate) struct CacheUses;
+
+impl JsonKind for CacheUses {
+    const PREFIX: &'static str = "USED";
+    type Payload = CacheUse;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct CacheUse {
+    pub at: DateTime<Utc>,
+}
+
+/// How stale a cached package's last use may be before a read records it again.
+const USE_GRANULARITY: chrono::Duration = chrono::Duration::days(1);
 
 /// What a sealed password is bound to: opened for any other upstream, it is rejected.
 fn seal_context(record: &UpstreamRecord) -> [(&'static str, &str); 3] {
@@ -370,11 +389,20 @@ impl Registry {
         name: &PackageName,
         extra: &[ItemKey],
     ) -> Result<Opened> {
+        let use_key = ItemKey::in_package::<CacheUses>(workspace, kind, name, "");
+        let mut keys = extra.to_vec();
+        keys.push(use_key.clone());
         let error = match self
-            .open_package(caller, workspace, kind, name, Role::Read, extra)
+            .open_package(caller, workspace, kind, name, Role::Read, &keys)
             .await
         {
-            Ok(open) => return Ok(Opened::Package(open)),
+            Ok(open) => {
+                if open.package.upstream.is_some() {
+                    let used = open.record::<CacheUses>(&use_key)?;
+                    self.mark_used(&open.package, used).await?;
+                }
+                return Ok(Opened::Package(open));
+            }
             Err(error @ Error::NotFound(_)) => error,
             Err(other) => return Err(other),
         };
@@ -415,24 +443,64 @@ impl Registry {
             deleted: None,
             upstream: Some(upstream.id.clone()),
         };
-        let write = Write::Put(
-            Put::new(
-                keys::package(workspace, upstream.kind, name),
-                encode(&package),
-            )
-            .indexed(keys::package_index(
-                workspace,
-                &upstream.repository,
-                upstream.kind,
-                name,
-            ))
-            .when(Condition::Absent),
-        );
-        match self.metadata().write(write).await {
+        let writes = vec![
+            Write::Put(
+                Put::new(
+                    keys::package(workspace, upstream.kind, name),
+                    encode(&package),
+                )
+                .indexed(keys::package_index(
+                    workspace,
+                    &upstream.repository,
+                    upstream.kind,
+                    name,
+                ))
+                .when(Condition::Absent),
+            ),
+            self.eviction(&package, package.created_at),
+        ];
+        match self.transact(writes).await {
             Ok(()) => Ok(Some(package)),
             Err(MetadataError::ConditionFailed { .. }) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// The purge's entry that looks at a cached package once it may have gone unused since
+    /// `last_use`.
+    pub(crate) fn eviction(&self, package: &PackageRecord, last_use: DateTime<Utc>) -> Write {
+        let due = DueItem {
+            target: DueTarget::CachedPackage {
+                workspace: package.workspace.clone(),
+                kind: package.kind,
+                name: package.name.clone(),
+            },
+            purge_after: last_use + self.settings().upstream_evict_after,
+        };
+        Write::Put(Put::new(
+            keys::due(due.purge_after, &due.target),
+            encode(&due),
+        ))
+    }
+
+    /// Records that a cached package is read, at most once a day.
+    async fn mark_used(&self, package: &PackageRecord, used: Option<CacheUse>) -> Result<()> {
+        let now = self.now();
+        if used.is_some_and(|used| used.at + USE_GRANULARITY > now) {
+            return Ok(());
+        }
+        let items = self.package_items(package);
+        let mut writes = items.writes("upstream");
+        writes.put::<CacheUses>("", &CacheUse { at: now });
+        Ok(writes.commit().await?)
+    }
+
+    /// When a cached package was last read (or made), for the purge.
+    pub(crate) async fn last_use(&self, package: &PackageRecord) -> Result<DateTime<Utc>> {
+        let used = self.package_items(package).get::<CacheUses>("").await?;
+        Ok(used.map_or(package.created_at, |used| {
+            used.payload.at.max(package.created_at)
+        }))
     }
 
     /// The upstream a cached package was copied from, with its credentials opened; `None`

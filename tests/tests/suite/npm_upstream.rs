@@ -25,6 +25,7 @@ on_both_backends!(
     clients_install_a_tree_only_the_upstream_has_and_again_once_it_is_gone,
     a_local_name_always_wins_and_only_readers_of_the_repository_see_a_proxied_one,
     bytes_unlike_their_integrity_are_refused_and_ten_first_pulls_make_one_fetch,
+    unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay,
 );
 
 /// A proxy: workspace `acme`, repository `hub` (with `bob` as its reader) and repository
@@ -530,4 +531,123 @@ async fn bytes_unlike_their_integrity_are_refused_and_ten_first_pulls_make_one_f
         Some(1),
         "{listed}"
     );
+}
+
+async fn purge(server: &TestServer) -> Vec<String> {
+    server
+        .registry
+        .purge(&stowage_purge::Content, std::time::Duration::from_secs(120))
+        .await
+        .expect("purge")
+        .purged
+}
+
+async fn unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay(stores: Stores) {
+    let (base, _) = counting_upstream().await;
+    let server = proxy(stores).await;
+    attach(&server, &format!("{base}/"), None).await;
+    let bob = grant(&server, "hub", "bob", "read").await;
+    let alice = grant(&server, "own", "alice", "admin").await;
+    for name in ["good", "bad"] {
+        let (status, _) = server
+            .call(
+                "GET",
+                &format!("/npm/acme/{name}"),
+                Auth::Bearer(&bob),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = server
+        .call(
+            "GET",
+            "/npm/acme/good/-/good-1.0.0.tgz",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TEMPORARY_REDIRECT);
+    // Alice publishes the very same bytes as a package of her own.
+    create_package(&server, &alice, "own", "mine").await;
+    let same = tarball_with("good", "1.0.0", json!({}));
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/npm/acme/mine",
+            Auth::Bearer(&alice),
+            Some(publish_document("mine", "1.0.0", &same)),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    // `good` is read again after 20 days; `bad` never.
+    server.clock.advance(chrono::Duration::days(20));
+    let (status, _) = server
+        .call("GET", "/npm/acme/good", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    server.clock.advance(chrono::Duration::days(11));
+    let evicted = purge(&server).await;
+    assert_eq!(
+        evicted,
+        vec!["cache/acme/npm/bad".to_owned()],
+        "{evicted:?}"
+    );
+    let package = |name: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    "GET",
+                    &format!("/api/workspaces/acme/packages/npm/{name}"),
+                    Auth::Bearer(ADMIN_TOKEN),
+                    None,
+                )
+                .await
+                .0
+        }
+    };
+    assert_eq!(package("bad").await, StatusCode::NOT_FOUND);
+    assert_eq!(package("good").await, StatusCode::OK);
+
+    // Thirty days after its last read, `good` goes too; the bytes Alice's package uses stay.
+    server.clock.advance(chrono::Duration::days(20));
+    let evicted = purge(&server).await;
+    assert_eq!(
+        evicted,
+        vec!["cache/acme/npm/good".to_owned()],
+        "{evicted:?}"
+    );
+    assert_eq!(package("good").await, StatusCode::NOT_FOUND);
+    server.clock.advance(chrono::Duration::days(1));
+    purge(&server).await;
+    let response = server
+        .request(
+            "GET",
+            "/npm/acme/mine/-/mine-1.0.0.tgz",
+            Auth::Bearer(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let bytes = server
+        .client
+        .get(&location)
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(&bytes[..], &same[..]);
+    // And an evicted package is fetched again when asked for.
+    let (status, _) = server
+        .call("GET", "/npm/acme/good", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

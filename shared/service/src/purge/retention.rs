@@ -112,6 +112,40 @@ impl Run<'_> {
                 Ok(true)
             }
             DueTarget::Workspace { workspace } => self.purge_workspace(workspace).await,
+            DueTarget::CachedPackage {
+                workspace,
+                kind,
+                name,
+            } => {
+                let Some(item) = registry
+                    .metadata()
+                    .get(&keys::package(workspace, *kind, name))
+                    .await?
+                else {
+                    return Ok(true);
+                };
+                let package: PackageRecord = decode(&item)?;
+                if package.upstream.is_none() || package.deleted.is_some() {
+                    return Ok(true);
+                }
+                let last_use = registry.last_use(&package).await?;
+                if last_use + registry.settings().upstream_evict_after > self.now {
+                    // Read since: looked at again once it may have gone unused.
+                    registry
+                        .metadata()
+                        .write(registry.eviction(&package, last_use))
+                        .await?;
+                    return Ok(true);
+                }
+                // Its links go with it; a blob a local package also uses keeps that link.
+                let evicted = self.purge_package(&package).await?;
+                if evicted {
+                    self.report
+                        .purged
+                        .push(format!("cache/{workspace}/{kind}/{name}"));
+                }
+                Ok(evicted)
+            }
             DueTarget::AuditEvent { workspace, id } => {
                 registry
                     .metadata()
@@ -244,6 +278,8 @@ impl Run<'_> {
                     .await?;
                 match due.target {
                     DueTarget::AuditEvent { .. } => self.report.audit_events_expired += 1,
+                    // Reported when evicted, not when looked at and kept.
+                    DueTarget::CachedPackage { .. } => {}
                     _ => self.report.purged.push(due.target.id()),
                 }
             }
