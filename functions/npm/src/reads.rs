@@ -159,12 +159,7 @@ pub async fn version_document(
     let record = match open.record::<NpmVersions>(&version)? {
         Some(record) => record,
         None if open.package.upstream.is_some() => {
-            let copy = registry
-                .package_items(&open.package)
-                .get::<UpstreamCopies>(proxy::DOCUMENT)
-                .await?
-                .map(|record| record.payload);
-            let bytes = proxy::cached_document(state, &open.package, copy).await?;
+            let bytes = copied_document(state, &open.package).await?;
             let document = proxy::rewritten(&bytes, base, workspace, name)?;
             let tagged = document["dist-tags"][reference]
                 .as_str()
@@ -231,7 +226,21 @@ pub async fn tarball(
     Ok(redirect(&url).finish(Body::empty()))
 }
 
-/// `GET /-/package/<pkg>/dist-tags`.
+/// A cached package's copy of its upstream document (fetched again once stale).
+async fn copied_document(
+    state: &AppState,
+    package: &stowage_service::PackageRecord,
+) -> NpmResult<bytes::Bytes> {
+    let copy = state
+        .registry
+        .package_items(package)
+        .get::<UpstreamCopies>(proxy::DOCUMENT)
+        .await?
+        .map(|record| record.payload);
+    proxy::cached_document(state, package, copy).await
+}
+
+/// `GET /-/package/<pkg>/dist-tags` (a cached package's are its upstream's).
 pub async fn dist_tags(
     state: &AppState,
     caller: &Principal,
@@ -242,6 +251,16 @@ pub async fn dist_tags(
     let open = registry
         .open_package(caller, workspace, PackageType::Npm, name, Role::Read, &[])
         .await?;
+    if open.package.upstream.is_some() {
+        let bytes = copied_document(state, &open.package).await?;
+        let document: Value = serde_json::from_slice(&bytes).map_err(|_| {
+            stowage_service::Error::Corrupt(format!("the cached document of {name}"))
+        })?;
+        return Ok(document
+            .get("dist-tags")
+            .cloned()
+            .unwrap_or_else(|| json!({})));
+    }
     let package_state = PackageState::load(registry, &open.package).await?;
     Ok(json!(
         package_state

@@ -362,6 +362,15 @@ async fn a_local_name_always_wins_and_only_readers_of_the_repository_see_a_proxi
         (status, manifest["version"].as_str()),
         (StatusCode::OK, Some("2.0.0"))
     );
+    let (status, tags) = server
+        .call(
+            "GET",
+            "/npm/acme/-/package/right/dist-tags",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!((status, tags), (StatusCode::OK, json!({"latest": "2.1.0"})));
     for token in [&carol, &alice] {
         for path in ["/npm/acme/right", "/npm/acme/right/-/right-2.1.0.tgz"] {
             let (status, _) = server.call("GET", path, Auth::Bearer(token), None).await;
