@@ -1,6 +1,6 @@
 //! Deletions whose retention has run out, found from the due index, purged parent last.
 
-use stowage_domain::Slug;
+use stowage_domain::{PackageName, PackageType, Slug};
 use stowage_storage::{Condition, Item, Query, SortRange, Write};
 
 use super::{Finished, PAGE, Run};
@@ -41,6 +41,19 @@ impl Run<'_> {
         Ok(true)
     }
 
+    async fn package_named(
+        &self,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+    ) -> Result<Option<PackageRecord>> {
+        let key = keys::package(workspace, kind, name);
+        match self.registry.metadata().get(&key).await? {
+            Some(item) => Ok(Some(decode(&item)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Whether a record's deletion has run out (and so whether the purge may touch it).
     fn is_due(&self, deleted: Option<&crate::records::Deletion>) -> bool {
         deleted.is_some_and(|d| d.purge_after <= self.now)
@@ -54,14 +67,9 @@ impl Run<'_> {
                 kind,
                 name,
             } => {
-                let Some(item) = registry
-                    .metadata()
-                    .get(&keys::package(workspace, *kind, name))
-                    .await?
-                else {
+                let Some(package) = self.package_named(workspace, *kind, name).await? else {
                     return Ok(true);
                 };
-                let package: PackageRecord = decode(&item)?;
                 if !self.is_due(package.deleted.as_ref()) {
                     return Ok(true);
                 }
@@ -117,14 +125,9 @@ impl Run<'_> {
                 kind,
                 name,
             } => {
-                let Some(item) = registry
-                    .metadata()
-                    .get(&keys::package(workspace, *kind, name))
-                    .await?
-                else {
+                let Some(package) = self.package_named(workspace, *kind, name).await? else {
                     return Ok(true);
                 };
-                let package: PackageRecord = decode(&item)?;
                 if package.upstream.is_none() || package.deleted.is_some() {
                     return Ok(true);
                 }
