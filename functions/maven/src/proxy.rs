@@ -7,6 +7,7 @@
 //! (a stale copy is served while the upstream fails).
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use stowage_domain::{Digest, DigestAlgorithm, PackageType};
 use stowage_http::AppState;
 use stowage_service::{
@@ -14,7 +15,7 @@ use stowage_service::{
     UPSTREAM_COPY_MAX, UpstreamCopies, Written,
 };
 use stowage_storage::Condition;
-use stowage_upstream::{FetchError, UpstreamClient, credentials_for};
+use stowage_upstream::{FetchError, UpstreamClient, credentials_for, first_copy, refreshed_copy};
 use url::Url;
 
 use crate::error::{MavenError, MavenResult};
@@ -25,14 +26,6 @@ use crate::route::{MavenPath, Target};
 const FILE_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// The largest checksum file taken from an upstream.
 const CHECKSUM_MAX: u64 = 1024;
-
-fn client(state: &AppState) -> &'static UpstreamClient {
-    UpstreamClient::shared(state.registry.settings().upstream_reach)
-}
-
-fn upstream_failure(error: FetchError) -> MavenError {
-    Error::Upstream(format!("the upstream repository failed: {error}")).into()
-}
 
 /// Where `path`'s target is below an upstream's URL.
 fn upstream_url(upstream: &ReachableUpstream, path: &MavenPath) -> MavenResult<Url> {
@@ -68,7 +61,7 @@ async fn checksum(
 ) -> Result<Option<String>, FetchError> {
     let url = Url::parse(&format!("{url}.{extension}"))
         .map_err(|_| FetchError::Refused("not a URL".into()))?;
-    match client(state)
+    match UpstreamClient::of(&state.registry)
         .get_bytes(
             &url,
             credentials_for(upstream, &url),
@@ -98,23 +91,23 @@ async fn fetch_file(
     let url = upstream_url(upstream, path)?;
     let sha1 = checksum(state, upstream, &url, "sha1")
         .await
-        .map_err(upstream_failure)?;
+        .map_err(Error::from)?;
     let sha256 = checksum(state, upstream, &url, "sha256")
         .await
-        .map_err(upstream_failure)?;
-    let fetched = match client(state)
+        .map_err(Error::from)?;
+    let fetched = match UpstreamClient::of(&state.registry)
         .get(&url, credentials_for(upstream, &url), "*/*")
         .await
     {
         Ok(fetched) => fetched,
         Err(FetchError::NotFound) => return Ok(None),
-        Err(other) => return Err(upstream_failure(other)),
+        Err(other) => return Err(Error::from(other).into()),
     };
     if fetched
         .content_length
         .is_some_and(|length| length > FILE_MAX)
     {
-        return Err(upstream_failure(FetchError::TooLarge(FILE_MAX)));
+        return Err(Error::from(FetchError::TooLarge(FILE_MAX)).into());
     }
     let staged = registry
         .stage_blob(&path.workspace, fetched.body, Some(FILE_MAX), true)
@@ -259,29 +252,10 @@ pub async fn cached_metadata(
         .get::<UpstreamCopies>(&id)
         .await?
         .map(|record| record.payload);
-    if let Some(copy) = &copy
-        && registry.is_fresh(copy)
-    {
-        return Ok(registry.read_upstream_copy(copy).await?);
-    }
-    let fetched = match registry.upstream_of(package).await? {
-        Some(upstream) => fetch_metadata(state, &upstream, path).await,
-        None => Err(FetchError::NotFound),
+    let fetch = |upstream: ReachableUpstream| {
+        async move { fetch_metadata(state, &upstream, path).await }.boxed()
     };
-    match (fetched, copy) {
-        (Ok(bytes), copy) => {
-            registry
-                .keep_upstream_copy(package, &id, bytes.clone(), copy.as_ref())
-                .await?;
-            Ok(bytes)
-        }
-        (Err(error), Some(copy)) => {
-            tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached metadata");
-            Ok(registry.read_upstream_copy(&copy).await?)
-        }
-        (Err(FetchError::NotFound), None) => Err(MavenError::not_found()),
-        (Err(error), None) => Err(upstream_failure(error)),
-    }
+    Ok(refreshed_copy(registry, package, &id, copy, fetch).await?)
 }
 
 /// The first request for metadata of a package the workspace does not have: the first
@@ -291,29 +265,17 @@ pub async fn first_metadata(
     path: &MavenPath,
     upstreams: &[ReachableUpstream],
 ) -> MavenResult<Option<Bytes>> {
-    let registry = &state.registry;
-    let mut failure = None;
-    for upstream in upstreams {
-        let bytes = match fetch_metadata(state, upstream, path).await {
-            Ok(bytes) => bytes,
-            Err(FetchError::NotFound) => continue,
-            Err(other) => {
-                failure = Some(other);
-                continue;
-            }
-        };
-        let Some(package) = registry
-            .create_proxied_package(&path.workspace, &upstream.upstream, &path.package)
-            .await?
-        else {
-            return Ok(None);
-        };
-        registry
-            .keep_upstream_copy(&package, &copy_id(path), bytes.clone(), None)
-            .await?;
-        return Ok(Some(bytes));
-    }
-    Err(failure.map_or_else(MavenError::not_found, upstream_failure))
+    let fetch = |upstream| fetch_metadata(state, upstream, path).boxed();
+    let (workspace, name) = (&path.workspace, &path.package);
+    Ok(first_copy(
+        &state.registry,
+        workspace,
+        name,
+        upstreams,
+        &copy_id(path),
+        fetch,
+    )
+    .await?)
 }
 
 async fn fetch_metadata(
@@ -322,7 +284,7 @@ async fn fetch_metadata(
     path: &MavenPath,
 ) -> Result<Bytes, FetchError> {
     let url = upstream_url(upstream, path).map_err(|_| FetchError::NotFound)?;
-    let bytes = client(state)
+    let bytes = UpstreamClient::of(&state.registry)
         .get_bytes(
             &url,
             credentials_for(upstream, &url),

@@ -12,6 +12,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use serde_json::{Map, Value};
 use stowage_domain::{Digest, DigestAlgorithm, PackageName, PackageType, Slug};
 use stowage_http::AppState;
@@ -20,7 +21,7 @@ use stowage_service::{
     UpstreamCopies, UpstreamCopy, Written,
 };
 use stowage_storage::Condition;
-use stowage_upstream::{FetchError, UpstreamClient, credentials_for};
+use stowage_upstream::{FetchError, UpstreamClient, credentials_for, first_copy, refreshed_copy};
 use url::Url;
 
 use crate::document::tarball_url;
@@ -32,14 +33,6 @@ const TARBALL_MAX: u64 = 1024 * 1024 * 1024;
 /// The id of a package's copy of its upstream document.
 pub const DOCUMENT: &str = "document";
 const JSON: &str = "application/json";
-
-fn client(state: &AppState) -> &'static UpstreamClient {
-    UpstreamClient::shared(state.registry.settings().upstream_reach)
-}
-
-fn upstream_failure(error: FetchError) -> NpmError {
-    Error::Upstream(format!("the upstream registry failed: {error}")).into()
-}
 
 /// The document URL of `name` below an upstream's URL (a scoped name's `/` encoded, as npm
 /// does).
@@ -60,7 +53,7 @@ async fn fetch_document(
     name: &PackageName,
 ) -> Result<Bytes, FetchError> {
     let url = document_url(upstream, name).map_err(|_| FetchError::NotFound)?;
-    let bytes = client(state)
+    let bytes = UpstreamClient::of(&state.registry)
         .get_bytes(
             &url,
             credentials_for(upstream, &url),
@@ -89,30 +82,8 @@ pub async fn first_document(
     name: &PackageName,
     upstreams: &[ReachableUpstream],
 ) -> NpmResult<Option<Bytes>> {
-    let registry = &state.registry;
-    let mut failure = None;
-    for upstream in upstreams {
-        let bytes = match fetch_document(state, upstream, name).await {
-            Ok(bytes) => bytes,
-            Err(FetchError::NotFound) => continue,
-            Err(other) => {
-                tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
-                failure = Some(other);
-                continue;
-            }
-        };
-        let Some(package) = registry
-            .create_proxied_package(workspace, &upstream.upstream, name)
-            .await?
-        else {
-            return Ok(None);
-        };
-        registry
-            .keep_upstream_copy(&package, DOCUMENT, bytes.clone(), None)
-            .await?;
-        return Ok(Some(bytes));
-    }
-    Err(failure.map_or_else(NpmError::not_found, upstream_failure))
+    let fetch = |upstream| fetch_document(state, upstream, name).boxed();
+    Ok(first_copy(&state.registry, workspace, name, upstreams, DOCUMENT, fetch).await?)
 }
 
 /// The key of a cached package's document record, to read with the package.
@@ -127,34 +98,11 @@ pub async fn cached_document(
     package: &PackageRecord,
     copy: Option<UpstreamCopy>,
 ) -> NpmResult<Bytes> {
-    let registry = &state.registry;
-    if let Some(copy) = &copy
-        && registry.is_fresh(copy)
-    {
-        return Ok(registry.read_upstream_copy(copy).await?);
-    }
-    let refreshed = match registry.upstream_of(package).await? {
-        Some(upstream) => fetch_document(state, &upstream, &package.name)
-            .await
-            .map_err(Some),
-        None => Err(None),
+    let name = &package.name;
+    let fetch = |upstream: ReachableUpstream| {
+        async move { fetch_document(state, &upstream, name).await }.boxed()
     };
-    match (refreshed, copy) {
-        (Ok(bytes), copy) => {
-            registry
-                .keep_upstream_copy(package, DOCUMENT, bytes.clone(), copy.as_ref())
-                .await?;
-            Ok(bytes)
-        }
-        (Err(why), Some(copy)) => {
-            if let Some(error) = why {
-                tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached document");
-            }
-            Ok(registry.read_upstream_copy(&copy).await?)
-        }
-        (Err(Some(FetchError::NotFound) | None), None) => Err(NpmError::not_found()),
-        (Err(Some(error)), None) => Err(upstream_failure(error)),
-    }
+    Ok(refreshed_copy(&state.registry, package, DOCUMENT, copy, fetch).await?)
 }
 
 /// The document as served: the upstream's, with its tarballs at our URLs.
@@ -246,7 +194,9 @@ async fn advertised(
     let url = text("tarball")
         .and_then(|url| Url::parse(&url).ok())
         .ok_or_else(|| {
-            upstream_failure(FetchError::Refused("the version names no tarball".into()))
+            NpmError::from(Error::from(FetchError::Refused(
+                "the version names no tarball".into(),
+            )))
         })?;
     manifest.remove("_attachments");
     Ok(Advertised {
@@ -311,19 +261,19 @@ async fn fetch_and_store(
         .upstream_of(package)
         .await?
         .ok_or_else(|| NpmError::not_found_with("this package's upstream was removed"))?;
-    let fetched = client(state)
+    let fetched = UpstreamClient::of(&state.registry)
         .get(
             &advertised.url,
             credentials_for(&upstream, &advertised.url),
             "application/octet-stream",
         )
         .await
-        .map_err(upstream_failure)?;
+        .map_err(Error::from)?;
     if fetched
         .content_length
         .is_some_and(|length| length > TARBALL_MAX)
     {
-        return Err(upstream_failure(FetchError::TooLarge(TARBALL_MAX)));
+        return Err(Error::from(FetchError::TooLarge(TARBALL_MAX)).into());
     }
     let staged = registry
         .stage_blob(&package.workspace, fetched.body, Some(TARBALL_MAX), true)

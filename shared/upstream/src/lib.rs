@@ -12,6 +12,10 @@
 //! - a connection within [`CONNECT_TIMEOUT`], a read within [`READ_TIMEOUT`], and bodies read
 //!   into memory within a size limit.
 
+mod copies;
+
+pub use copies::{first_copy, refreshed_copy};
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -22,7 +26,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use secrecy::ExposeSecret;
 use stowage_domain::UpstreamReach;
-use stowage_service::{ReachableUpstream, UpstreamCredentials};
+use stowage_service::{Entity, Error, ReachableUpstream, Registry, UpstreamCredentials};
 use stowage_storage::ByteStream;
 use url::{Host, Url};
 
@@ -46,6 +50,17 @@ pub enum FetchError {
     Unreachable(String),
     #[error("the upstream's answer is larger than {0} bytes")]
     TooLarge(u64),
+}
+
+/// What a protocol answers for a fetch that gave nothing: the name is not found, or the
+/// upstream failed (502).
+impl From<FetchError> for Error {
+    fn from(error: FetchError) -> Self {
+        match error {
+            FetchError::NotFound => Error::NotFound(Entity::Package),
+            other => Error::Upstream(format!("the upstream failed: {other}")),
+        }
+    }
 }
 
 /// How a request authenticates to an upstream.
@@ -92,6 +107,11 @@ impl UpstreamClient {
             UpstreamReach::AnyAddress => &ANY,
         };
         cell.get_or_init(|| UpstreamClient::new(reach))
+    }
+
+    /// The process's client for the upstreams `registry` allows.
+    pub fn of(registry: &Registry) -> &'static UpstreamClient {
+        Self::shared(registry.settings().upstream_reach)
     }
 
     pub fn new(reach: UpstreamReach) -> Self {

@@ -1,0 +1,82 @@
+//! What both proxies do with documents that change upstream (an npm package document, a Maven
+//! `maven-metadata.xml`): the first fetch of a name makes the package, later reads serve the
+//! copy while fresh, fetch it again once stale, and serve the stale copy while the upstream
+//! fails. Each protocol gives only how its document is fetched and checked.
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use stowage_domain::{PackageName, Slug};
+use stowage_service::{Error, PackageRecord, ReachableUpstream, Registry, UpstreamCopy};
+
+use crate::FetchError;
+
+/// The first request for a name the workspace does not have: the first upstream whose
+/// `fetch` has it makes it a package, with the document as its copy `id`. `None` when
+/// another request made the package meanwhile (the caller opens it again); not found when
+/// no upstream has it.
+pub async fn first_copy<'a>(
+    registry: &Registry,
+    workspace: &Slug,
+    name: &PackageName,
+    upstreams: &'a [ReachableUpstream],
+    id: &str,
+    fetch: impl Fn(&'a ReachableUpstream) -> BoxFuture<'a, Result<Bytes, FetchError>>,
+) -> Result<Option<Bytes>, Error> {
+    let mut failure = FetchError::NotFound;
+    for upstream in upstreams {
+        let bytes = match fetch(upstream).await {
+            Ok(bytes) => bytes,
+            Err(FetchError::NotFound) => continue,
+            Err(other) => {
+                tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
+                failure = other;
+                continue;
+            }
+        };
+        let Some(package) = registry
+            .create_proxied_package(workspace, &upstream.upstream, name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        registry
+            .keep_upstream_copy(&package, id, bytes.clone(), None)
+            .await?;
+        return Ok(Some(bytes));
+    }
+    Err(failure.into())
+}
+
+/// A cached package's copy `id` (read with the package, `copy`): served while fresh, else
+/// fetched again from the package's upstream with `fetch` and kept; while the upstream fails,
+/// or after it was removed, the stale copy is served.
+pub async fn refreshed_copy<'a>(
+    registry: &Registry,
+    package: &PackageRecord,
+    id: &str,
+    copy: Option<UpstreamCopy>,
+    fetch: impl FnOnce(ReachableUpstream) -> BoxFuture<'a, Result<Bytes, FetchError>>,
+) -> Result<Bytes, Error> {
+    if let Some(copy) = &copy
+        && registry.is_fresh(copy)
+    {
+        return registry.read_upstream_copy(copy).await;
+    }
+    let fetched = match registry.upstream_of(package).await? {
+        Some(upstream) => fetch(upstream).await,
+        None => Err(FetchError::NotFound),
+    };
+    match (fetched, copy) {
+        (Ok(bytes), copy) => {
+            registry
+                .keep_upstream_copy(package, id, bytes.clone(), copy.as_ref())
+                .await?;
+            Ok(bytes)
+        }
+        (Err(error), Some(copy)) => {
+            tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached copy");
+            registry.read_upstream_copy(&copy).await
+        }
+        (Err(error), None) => Err(error.into()),
+    }
+}
