@@ -68,8 +68,8 @@ pub use records::{
 pub use uploads::UploadRecord;
 pub use upstream_copies::{UPSTREAM_COPY_MAX, UpstreamCopies, UpstreamCopy};
 pub use upstreams::{
-    DEFAULT_PRIORITY, NewUpstream, Opened, ReachableUpstream, UpstreamChange, UpstreamCredentials,
-    UpstreamView,
+    DEFAULT_PRIORITY, FetchMarker, NewUpstream, Opened, ReachableUpstream, UpstreamChange,
+    UpstreamCredentials, UpstreamView,
 };
 pub use workspaces::{Member, PipelineToken, RepositoryView, WorkspaceView};
 pub use writer::{Checksums, PART_SIZE, Written};

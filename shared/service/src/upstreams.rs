@@ -119,6 +119,13 @@ pub(crate) struct Fetching {
     pub started_at: DateTime<Utc>,
 }
 
+/// This request's hold on fetching one object of a cached package ([`Registry::fetch_once_held`]).
+#[must_use = "a marker is released once its fetch is over"]
+pub struct FetchMarker {
+    package: PackageRecord,
+    object: String,
+}
+
 /// When a cached package was last read (written at most once a day): the purge evicts it
 /// once unused for `Settings::upstream_evict_after`.
 pub(crate) struct CacheUses;
@@ -528,7 +535,7 @@ impl Registry {
         &self,
         package: &PackageRecord,
         object: &str,
-        mut done: Done,
+        done: Done,
         fetch: Fetch,
     ) -> std::result::Result<T, E>
     where
@@ -536,6 +543,31 @@ impl Registry {
         Done: FnMut() -> DoneFuture,
         DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
         Fetch: FnOnce() -> FetchFuture,
+        FetchFuture: Future<Output = std::result::Result<T, E>>,
+    {
+        self.fetch_once_held(package, object, done, |marker| async move {
+            let fetched = fetch().await;
+            self.release_fetch(marker).await;
+            fetched
+        })
+        .await
+    }
+
+    /// [`Registry::fetch_once`] for a fetch that answers before it is done (a blob streamed to
+    /// its client while it is stored): `fetch` is given the marker, and releases it with
+    /// [`Registry::release_fetch`] once what it fetched is stored or given up.
+    pub async fn fetch_once_held<T, E, Done, DoneFuture, Fetch, FetchFuture>(
+        &self,
+        package: &PackageRecord,
+        object: &str,
+        mut done: Done,
+        fetch: Fetch,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        Done: FnMut() -> DoneFuture,
+        DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
+        Fetch: FnOnce(FetchMarker) -> FetchFuture,
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
         let deadline = tokio::time::Instant::now() + FETCH_WAIT;
@@ -547,9 +579,11 @@ impl Registry {
             if self.take_fetch(package, object).await?
                 && let Some(fetch) = fetch.take()
             {
-                let fetched = fetch().await;
-                self.release_fetch(package, object).await;
-                return fetched;
+                let marker = FetchMarker {
+                    package: package.clone(),
+                    object: object.to_owned(),
+                };
+                return fetch(marker).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Busy.into());
@@ -579,10 +613,12 @@ impl Registry {
         }
     }
 
-    async fn release_fetch(&self, package: &PackageRecord, object: &str) {
-        let items = self.package_items(package);
+    /// Lets other requests fetch the marked object again (if it was not stored, the next
+    /// request that misses it fetches it).
+    pub async fn release_fetch(&self, marker: FetchMarker) {
+        let items = self.package_items(&marker.package);
         let mut writes = items.writes("upstream");
-        writes.delete::<UpstreamFetches>(object, Condition::None);
+        writes.delete::<UpstreamFetches>(&marker.object, Condition::None);
         if let Err(error) = writes.commit().await {
             // It is taken over once FETCH_HOLD has passed.
             tracing::warn!(%error, "could not release an upstream fetch marker");

@@ -13,6 +13,7 @@
 //!   into memory within a size limit.
 
 mod copies;
+mod registry;
 
 pub use copies::{first_copy, refreshed_copy};
 
@@ -23,7 +24,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use secrecy::ExposeSecret;
 use stowage_domain::UpstreamReach;
 use stowage_service::{Entity, Error, ReachableUpstream, Registry, UpstreamCredentials};
@@ -88,6 +89,7 @@ pub fn credentials_for<'a>(upstream: &'a ReachableUpstream, url: &Url) -> Option
 
 /// A successful answer, its body still to be read.
 pub struct Fetched {
+    pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub body: ByteStream,
 }
@@ -95,6 +97,8 @@ pub struct Fetched {
 pub struct UpstreamClient {
     http: reqwest::Client,
     reach: UpstreamReach,
+    /// Container registries' tokens, by upstream and image ([`registry`]).
+    tokens: registry::TokenCache,
 }
 
 impl UpstreamClient {
@@ -132,7 +136,11 @@ impl UpstreamClient {
             .user_agent(concat!("stowage/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the upstream client's settings are valid");
-        Self { http, reach }
+        Self {
+            http,
+            reach,
+            tokens: registry::TokenCache::default(),
+        }
     }
 
     /// GETs `url`, answering its body as a stream.
@@ -142,28 +150,25 @@ impl UpstreamClient {
         credentials: Option<Credentials<'_>>,
         accept: &str,
     ) -> Result<Fetched, FetchError> {
+        let response = self
+            .send(url, credentials.as_ref().map(authorization), accept)
+            .await?;
+        fetched(response)
+    }
+
+    /// Sends a GET of `url` with an `Authorization` header, if any, whatever it answers.
+    async fn send(
+        &self,
+        url: &Url,
+        authorization: Option<HeaderValue>,
+        accept: &str,
+    ) -> Result<reqwest::Response, FetchError> {
         check_url(url, self.reach).map_err(FetchError::Refused)?;
         let mut request = self.http.get(url.clone()).header(ACCEPT, accept);
-        if let Some(credentials) = credentials {
-            request = request.header(AUTHORIZATION, authorization(&credentials));
+        if let Some(authorization) = authorization {
+            request = request.header(AUTHORIZATION, authorization);
         }
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
-            return Err(FetchError::NotFound);
-        }
-        if !status.is_success() {
-            return Err(FetchError::Status(status.as_u16()));
-        }
-        let content_length = response.content_length();
-        let body = response
-            .bytes_stream()
-            .map_err(|error| std::io::Error::other(unreachable(error)))
-            .boxed();
-        Ok(Fetched {
-            content_length,
-            body,
-        })
+        request.send().await.map_err(unreachable)
     }
 
     /// GETs `url` and reads its whole body, of at most `limit` bytes.
@@ -189,6 +194,32 @@ impl UpstreamClient {
         }
         Ok(all.freeze())
     }
+}
+
+/// A success as a body to read; an absence or any other answer as an error.
+fn fetched(response: reqwest::Response) -> Result<Fetched, FetchError> {
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+        return Err(FetchError::NotFound);
+    }
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let content_length = response.content_length();
+    let body = response
+        .bytes_stream()
+        .map_err(|error| std::io::Error::other(unreachable(error)))
+        .boxed();
+    Ok(Fetched {
+        content_type,
+        content_length,
+        body,
+    })
 }
 
 fn authorization(credentials: &Credentials<'_>) -> HeaderValue {
