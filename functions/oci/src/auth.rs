@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use stowage_domain::{PackageType, Principal, Role, Slug, TOKEN_PREFIX};
 use stowage_http::{AppState, credential_from_headers};
-use stowage_service::{Error, ItemKey, OpenPackage, Registry};
+use stowage_service::{Entity, Error, ItemKey, OpenPackage, Opened, ReachableUpstream, Registry};
 
 use crate::error::{OciError, OciResult};
 use crate::route::ImageName;
@@ -108,12 +108,7 @@ impl Caller {
         needed: Role,
         extra: &[ItemKey],
     ) -> Result<OpenPackage, Error> {
-        let full = name.full();
-        if let Some(grant) = self
-            .grants
-            .iter()
-            .find(|g| g.name == full && g.role >= needed)
-        {
+        if let Some(grant) = self.grant(name, needed) {
             let granted = registry
                 .open_package_granted(
                     &name.workspace,
@@ -138,6 +133,76 @@ impl Caller {
                 extra,
             )
             .await
+    }
+}
+
+/// What a read of an image finds.
+pub enum Source {
+    /// Its package (local, or a cached copy of an upstream's).
+    Package(OpenPackage),
+    /// No image of that name is in the workspace: the container upstreams that may have it,
+    /// in order, never empty.
+    Upstreams(Vec<ReachableUpstream>),
+}
+
+impl Caller {
+    /// A registry token's grant of `needed` on the image.
+    fn grant(&self, name: &ImageName, needed: Role) -> Option<&Grant> {
+        let full = name.full();
+        self.grants
+            .iter()
+            .find(|grant| grant.name == full && grant.role >= needed)
+    }
+
+    /// Opens the image's package for a read, like [`Caller::open`]; when the workspace has no
+    /// image of that name, the container upstreams (those the caller may read) of the
+    /// repository its path starts with: `acme/hub/library/alpine` is `library/alpine` from
+    /// the upstreams of repository `hub`.
+    pub async fn open_or_upstreams(
+        &self,
+        registry: &Registry,
+        name: &ImageName,
+        extra: &[ItemKey],
+    ) -> Result<Source, Error> {
+        if let Some(grant) = self.grant(name, Role::Read) {
+            let granted = registry
+                .open_granted_for_read(
+                    &name.workspace,
+                    PackageType::Container,
+                    &name.path,
+                    &grant.repository,
+                    grant.role,
+                    extra,
+                )
+                .await?;
+            if let Some(open) = granted {
+                return Ok(Source::Package(open));
+            }
+        }
+        let opened = registry
+            .open_or_upstreams(
+                &self.principal,
+                &name.workspace,
+                PackageType::Container,
+                &name.path,
+                extra,
+            )
+            .await?;
+        match opened {
+            Opened::Package(open) => Ok(Source::Package(open)),
+            Opened::Upstreams(upstreams) => {
+                let repository = name.upstream_image().map(|(repository, _)| repository);
+                let upstreams: Vec<ReachableUpstream> = upstreams
+                    .into_iter()
+                    .filter(|up| Some(up.upstream.repository.as_str()) == repository)
+                    .collect();
+                if upstreams.is_empty() {
+                    Err(Error::NotFound(Entity::Package))
+                } else {
+                    Ok(Source::Upstreams(upstreams))
+                }
+            }
+        }
     }
 }
 

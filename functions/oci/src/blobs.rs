@@ -6,11 +6,12 @@ use axum::response::Response;
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use stowage_domain::{Digest, Role};
-use stowage_http::{Finish, redirect};
+use stowage_http::{AppState, Finish, redirect};
 use stowage_service::{BlobLink, BlobLinks, Registry};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Source};
 use crate::error::{OciError, OciResult};
+use crate::proxy;
 use crate::route::ImageName;
 
 const BINARY: &str = "application/octet-stream";
@@ -31,14 +32,41 @@ pub async fn linked_blob(
         .ok_or_else(|| OciError::blob_unknown(digest.as_str()))
 }
 
+/// GET or HEAD a blob; a cached image's blob it has no link to yet comes from its upstream
+/// ([`proxy::missing_blob`]).
 pub async fn get(
-    registry: &Registry,
+    state: &AppState,
     caller: &Caller,
     name: &ImageName,
     digest: &Digest,
     method: &Method,
 ) -> OciResult<Response> {
-    let blob = linked_blob(registry, caller, name, digest, Role::Read).await?;
+    let registry = &state.registry;
+    let link = name.item::<BlobLinks>(digest.as_str());
+    let open = match caller
+        .open_or_upstreams(registry, name, std::slice::from_ref(&link))
+        .await?
+    {
+        Source::Package(open) => open,
+        // Its manifest, pulled first, makes the package.
+        Source::Upstreams(_) => return Err(OciError::blob_unknown(digest.as_str())),
+    };
+    match open.record::<BlobLinks>(&link)? {
+        Some(blob) => answer(registry, digest, &blob, method).await,
+        None if open.package.upstream.is_some() => {
+            proxy::missing_blob(state, &open.package, name, digest, method).await
+        }
+        None => Err(OciError::blob_unknown(digest.as_str())),
+    }
+}
+
+/// A stored blob: HEAD answered directly, GET redirected to a presigned URL.
+pub async fn answer(
+    registry: &Registry,
+    digest: &Digest,
+    blob: &BlobLink,
+    method: &Method,
+) -> OciResult<Response> {
     let response = if method == Method::HEAD {
         Response::builder()
             .status(StatusCode::OK)

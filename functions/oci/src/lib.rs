@@ -8,6 +8,7 @@ mod capability;
 mod error;
 mod listings;
 mod manifests;
+mod proxy;
 mod records;
 mod route;
 mod sealed;
@@ -157,7 +158,7 @@ async fn handle(
             manifests::delete(registry, &caller, &name, &reference).await
         }
         (Endpoint::Blob { name, digest }, Method::GET | Method::HEAD) => {
-            blobs::get(registry, &caller, &name, &digest, method).await
+            blobs::get(state, &caller, &name, &digest, method).await
         }
         (Endpoint::Blob { name, digest }, Method::DELETE) => {
             blobs::delete(registry, &caller, &name, &digest).await

@@ -4,17 +4,22 @@
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, Role};
 use stowage_http::Finish;
-use stowage_service::{BlobLinks, CommitError, Error, ItemKey, PackageItems, RecordKind, Registry};
+use stowage_service::{
+    BlobLinks, CommitError, Error, ItemKey, OpenPackage, PackageItems, PackageRecord, RecordKind,
+    Registry,
+};
 use stowage_storage::{ByteStream, Condition, MAX_TRANSACTION_WRITES};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Source};
 use crate::error::{OciError, OciResult};
+use crate::proxy;
 use crate::records::{
     MANIFEST_RECORD_MAX, ManifestRecord, Manifests, Referrers, Stored, StoredManifest, TagRecord,
     Tags, referrer_id,
@@ -165,7 +170,8 @@ fn manifest_response(method: &Method, record: &ManifestRecord, bytes: Bytes) -> 
 }
 
 /// GET or HEAD a manifest. By digest: one batch read. By tag: one batch read, then the
-/// manifest (from its record; from the blob store only when it is too large for one).
+/// manifest (from its record; from the blob store only when it is too large for one). An
+/// image through an upstream: see [`crate::proxy`].
 pub async fn get(
     registry: &Registry,
     caller: &Caller,
@@ -182,30 +188,71 @@ pub async fn get(
             return Err(not_found());
         }
     };
-    let open = caller
-        .open(registry, name, Role::Read, std::slice::from_ref(&first))
-        .await?;
-    let manifest = match reference {
-        Reference::Tag(_) => match open.record::<Tags>(&first)? {
-            Some(tag) => registry
-                .package_items(&open.package)
-                .get::<Manifests>(tag.digest.as_str())
-                .await?
-                .map(|found| found.payload),
-            None => None,
-        },
-        _ => open.record::<Manifests>(&first)?,
-    };
-    let StoredManifest { record, bytes } = manifest.ok_or_else(not_found)?;
-    let bytes = match (&record.stored, bytes) {
-        (Stored::Inline, bytes) => bytes.unwrap_or_default(),
-        (Stored::Object { key }, _) => {
-            registry
-                .read_small_object(key, record.size as usize)
-                .await?
+    // A first pull through an upstream that meets another making the same package opens
+    // the package that one made.
+    for _ in 0..2 {
+        let open = match caller
+            .open_or_upstreams(registry, name, std::slice::from_ref(&first))
+            .await?
+        {
+            Source::Package(open) => open,
+            Source::Upstreams(upstreams) => {
+                match proxy::first_manifest(registry, name, reference, &upstreams).await? {
+                    Some((record, bytes)) => return Ok(manifest_response(method, &record, bytes)),
+                    None => continue,
+                }
+            }
+        };
+        let (found, fetched_at) = local_manifest(registry, &open, reference, &first).await?;
+        let fresh = match (&found, fetched_at) {
+            (None, _) => false,
+            (Some(_), Some(at)) => registry.fetched_recently(at),
+            (Some(_), None) => true,
+        };
+        if open.package.upstream.is_some()
+            && !fresh
+            && let Some((record, bytes)) =
+                proxy::refreshed_manifest(registry, &open.package, name, reference).await?
+        {
+            return Ok(manifest_response(method, &record, bytes));
         }
-    };
-    Ok(manifest_response(method, &record, bytes))
+        let StoredManifest { record, bytes } = found.ok_or_else(not_found)?;
+        let bytes = match (&record.stored, bytes) {
+            (Stored::Inline, bytes) => bytes.unwrap_or_default(),
+            (Stored::Object { key }, _) => {
+                registry
+                    .read_small_object(key, record.size as usize)
+                    .await?
+            }
+        };
+        return Ok(manifest_response(method, &record, bytes));
+    }
+    Err(Error::Busy.into())
+}
+
+/// The package's manifest `reference` (`first`, read with the package), and for a tag, when
+/// it was last written (a cached image's tag is fetched again once that is older than the
+/// TTL).
+async fn local_manifest(
+    registry: &Registry,
+    open: &OpenPackage,
+    reference: &Reference,
+    first: &ItemKey,
+) -> OciResult<(Option<StoredManifest>, Option<DateTime<Utc>>)> {
+    Ok(match reference {
+        Reference::Tag(_) => match open.record::<Tags>(first)? {
+            Some(tag) => {
+                let manifest = registry
+                    .package_items(&open.package)
+                    .get::<Manifests>(tag.digest.as_str())
+                    .await?
+                    .map(|found| found.payload);
+                (manifest, Some(tag.updated_at))
+            }
+            None => (None, None),
+        },
+        _ => (open.record::<Manifests>(first)?, None),
+    })
 }
 
 /// The most distinct blobs and manifests one manifest may refer to: its record lists them,
@@ -302,11 +349,82 @@ pub async fn put(
         _ => digest_of(&bytes, DigestAlgorithm::Sha256),
     };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let parsed = parse(content_type, &bytes)?;
-    let references = distinct_references(&parsed)?;
-    let items = registry.package_items(package);
-    check_references(&items, &parsed).await?;
+    let tag = match reference {
+        Reference::Tag(tag) => Some(tag.as_str()),
+        _ => None,
+    };
+    let manifest = NewManifest::parse(&digest, bytes, content_type, tag)?;
+    check_references(&registry.package_items(package), &manifest.parsed).await?;
+    let subject = manifest.parsed.subject.clone();
+    let publisher = caller.principal.display_name();
+    record_manifest(registry, package, &publisher, manifest, Blobs::InPackage).await?;
 
+    let mut response = Response::builder()
+        .status(StatusCode::CREATED)
+        .header(LOCATION, format!("/v2/{}/manifests/{digest}", name.full()))
+        .header("Docker-Content-Digest", digest.as_str());
+    if let Some(subject) = &subject {
+        response = response.header("OCI-Subject", subject.as_str());
+    }
+    Ok(response.finish(Body::empty()))
+}
+
+/// A manifest to write, its shape checked.
+pub struct NewManifest<'a> {
+    digest: &'a Digest,
+    bytes: Bytes,
+    parsed: Parsed,
+    references: Vec<Digest>,
+    tag: Option<&'a str>,
+}
+
+impl<'a> NewManifest<'a> {
+    /// Checks the manifest `bytes` of `digest`, sent as `content_type`, to be tagged `tag`.
+    pub fn parse(
+        digest: &'a Digest,
+        bytes: Bytes,
+        content_type: Option<&str>,
+        tag: Option<&'a str>,
+    ) -> OciResult<Self> {
+        let parsed = parse(content_type, &bytes)?;
+        let references = distinct_references(&parsed)?;
+        Ok(Self {
+            digest,
+            bytes,
+            parsed,
+            references,
+            tag,
+        })
+    }
+}
+
+/// Whether the blobs a manifest uses are in its package when it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blobs {
+    /// Checked: their links are touched with the write, so that a collector that found them
+    /// unused just before gives up deleting them.
+    InPackage,
+    /// A proxied manifest's blobs, fetched on their first pull.
+    FetchedLater,
+}
+
+/// Writes a manifest under its digest and its tag, with its referrer entry when it has a
+/// subject; answers its record.
+pub async fn record_manifest(
+    registry: &Registry,
+    package: &PackageRecord,
+    publisher: &str,
+    manifest: NewManifest<'_>,
+    blobs: Blobs,
+) -> OciResult<ManifestRecord> {
+    let NewManifest {
+        digest,
+        bytes,
+        parsed,
+        references,
+        tag,
+    } = manifest;
+    let items = registry.package_items(package);
     let now = registry.now();
     let mut record = ManifestRecord {
         digest: digest.clone(),
@@ -332,14 +450,13 @@ pub async fn put(
         let content = bytes.clone();
         let body: ByteStream = Box::pin(futures_util::stream::once(async move { Ok(content) }));
         let link = registry
-            .store_blob(package, body, Some(&digest), None)
+            .store_blob(package, body, Some(digest), None)
             .await?;
         Stored::Object {
             key: link.object_key,
         }
     };
-    let publisher = caller.principal.display_name();
-    let mut writes = items.writes(&publisher);
+    let mut writes = items.writes(publisher);
     let stored = StoredManifest {
         record: record.clone(),
         bytes: inline.then(|| bytes.clone()),
@@ -349,12 +466,12 @@ pub async fn put(
     // before give up deleting them (their versions change).
     let touches = blobs_in_use(&parsed, &record);
     let touch_inline = touches.len() + 4 <= MAX_TRANSACTION_WRITES;
-    if touch_inline {
+    if blobs == Blobs::InPackage && touch_inline {
         for blob in &touches {
             writes.touch_blob(blob);
         }
     }
-    if let Reference::Tag(tag) = reference {
+    if let Some(tag) = tag {
         let tag_record = TagRecord {
             digest: digest.clone(),
             media_type: record.media_type.clone(),
@@ -364,7 +481,7 @@ pub async fn put(
     }
     if let Some(subject) = &parsed.subject {
         let descriptor = referrer_descriptor(&record, parsed.annotations.as_ref());
-        writes.put::<Referrers>(&referrer_id(subject, &digest), &descriptor);
+        writes.put::<Referrers>(&referrer_id(subject, digest), &descriptor);
     }
     writes.commit().await.map_err(|error| match error {
         CommitError::Lost => {
@@ -372,18 +489,10 @@ pub async fn put(
         }
         CommitError::Failed(other) => other.into(),
     })?;
-    if !touch_inline {
-        confirm_links(&items, &publisher, &digest, &touches).await?;
+    if blobs == Blobs::InPackage && !touch_inline {
+        confirm_links(&items, publisher, digest, &touches).await?;
     }
-
-    let mut response = Response::builder()
-        .status(StatusCode::CREATED)
-        .header(LOCATION, format!("/v2/{}/manifests/{digest}", name.full()))
-        .header("Docker-Content-Digest", digest.as_str());
-    if let Some(subject) = &parsed.subject {
-        response = response.header("OCI-Subject", subject.as_str());
-    }
-    Ok(response.finish(Body::empty()))
+    Ok(record)
 }
 
 /// Every blob a manifest uses, each once: those it refers to, and its own content when that

@@ -34,6 +34,12 @@ impl ImageName {
         Ok(Self { workspace, path })
     }
 
+    /// The repository an image through an upstream is cached in, and its name upstream:
+    /// `hub/library/alpine` is `library/alpine` through repository `hub`'s upstreams.
+    pub fn upstream_image(&self) -> Option<(&str, &str)> {
+        self.path.as_str().split_once('/')
+    }
+
     pub fn full(&self) -> String {
         format!("{}/{}", self.workspace, self.path)
     }

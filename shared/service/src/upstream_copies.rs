@@ -38,7 +38,13 @@ pub const UPSTREAM_COPY_MAX: u64 = 64 * 1024 * 1024;
 impl Registry {
     /// Whether a copy is recent enough to be served without asking the upstream.
     pub fn is_fresh(&self, copy: &UpstreamCopy) -> bool {
-        copy.fetched_at + self.settings().upstream_ttl > self.now()
+        self.fetched_recently(copy.fetched_at)
+    }
+
+    /// Whether what was fetched from an upstream at `at` is recent enough to be served
+    /// without asking it again (within `Settings::upstream_ttl`).
+    pub fn fetched_recently(&self, at: DateTime<Utc>) -> bool {
+        at + self.settings().upstream_ttl > self.now()
     }
 
     /// A copy's bytes.

@@ -431,6 +431,32 @@ impl Registry {
         }
     }
 
+    /// [`Registry::open_package_granted`] for a read: a cached package's use is recorded, as
+    /// [`Registry::open_or_upstreams`] records it.
+    pub async fn open_granted_for_read(
+        &self,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        repository: &Slug,
+        granted: Role,
+        extra: &[ItemKey],
+    ) -> Result<Option<OpenPackage>> {
+        let use_key = ItemKey::in_package::<CacheUses>(workspace, kind, name, "");
+        let mut keys = extra.to_vec();
+        keys.push(use_key.clone());
+        let open = self
+            .open_package_granted(workspace, kind, name, repository, granted, &keys)
+            .await?;
+        if let Some(open) = &open
+            && open.package.upstream.is_some()
+        {
+            let used = open.record::<CacheUses>(&use_key)?;
+            self.mark_used(&open.package, used).await?;
+        }
+        Ok(open)
+    }
+
     /// Records `name` as a package of `upstream`'s repository, a cached copy of what the
     /// upstream serves. `None` when the name was taken meanwhile (published locally, or cached
     /// by a concurrent request): open it again.

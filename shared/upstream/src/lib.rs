@@ -179,11 +179,17 @@ impl UpstreamClient {
         accept: &str,
         limit: u64,
     ) -> Result<Bytes, FetchError> {
-        let fetched = self.get(url, credentials, accept).await?;
-        if fetched.content_length.is_some_and(|length| length > limit) {
+        self.get(url, credentials, accept).await?.bytes(limit).await
+    }
+}
+
+impl Fetched {
+    /// Reads the whole body, of at most `limit` bytes.
+    pub async fn bytes(self, limit: u64) -> Result<Bytes, FetchError> {
+        if self.content_length.is_some_and(|length| length > limit) {
             return Err(FetchError::TooLarge(limit));
         }
-        let mut body = fetched.body;
+        let mut body = self.body;
         let mut all = BytesMut::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|error| FetchError::Unreachable(error.to_string()))?;

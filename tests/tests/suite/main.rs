@@ -30,6 +30,7 @@ mod npm_upstream;
 mod oci_clients;
 mod oci_lambda;
 mod oci_protocol;
+mod oci_upstream;
 mod operator;
 mod permissions;
 mod readme;

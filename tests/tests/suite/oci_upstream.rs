@@ -1,0 +1,372 @@
+//! Containers through upstreams, on both storage pairs: Debian's `docker-registry` (CNCF
+//! Distribution) is the upstream, filled by the test; skopeo and podman pull through the proxy
+//! by tag and digest, then again once the upstream is gone. Its access log counts the
+//! requests the proxy makes, and a blob corrupted in its storage shows what a lying upstream
+//! gets.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use futures_util::future::join_all;
+use http::StatusCode;
+use serde_json::{Value, json};
+use stowage_domain::UpstreamReach;
+use stowage_http::Limits;
+use stowage_service::Settings;
+use stowage_tests::clients::{available, run};
+use stowage_tests::oci::{Image, OCI_MANIFEST, RegistryClient, image, sha256, write_layout};
+use stowage_tests::{
+    ADMIN_TOKEN, Auth, Stores, TestServer, follow_redirect, on_both_backends, usage_of,
+};
+
+on_both_backends!(
+    skopeo_and_podman_pull_through_the_proxy_and_again_once_the_upstream_is_gone,
+    blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetch,
+);
+
+/// A `docker-registry` process on a free loopback port, its storage and log in a folder.
+struct Upstream {
+    url: String,
+    dir: tempfile::TempDir,
+    process: tokio::process::Child,
+}
+
+impl Upstream {
+    async fn start() -> Option<Upstream> {
+        if !available(&["docker-registry"]) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("folder");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("address")
+            .port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("storage").display()
+        );
+        let config_file = dir.path().join("config.yml");
+        std::fs::write(&config_file, config).expect("config");
+        let log = std::fs::File::create(dir.path().join("log")).expect("log");
+        let process = tokio::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_file)
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("docker-registry starts");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if reqwest::get(format!("{url}/v2/")).await.is_ok() {
+                return Some(Upstream { url, dir, process });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("docker-registry did not start");
+    }
+
+    /// Pushes `image` as `name:tag`, with skopeo.
+    async fn push(&self, name: &str, tag: &str, image: &Image) {
+        let layout = tempfile::tempdir().expect("folder");
+        write_layout(layout.path(), image, tag);
+        let host = self.url.trim_start_matches("http://");
+        run(
+            "skopeo",
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{tag}", layout.path().display()),
+                &format!("docker://{host}/{name}:{tag}"),
+            ],
+            &[],
+        )
+        .await
+        .ok("skopeo copy to the upstream");
+    }
+
+    /// How many requests of `method path` its access log shows.
+    fn requests(&self, method: &str, path: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let wanted = format!("\"{method} {path} ");
+        log.lines().filter(|line| line.contains(&wanted)).count()
+    }
+
+    /// The file a blob is kept in.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    async fn stop(&mut self) {
+        self.process.kill().await.expect("stopped");
+    }
+}
+
+/// A proxy: workspace `acme` with repository `hub` (bob reads it) whose container upstream is
+/// `upstream`, and repository `own` (carol reads it). Tags are fetched again on every pull
+/// (a TTL of 0), so a pull after the upstream is gone shows the stale copy being served.
+async fn proxy(stores: Stores, upstream: &str) -> (TestServer, String, String) {
+    let settings = Settings {
+        upstream_reach: UpstreamReach::AnyAddress,
+        upstream_ttl: chrono::Duration::zero(),
+        ..Settings::default()
+    };
+    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
+    for (path, body) in [
+        (
+            "/api/workspaces",
+            json!({"slug": "acme", "plan": "standard"}),
+        ),
+        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
+        ("/api/workspaces/acme/repositories", json!({"slug": "own"})),
+        (
+            "/api/workspaces/acme/repositories/hub/upstreams",
+            json!({"type": "container", "url": upstream}),
+        ),
+    ] {
+        let (status, body) = server
+            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let mut tokens = Vec::new();
+    for (user, repository) in [("bob", "hub"), ("carol", "own")] {
+        let token = server.user_with_token(user, &["read:package"]).await;
+        let (status, body) = server
+            .call(
+                "PUT",
+                &format!("/api/workspaces/acme/repositories/{repository}/permissions/{user}"),
+                Auth::Bearer(ADMIN_TOKEN),
+                Some(json!({ "role": "read" })),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        tokens.push(token);
+    }
+    let carol = tokens.pop().expect("carol");
+    let bob = tokens.pop().expect("bob");
+    (server, bob, carol)
+}
+
+/// `skopeo copy` of `reference` through the proxy into an OCI layout at `dir`; the digest of
+/// the manifest it wrote.
+async fn skopeo_pull(server: &TestServer, token: &str, reference: &str, dir: &Path) -> String {
+    let host = server.url.trim_start_matches("http://");
+    let source = format!("docker://{host}/acme/hub/{reference}");
+    let target = format!("oci:{}:pulled", dir.display());
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--src-creds",
+            &format!("bob:{token}"),
+            &source,
+            &target,
+        ],
+        &[],
+    )
+    .await
+    .ok(&format!("skopeo copy {source}"));
+    let index = std::fs::read_to_string(dir.join("index.json")).expect("index.json");
+    let index: Value = serde_json::from_str(&index).expect("index JSON");
+    index["manifests"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned()
+}
+
+/// `podman pull` of `reference` through the proxy into its own storage under `root`; the
+/// image's id.
+async fn podman_pull(server: &TestServer, token: &str, reference: &str, root: &Path) -> String {
+    let host = server.url.trim_start_matches("http://");
+    let source = format!("docker://{host}/acme/hub/{reference}");
+    let storage = root.join("storage");
+    let runroot = root.join("run");
+    let pulled = run(
+        "podman",
+        &[
+            "--root",
+            storage.to_str().expect("path"),
+            "--runroot",
+            runroot.to_str().expect("path"),
+            "--storage-driver",
+            "vfs",
+            "pull",
+            "--quiet",
+            "--tls-verify=false",
+            "--creds",
+            &format!("bob:{token}"),
+            &source,
+        ],
+        &[],
+    )
+    .await
+    .ok(&format!("podman pull {source}"));
+    pulled.stdout.trim().to_owned()
+}
+
+async fn skopeo_and_podman_pull_through_the_proxy_and_again_once_the_upstream_is_gone(
+    stores: Stores,
+) {
+    if !available(&["skopeo", "podman"]) {
+        return;
+    }
+    let Some(mut upstream) = Upstream::start().await else {
+        return;
+    };
+    let app = image(&[3000, 200_000], "amd64", OCI_MANIFEST);
+    upstream.push("library/app", "1.0", &app).await;
+    let (server, bob, carol) = proxy(stores, &upstream.url).await;
+    let work = tempfile::tempdir().expect("folder");
+    let digest = app.digest();
+
+    let by_tag = skopeo_pull(&server, &bob, "library/app:1.0", &work.path().join("a")).await;
+    assert_eq!(by_tag, digest, "the upstream's manifest, byte for byte");
+    let by_digest = skopeo_pull(
+        &server,
+        &bob,
+        &format!("library/app@{digest}"),
+        &work.path().join("b"),
+    )
+    .await;
+    assert_eq!(by_digest, digest);
+    for blob in app.blobs() {
+        let kept = work
+            .path()
+            .join("b/blobs/sha256")
+            .join(&sha256(blob)["sha256:".len()..]);
+        assert_eq!(&std::fs::read(kept).expect("blob"), blob);
+    }
+    let image_id = podman_pull(&server, &bob, "library/app:1.0", &work.path().join("p")).await;
+    assert!(!image_id.is_empty(), "podman names the image it pulled");
+    for blob in app.blobs() {
+        let path = format!("/v2/library/app/blobs/{}", sha256(blob));
+        assert_eq!(upstream.requests("GET", &path), 1, "{path} fetched once");
+    }
+
+    // The image is a package of `hub`: its readers see it, others do not.
+    let (status, listed) = server
+        .call(
+            "GET",
+            "/api/workspaces/acme/packages/container/hub%2Flibrary%2Fapp",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["repository"], "hub");
+    let carols = RegistryClient::new(&server.url, "carol", &carol);
+    for path in [
+        "/v2/acme/hub/library/app/manifests/1.0",
+        &format!("/v2/acme/hub/library/app/manifests/{digest}"),
+    ] {
+        assert_eq!(
+            carols.get(path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+
+    // The upstream goes away; the tag is stale (TTL 0) and its copy is served.
+    upstream.stop().await;
+    let again = skopeo_pull(&server, &bob, "library/app:1.0", &work.path().join("c")).await;
+    assert_eq!(again, digest);
+    let again = skopeo_pull(
+        &server,
+        &bob,
+        &format!("library/app@{digest}"),
+        &work.path().join("d"),
+    )
+    .await;
+    assert_eq!(again, digest);
+    let image_id_again =
+        podman_pull(&server, &bob, "library/app:1.0", &work.path().join("q")).await;
+    assert_eq!(image_id_again, image_id);
+
+    // What the upstream never served is not there.
+    let bobs = RegistryClient::new(&server.url, "bob", &bob);
+    let missing = bobs.get("/v2/acme/hub/library/app/manifests/2.0").await;
+    assert!(
+        missing.status() == StatusCode::BAD_GATEWAY || missing.status() == StatusCode::NOT_FOUND,
+        "{}",
+        missing.status()
+    );
+}
+
+/// GETs `path` through the proxy as bob, following a redirect: the digest of what came, or
+/// why nothing did (an error status, a body that broke off).
+async fn pull_blob(server: &TestServer, bob: &str, path: &str) -> Result<String, String> {
+    let response = RegistryClient::new(&server.url, "bob", bob).get(path).await;
+    let status = response.status();
+    if status.is_redirection() {
+        return Ok(sha256(&follow_redirect(response).await));
+    }
+    if !status.is_success() {
+        return Err(format!(
+            "{status}: {}",
+            response.text().await.unwrap_or_default()
+        ));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| format!("the body broke off: {error}"))?;
+    Ok(sha256(&bytes))
+}
+
+async fn blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetch(stores: Stores) {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(upstream) = Upstream::start().await else {
+        return;
+    };
+    let app = image(&[500_000], "amd64", OCI_MANIFEST);
+    let lying = image(&[4000], "arm64", OCI_MANIFEST);
+    upstream.push("library/app", "1.0", &app).await;
+    upstream.push("library/lying", "1.0", &lying).await;
+    let (server, bob, _) = proxy(stores, &upstream.url).await;
+    let bobs = RegistryClient::new(&server.url, "bob", &bob);
+    for name in ["app", "lying"] {
+        let manifest = bobs
+            .get(&format!("/v2/acme/hub/library/{name}/manifests/1.0"))
+            .await;
+        assert_eq!(manifest.status(), StatusCode::OK, "{name}");
+    }
+
+    // Ten first pulls of one layer at once: one upstream request, ten good copies.
+    let layer = sha256(&app.layers[0]);
+    let path = format!("/v2/acme/hub/library/app/blobs/{layer}");
+    let pulls = join_all((0..10).map(|_| pull_blob(&server, &bob, &path))).await;
+    for pulled in pulls {
+        assert_eq!(pulled, Ok(layer.clone()));
+    }
+    let upstream_path = format!("/v2/library/app/blobs/{layer}");
+    assert_eq!(upstream.requests("GET", &upstream_path), 1);
+
+    // The upstream's copy of a layer is corrupted: the pull fails, nothing is kept, and the
+    // next pull asks the upstream again.
+    let stored_before = usage_of(&server, "acme").await.stored_bytes;
+    let bad_layer = sha256(&lying.layers[0]);
+    let file = upstream.blob_file(&bad_layer);
+    let mut bytes = std::fs::read(&file).expect("the upstream's blob");
+    bytes[100] ^= 0xff;
+    std::fs::write(&file, bytes).expect("corrupted");
+    let path = format!("/v2/acme/hub/library/lying/blobs/{bad_layer}");
+    for attempt in 1..=2 {
+        let pulled = pull_blob(&server, &bob, &path).await;
+        assert!(pulled.is_err(), "{attempt}: {pulled:?}");
+        let upstream_path = format!("/v2/library/lying/blobs/{bad_layer}");
+        assert_eq!(upstream.requests("GET", &upstream_path), attempt);
+    }
+    assert_eq!(usage_of(&server, "acme").await.stored_bytes, stored_before);
+}
