@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use stowage_domain::UpstreamReach;
 use stowage_http::Limits;
 use stowage_service::Settings;
-use stowage_tests::clients::{available, run};
+use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::oci::{Image, OCI_MANIFEST, RegistryClient, image, sha256, write_layout};
 use stowage_tests::{
     ADMIN_TOKEN, Auth, Stores, TestServer, follow_redirect, on_both_backends, usage_of,
@@ -22,6 +22,7 @@ use stowage_tests::{
 on_both_backends!(
     skopeo_and_podman_pull_through_the_proxy_and_again_once_the_upstream_is_gone,
     blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetch,
+    an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials,
 );
 
 /// A `docker-registry` process on a free loopback port, its storage and log in a folder.
@@ -114,6 +115,11 @@ impl Upstream {
 /// `upstream`, and repository `own` (carol reads it). Tags are fetched again on every pull
 /// (a TTL of 0), so a pull after the upstream is gone shows the stale copy being served.
 async fn proxy(stores: Stores, upstream: &str) -> (TestServer, String, String) {
+    proxy_with(stores, json!({"type": "container", "url": upstream})).await
+}
+
+/// [`proxy`] with the upstream `attached` (its URL and credentials).
+async fn proxy_with(stores: Stores, attached: Value) -> (TestServer, String, String) {
     let settings = Settings {
         upstream_reach: UpstreamReach::AnyAddress,
         upstream_ttl: chrono::Duration::zero(),
@@ -127,10 +133,7 @@ async fn proxy(stores: Stores, upstream: &str) -> (TestServer, String, String) {
         ),
         ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
         ("/api/workspaces/acme/repositories", json!({"slug": "own"})),
-        (
-            "/api/workspaces/acme/repositories/hub/upstreams",
-            json!({"type": "container", "url": upstream}),
-        ),
+        ("/api/workspaces/acme/repositories/hub/upstreams", attached),
     ] {
         let (status, body) = server
             .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
@@ -369,4 +372,66 @@ async fn blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetc
         assert_eq!(upstream.requests("GET", &upstream_path), attempt);
     }
     assert_eq!(usage_of(&server, "acme").await.stored_bytes, stored_before);
+}
+
+/// Another Stowage is the upstream: it answers with a Bearer challenge, and gives a token for
+/// the upstream's username and password only.
+async fn an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials(stores: Stores) {
+    let Some(upstream) = LocalServer::start(&[]).await else {
+        return;
+    };
+    upstream
+        .create_package("pub", "main", "container", "tools/app")
+        .await;
+    let app = image(&[20_000], "amd64", OCI_MANIFEST);
+    RegistryClient::new(&upstream.url, "admin", &upstream.admin_token)
+        .push_image("pub/tools/app", "2.1", &app)
+        .await;
+    let anonymous = reqwest::get(format!("{}/v2/pub/tools/app/manifests/2.1", upstream.url))
+        .await
+        .expect("GET");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let (server, bob, _) = proxy_with(
+        stores,
+        json!({
+            "type": "container",
+            "url": upstream.url,
+            "username": "admin",
+            "password": upstream.admin_token,
+        }),
+    )
+    .await;
+    let bobs = RegistryClient::new(&server.url, "bob", &bob);
+    let manifest = bobs.get("/v2/acme/hub/pub/tools/app/manifests/2.1").await;
+    assert_eq!(manifest.status(), StatusCode::OK);
+    assert_eq!(
+        sha256(&manifest.bytes().await.expect("manifest")),
+        app.digest()
+    );
+    for blob in app.blobs() {
+        let path = format!("/v2/acme/hub/pub/tools/app/blobs/{}", sha256(blob));
+        assert_eq!(pull_blob(&server, &bob, &path).await, Ok(sha256(blob)));
+    }
+
+    // The same upstream without credentials, through another repository: it refuses, and
+    // the proxy answers 502, saying why.
+    for (path, body) in [
+        ("/api/workspaces/acme/repositories", json!({"slug": "bare"})),
+        (
+            "/api/workspaces/acme/repositories/bare/upstreams",
+            json!({"type": "container", "url": upstream.url}),
+        ),
+    ] {
+        let (status, body) = server
+            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let refused = RegistryClient::new(&server.url, "admin", ADMIN_TOKEN)
+        .get("/v2/acme/bare/pub/tools/app/manifests/2.1")
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+    let body = refused.text().await.expect("body");
+    assert!(body.contains("401"), "{body}");
 }
