@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::response::IntoResponse;
 use http::StatusCode;
 use serde_json::json;
 use stowage_domain::{ManualClock, TokenSecret, UpstreamReach};
@@ -15,9 +16,9 @@ use stowage_http::{AppState, Limits};
 use stowage_service::{BootstrapToken, Registry, Settings};
 use stowage_tests::aws_calls::{AwsCall, CallRecorder};
 use stowage_tests::npm::{integrity, publish_document, shasum, tarball};
-use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
+use stowage_tests::oci::{Image, OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
 use stowage_tests::web::WebClient;
-use stowage_tests::{ADMIN_TOKEN, Stores};
+use stowage_tests::{ADMIN_TOKEN, Stores, basic_authorization};
 use tower::ServiceExt as _;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -436,6 +437,68 @@ async fn npm_upstream() -> String {
     format!("{base}/")
 }
 
+/// A container registry holding `lib/tool:1.0` (the image `tool`), readable with the
+/// Basic credentials `u:p` only, as an upstream.
+async fn container_upstream(tool: &Image) -> String {
+    let manifest = tool.manifest.clone();
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for blob in tool.blobs() {
+        blobs.insert(sha256(blob), blob.clone());
+    }
+    let authorised = |headers: &http::HeaderMap| {
+        headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some(&basic_authorization("u", "p")[..])
+    };
+    let challenge = || {
+        (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Basic realm=\"upstream\"")],
+        )
+            .into_response()
+    };
+    let router = Router::new()
+        .route(
+            "/v2/lib/tool/manifests/1.0",
+            axum::routing::get(move |headers: http::HeaderMap| async move {
+                if !authorised(&headers) {
+                    return challenge();
+                }
+                ([("content-type", OCI_MANIFEST)], manifest).into_response()
+            }),
+        )
+        .route(
+            "/v2/lib/tool/blobs/{digest}",
+            axum::routing::get(
+                move |headers: http::HeaderMap,
+                      axum::extract::Path(digest): axum::extract::Path<String>| async move {
+                    if !authorised(&headers) {
+                        return challenge();
+                    }
+                    match blobs.get(&digest) {
+                        Some(blob) => blob.clone().into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
+        );
+    serve(router).await
+}
+
+/// A Maven repository holding `com.up:dep:1.0`'s jar and its checksum, as an upstream.
+async fn maven_upstream(jar: Vec<u8>) -> String {
+    let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&jar));
+    let router = Router::new()
+        .route(
+            "/com/up/dep/1.0/dep-1.0.jar",
+            axum::routing::get(move || async move { jar }),
+        )
+        .route(
+            "/com/up/dep/1.0/dep-1.0.jar.sha1",
+            axum::routing::get(move || async move { sha1 }),
+        );
+    format!("{}/", serve(router).await)
+}
+
 /// Serves `router` on a free loopback port, returning its URL.
 pub(crate) async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -475,11 +538,15 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .build()
         .expect("client");
     let upstream = npm_upstream().await;
+    let tool = image(&[1_500], "amd64", OCI_MANIFEST);
+    let tool_upstream = container_upstream(&tool).await;
+    let dep = random_bytes(2_000);
+    let dep_upstream = maven_upstream(dep.clone()).await;
     recorder.take();
 
     // The management API: the whole life of accounts, workspaces, repositories and packages.
     let api = |path: &str| format!("{}/api{path}", urls["stowage-admin"]);
-    let admin_calls: [(&str, String, serde_json::Value, u16); 13] = [
+    let admin_calls: [(&str, String, serde_json::Value, u16); 15] = [
         (
             "POST",
             api("/users"),
@@ -514,6 +581,18 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
             "POST",
             api("/workspaces/acme/repositories/api/upstreams"),
             json!({"type": "npm", "url": upstream, "username": "u", "password": "p"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories/api/upstreams"),
+            json!({"type": "container", "url": tool_upstream, "username": "u", "password": "p"}),
+            201,
+        ),
+        (
+            "POST",
+            api("/workspaces/acme/repositories/api/upstreams"),
+            json!({"type": "maven", "url": dep_upstream, "username": "u", "password": "p"}),
             201,
         ),
         (
@@ -662,6 +741,15 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
         .await
         .expect("DELETE");
     assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    // Through the upstream: its credentials opened, the manifest kept, a blob fetched and
+    // stored before it is served (a Lambda answers only whole bodies).
+    let manifest = oci.get("/v2/acme/api/lib/tool/manifests/1.0").await;
+    assert_eq!(manifest.status(), StatusCode::OK);
+    let layer = sha256(&tool.layers[0]);
+    let pulled = oci
+        .get(&format!("/v2/acme/api/lib/tool/blobs/{layer}"))
+        .await;
+    assert_eq!(pulled.status(), StatusCode::TEMPORARY_REDIRECT);
     assert_covered(function(&functions, "stowage-oci"), &recorder.take());
 
     // npm: publish, read (a version by its tag too), tags.
@@ -733,6 +821,21 @@ async fn every_policy_covers_the_aws_calls_its_function_makes() {
 
     // Maven: deploy a jar with its checksum, resolve it, read the generated metadata.
     let maven = |path: &str| format!("{}/maven/acme/com/acme/lib{path}", urls["stowage-maven"]);
+    // Through the upstream: its credentials opened, the jar checked and kept.
+    let through = http
+        .get(format!(
+            "{}/maven/acme/com/up/dep/1.0/dep-1.0.jar",
+            urls["stowage-maven"]
+        ))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
+        .send()
+        .await
+        .expect("GET");
+    assert!(
+        through.status().is_success() || through.status().is_redirection(),
+        "{}",
+        through.status()
+    );
     let jar = random_bytes(3_000);
     let put = http
         .put(maven("/1.0/lib-1.0.jar"))
