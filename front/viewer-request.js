@@ -1,8 +1,9 @@
 import cf from 'cloudfront';
 
 // The front of a deployment with an upload service: CloudFront runs this on every request
-// and sends those that carry large bodies to the upload service (ECS, no request limit),
-// everything else to the HTTP API (Lambda, 6 MB a request). It is the one statement of that
+// and sends those that carry large bodies, and the fetches from upstreams that a Lambda hands
+// over, to the upload service (ECS, no limit on size or time), everything else to the HTTP
+// API (Lambda, 6 MB a request). It is the one statement of that
 // rule: `stowage-local --emulate-aws` reads the table below from this file, and
 // front/viewer-request.test.mjs checks it against requests recorded from real clients.
 //
@@ -11,6 +12,7 @@ import cf from 'cloudfront';
 // routes:begin
 const UPLOAD_ROUTES = [
   { "methods": ["PATCH", "PUT"], "prefix": "/v2/", "contains": "/blobs/uploads/" },
+  { "methods": ["GET", "HEAD"], "prefix": "/v2/", "contains": "/blobs/fetches/" },
   { "methods": ["PUT"], "prefix": "/npm/" },
   { "methods": ["PUT"], "prefix": "/maven/" }
 ];

@@ -11,14 +11,16 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service as _;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use stowage_domain::{ManualClock, PackageName, PackageType, Plan, Slug, TokenSecret};
+use stowage_domain::{
+    ManualClock, PackageName, PackageType, Plan, Slug, TokenSecret, UpstreamReach,
+};
 use stowage_service::{BootstrapToken, Credential, NewPackage, Registry, Settings};
 
 use crate::Stores;
 
 /// A registry over `stores`, as a deployed function finds it: the site admin, whose token is
 /// `admin_token`, and, created by it, workspace `acme` with repository `repository` holding
-/// `packages` (type and name).
+/// `packages` (type and name). Upstreams may be on loopback, and take credentials.
 pub async fn registry_with_packages(
     stores: &Stores,
     clock: Arc<ManualClock>,
@@ -26,12 +28,19 @@ pub async fn registry_with_packages(
     repository: &str,
     packages: &[(&str, &str)],
 ) -> Arc<Registry> {
-    let registry = Arc::new(Registry::new(
-        Arc::clone(&stores.metadata),
-        Arc::clone(&stores.blobs),
-        clock,
-        Settings::default(),
-    ));
+    let settings = Settings {
+        upstream_reach: UpstreamReach::AnyAddress,
+        ..Settings::default()
+    };
+    let registry = Arc::new(
+        Registry::new(
+            Arc::clone(&stores.metadata),
+            Arc::clone(&stores.blobs),
+            clock,
+            settings,
+        )
+        .with_sealer(Arc::clone(&stores.sealer)),
+    );
     let secret = TokenSecret::from_presented(admin_token.to_owned());
     registry
         .bootstrap_site_admin(BootstrapToken::Secret(secret.clone()))

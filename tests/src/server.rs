@@ -77,9 +77,18 @@ impl TestServer {
     /// `upload_service`. [`Self::registry`] is the upload service's; each function has its
     /// own over the same stores and clock.
     pub async fn emulating_aws(stores: Stores, upload_service: bool) -> Self {
+        Self::emulating_aws_with(stores, upload_service, Settings::default()).await
+    }
+
+    /// [`TestServer::emulating_aws`] with the service's `settings`.
+    pub async fn emulating_aws_with(
+        stores: Stores,
+        upload_service: bool,
+        settings: Settings,
+    ) -> Self {
         Self::start_shaped(
             stores,
-            Settings::default(),
+            settings,
             Limits::local(1024 * 1024 * 1024),
             ConnectionLimits::default(),
             Some(upload_service),

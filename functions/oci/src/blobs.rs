@@ -54,7 +54,7 @@ pub async fn get(
     match open.record::<BlobLinks>(&link)? {
         Some(blob) => answer(registry, digest, &blob, method).await,
         None if open.package.upstream.is_some() => {
-            proxy::missing_blob(state, &open.package, name, digest, method).await
+            proxy::missing_blob(state, caller, &open.package, name, digest, method).await
         }
         None => Err(OciError::blob_unknown(digest.as_str())),
     }

@@ -106,6 +106,13 @@ async fn authorise(
         let name = name.clone();
         return Ok((caller, Endpoint::Upload { name, id: session }));
     }
+    if let Endpoint::BlobFetch { name, capability } = &endpoint {
+        let token = capability::presented(capability)
+            .ok_or_else(|| OciError::unauthorized_because("this fetch URL is not valid"))?;
+        let (caller, digest) = capability::redeem_fetch(&state.registry, token, name).await?;
+        let name = name.clone();
+        return Ok((caller, Endpoint::Blob { name, digest }));
+    }
     let caller = auth::caller(state, headers)
         .await?
         .ok_or_else(OciError::unauthorized)?;

@@ -9,9 +9,11 @@
 //! - Blobs are fetched on their first pull (one upstream request however many pulls miss it
 //!   at once: [`stowage_service::Registry::fetch_once_held`]), checked against their digest as
 //!   they pass, and streamed to the client while they are stored. A Lambda answers only once
-//!   it has a whole body, of 6 MB at most, so there the blob is stored first and then served
-//!   from storage like any other. A blob the workspace already holds (a base layer shared
-//!   with another image) is linked without a fetch.
+//!   it has a whole body, of 6 MB at most, and has 29 s: with an upload service, the Lambda
+//!   redirects the miss there (a URL that is its own authority, like an upload's), which
+//!   streams it; without one, the Lambda stores the blob first and then serves it from
+//!   storage. A blob the workspace already holds (a base layer shared with another image) is
+//!   linked without a fetch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +26,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm};
-use stowage_http::{AppState, Finish};
+use stowage_http::{AppState, Finish, redirect};
 use stowage_service::{
     BlobLink, BlobLinks, Error, FetchMarker, PackageRecord, ReachableUpstream, Registry,
 };
@@ -32,7 +34,9 @@ use stowage_storage::ByteStream;
 use stowage_upstream::{FetchError, UpstreamClient};
 use url::Url;
 
+use crate::auth::Caller;
 use crate::blobs;
+use crate::capability;
 use crate::error::{OciError, OciResult};
 use crate::manifests::{self, MANIFEST_MAX, NewManifest};
 use crate::records::ManifestRecord;
@@ -213,6 +217,7 @@ fn manifest_error(error: FetchError, reference: &Reference) -> OciError {
 /// workspace holds it already, else fetched from the upstream, once.
 pub async fn missing_blob(
     state: &AppState,
+    caller: &Caller,
     package: &PackageRecord,
     name: &ImageName,
     digest: &Digest,
@@ -223,6 +228,13 @@ pub async fn missing_blob(
         Ok(link) => return blobs::answer(registry, digest, &link, method).await,
         Err(Error::NotFound(_)) => {}
         Err(other) => return Err(other.into()),
+    }
+    if state.limits.platform_limited && state.limits.upload_service {
+        // A Lambda has 29 s; the upload service streams the blob to the client and to
+        // storage however long that takes.
+        let location =
+            capability::fetch_location(registry, caller, name, &package.repository, digest).await?;
+        return Ok(redirect(&location).finish(Body::empty()));
     }
     let items = registry.package_items(package);
     let stored = || async {

@@ -124,6 +124,12 @@ pub enum Endpoint {
         name: ImageName,
         id: String,
     },
+    /// `/v2/<name>/blobs/fetches/<capability>`: a blob through an upstream, fetched on the
+    /// upload service ([`crate::capability::fetch_location`]).
+    BlobFetch {
+        name: ImageName,
+        capability: String,
+    },
     Tags {
         name: ImageName,
     },
@@ -156,6 +162,12 @@ impl Endpoint {
         {
             return Ok(Endpoint::Uploads {
                 name: ImageName::parse(name)?,
+            });
+        }
+        if let Some((name, capability)) = tail.rsplit_once("/blobs/fetches/") {
+            return Ok(Endpoint::BlobFetch {
+                name: ImageName::parse(name)?,
+                capability: capability.to_owned(),
             });
         }
         if let Some((name, id)) = tail.rsplit_once("/blobs/uploads/") {
@@ -192,7 +204,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::Catalog => "catalog",
             Endpoint::Manifest { .. } => "manifest",
-            Endpoint::Blob { .. } => "blob",
+            Endpoint::Blob { .. } | Endpoint::BlobFetch { .. } => "blob",
             Endpoint::Uploads { .. } | Endpoint::Upload { .. } => "upload",
             Endpoint::Tags { .. } => "tags",
             Endpoint::Referrers { .. } => "referrers",
@@ -205,6 +217,7 @@ impl Endpoint {
             Endpoint::Ping | Endpoint::Token | Endpoint::Catalog => None,
             Endpoint::Manifest { name, .. }
             | Endpoint::Blob { name, .. }
+            | Endpoint::BlobFetch { name, .. }
             | Endpoint::Uploads { name }
             | Endpoint::Upload { name, .. }
             | Endpoint::Tags { name }

@@ -439,7 +439,7 @@ async fn npm_upstream() -> String {
 
 /// A container registry holding `lib/tool:1.0` (the image `tool`), readable with the
 /// Basic credentials `u:p` only, as an upstream.
-async fn container_upstream(tool: &Image) -> String {
+pub(crate) async fn container_upstream(tool: &Image) -> String {
     let manifest = tool.manifest.clone();
     let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for blob in tool.blobs() {

@@ -7,17 +7,20 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use http::StatusCode;
-use stowage_domain::ManualClock;
+use secrecy::SecretString;
+use stowage_domain::{ManualClock, PackageType, TokenSecret};
 use stowage_http::{AppState, Limits};
+use stowage_service::{Credential, NewUpstream, UpstreamCredentials};
 use stowage_tests::aws_calls::CallRecorder;
 use stowage_tests::lambda::registry_with_packages;
 use stowage_tests::npm::{publish_document, tarball};
-use stowage_tests::oci::{RegistryClient, random_bytes, sha256};
+use stowage_tests::oci::{OCI_MANIFEST, RegistryClient, image, random_bytes, sha256};
 use stowage_tests::{ADMIN_TOKEN, Stores};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::deployment::{
-    Function, assert_covered, keys, repository_root, serve, source, strings, variables_in,
+    Function, assert_covered, container_upstream, keys, repository_root, serve, source, strings,
+    variables_in,
 };
 
 fn template() -> Yaml {
@@ -164,7 +167,7 @@ async fn the_task_role_covers_the_aws_calls_the_upload_service_makes() {
     let oci_function = serve(stowage_oci::router(lambda)).await;
     let upload_service = serve(stowage_local::app(
         AppState {
-            registry,
+            registry: Arc::clone(&registry),
             public_url: None,
             limits: Limits::local(1024 * 1024 * 1024),
         },
@@ -293,5 +296,65 @@ async fn the_task_role_covers_the_aws_calls_the_upload_service_makes() {
     }
     let mut calls = recorder.take();
     calls.extend(during);
+
+    // A layer through an upstream that wants credentials: the function hands the miss over,
+    // the upload service fetches it (streaming it to its client and to S3), and answers a
+    // second request for it from storage.
+    let tool = image(&[3_000], "amd64", OCI_MANIFEST);
+    let upstream = container_upstream(&tool).await;
+    let admin = registry
+        .authenticate(&Credential::Bearer(TokenSecret::from_presented(
+            ADMIN_TOKEN.to_owned(),
+        )))
+        .await
+        .expect("admin");
+    registry
+        .attach_upstream(
+            &admin,
+            "acme",
+            "api",
+            NewUpstream {
+                kind: PackageType::Container,
+                url: upstream,
+                credentials: Some(UpstreamCredentials {
+                    username: Some("u".into()),
+                    password: SecretString::from("p".to_owned()),
+                }),
+                priority: None,
+            },
+        )
+        .await
+        .expect("attach");
+    let function = RegistryClient::new(&oci_function, "admin", ADMIN_TOKEN);
+    let manifest = function.get("/v2/acme/api/lib/tool/manifests/1.0").await;
+    assert_eq!(manifest.status(), StatusCode::OK);
+    let layer = sha256(&tool.layers[0]);
+    let handed_over = function
+        .get(&format!("/v2/acme/api/lib/tool/blobs/{layer}"))
+        .await;
+    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = handed_over.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    recorder.take();
+    for attempt in ["fetched", "stored"] {
+        let pulled = http
+            .get(format!("{upload_service}{location}"))
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            pulled.status().is_success(),
+            "{attempt}: {}",
+            pulled.status()
+        );
+        assert_eq!(
+            pulled.bytes().await.expect("layer")[..],
+            tool.layers[0][..],
+            "{attempt}"
+        );
+    }
+    calls.extend(recorder.take());
     assert_covered(&task, &calls);
 }

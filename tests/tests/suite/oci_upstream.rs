@@ -23,6 +23,7 @@ on_both_backends!(
     skopeo_and_podman_pull_through_the_proxy_and_again_once_the_upstream_is_gone,
     blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetch,
     an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials,
+    on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service,
 );
 
 /// A `docker-registry` process on a free loopback port, its storage and log in a folder.
@@ -118,14 +119,22 @@ async fn proxy(stores: Stores, upstream: &str) -> (TestServer, String, String) {
     proxy_with(stores, json!({"type": "container", "url": upstream})).await
 }
 
-/// [`proxy`] with the upstream `attached` (its URL and credentials).
-async fn proxy_with(stores: Stores, attached: Value) -> (TestServer, String, String) {
-    let settings = Settings {
+fn settings() -> Settings {
+    Settings {
         upstream_reach: UpstreamReach::AnyAddress,
         upstream_ttl: chrono::Duration::zero(),
         ..Settings::default()
-    };
-    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
+    }
+}
+
+/// [`proxy`] with the upstream `attached` (its URL and credentials).
+async fn proxy_with(stores: Stores, attached: Value) -> (TestServer, String, String) {
+    let server = TestServer::start_with(stores, settings(), Limits::local(64 * 1024 * 1024)).await;
+    set_up(server, attached).await
+}
+
+/// Workspace `acme` on `server`, as [`proxy`] describes it.
+async fn set_up(server: TestServer, attached: Value) -> (TestServer, String, String) {
     for (path, body) in [
         (
             "/api/workspaces",
@@ -434,4 +443,68 @@ async fn an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials(stor
     assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
     let body = refused.text().await.expect("body");
     assert!(body.contains("401"), "{body}");
+}
+
+/// On AWS with the upload service (emulated: the front's rule, Lambda's limits of 6 MB and
+/// 30 s), a layer larger than a Lambda may answer comes through the upload service, to which
+/// the Lambda hands the miss.
+async fn on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service(stores: Stores) {
+    if !available(&["skopeo"]) {
+        return;
+    }
+    let Some(upstream) = Upstream::start().await else {
+        return;
+    };
+    let app = image(&[10 * 1024 * 1024], "amd64", OCI_MANIFEST);
+    assert!(
+        app.layers[0].len() > 6_000_000,
+        "more than a Lambda answers"
+    );
+    upstream.push("library/big", "1.0", &app).await;
+    let server = TestServer::emulating_aws_with(stores, true, settings()).await;
+    let (server, bob, _) = set_up(server, json!({"type": "container", "url": upstream.url})).await;
+    let work = tempfile::tempdir().expect("folder");
+    let pulled = skopeo_pull(&server, &bob, "library/big:1.0", &work.path().join("a")).await;
+    assert_eq!(pulled, app.digest());
+    let layer = sha256(&app.layers[0]);
+    let kept = work
+        .path()
+        .join("a/blobs/sha256")
+        .join(&layer["sha256:".len()..]);
+    assert_eq!(std::fs::read(kept).expect("layer"), app.layers[0]);
+    assert_eq!(
+        upstream.requests("GET", &format!("/v2/library/big/blobs/{layer}")),
+        1
+    );
+
+    // The Lambda's answer to the miss: a redirect to a fetch URL that is its own authority,
+    // bound to its image.
+    let second = image(&[2_000], "arm64", OCI_MANIFEST);
+    upstream.push("library/big", "2.0", &second).await;
+    let bobs = RegistryClient::new(&server.url, "bob", &bob);
+    let manifest = bobs.get("/v2/acme/hub/library/big/manifests/2.0").await;
+    assert_eq!(manifest.status(), StatusCode::OK);
+    let config = sha256(&second.config);
+    let handed_over = bobs
+        .get(&format!("/v2/acme/hub/library/big/blobs/{config}"))
+        .await;
+    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = handed_over.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(location.contains("/blobs/fetches/"), "{location}");
+    let elsewhere = location.replace("/library/big/", "/library/other/");
+    let refused = reqwest::get(format!("{}{elsewhere}", server.url))
+        .await
+        .expect("GET");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let fetched = reqwest::get(format!("{}{location}", server.url))
+        .await
+        .expect("GET");
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(
+        &fetched.bytes().await.expect("config")[..],
+        &second.config[..]
+    );
 }
