@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use stowage_domain::{Email, PackageName, PackageType, Plan, Role, Scopes, Slug, Username};
+use stowage_domain::{
+    Email, PackageName, PackageType, Plan, PrivateNamespace, Role, Scopes, Slug, Username,
+};
 use stowage_service::{
     Deletion, PackageRecord, RepositoryRecord, TokenRef, UserRecord, VersionRecord, WorkspaceRecord,
 };
@@ -62,6 +64,13 @@ pub struct CreateWorkspace {
     pub slug: Slug,
     #[serde(deserialize_with = "field::plan")]
     pub plan: Plan,
+}
+
+/// `PATCH /api/workspaces/{ws}`: what is given changes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeWorkspace {
+    pub private_namespaces: Option<Vec<String>>,
 }
 
 /// `POST /api/workspaces/{ws}/repositories`
@@ -282,6 +291,9 @@ pub struct WorkspaceJson {
     /// Whether the caller is its admin, where the answer is about the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<bool>,
+    /// npm scopes and Maven groups whose names never come from an upstream.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub private_namespaces: Vec<PrivateNamespace>,
 }
 
 impl From<WorkspaceRecord> for WorkspaceJson {
@@ -291,6 +303,7 @@ impl From<WorkspaceRecord> for WorkspaceJson {
             plan: workspace.plan,
             created_at: workspace.created_at,
             admin: None,
+            private_namespaces: workspace.private_namespaces,
         }
     }
 }

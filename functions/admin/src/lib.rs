@@ -36,7 +36,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/workspaces/{workspace}",
-            get(workspaces::get_workspace).delete(workspaces::delete_workspace),
+            get(workspaces::get_workspace)
+                .patch(workspaces::change_workspace)
+                .delete(workspaces::delete_workspace),
         )
         .route(
             "/workspaces/{workspace}/repositories",

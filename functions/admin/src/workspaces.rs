@@ -4,12 +4,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use http::StatusCode;
 use stowage_http::{AppState, Caller};
-use stowage_service::Usage;
+use stowage_service::{Usage, WorkspaceChange};
 
 use crate::api::{
-    AuditEventJson, CreatePipelineToken, CreateRepository, CreateWorkspace, DeletedJson,
-    DeletionJson, PermissionJson, PipelineTokenJson, RepositoryJson, SetPermission, Values,
-    WorkspaceJson,
+    AuditEventJson, ChangeWorkspace, CreatePipelineToken, CreateRepository, CreateWorkspace,
+    DeletedJson, DeletionJson, PermissionJson, PipelineTokenJson, RepositoryJson, SetPermission,
+    Values, WorkspaceJson,
 };
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -80,6 +80,25 @@ pub async fn get_workspace(
     Ok(Json(WorkspaceJson {
         admin: Some(view.admin),
         ..view.workspace.into()
+    }))
+}
+
+pub async fn change_workspace(
+    State(state): State<AppState>,
+    Path(workspace): Path<String>,
+    caller: Authenticated,
+    JsonBody(body): JsonBody<ChangeWorkspace>,
+) -> ApiResult<Json<WorkspaceJson>> {
+    let change = WorkspaceChange {
+        private_namespaces: body.private_namespaces,
+    };
+    let record = state
+        .registry
+        .change_workspace(caller.principal(), &workspace, change)
+        .await?;
+    Ok(Json(WorkspaceJson {
+        admin: Some(true),
+        ..record.into()
     }))
 }
 

@@ -17,4 +17,4 @@ pub use error::Invalid;
 pub use names::{Email, PackageName, PackageType, Plan, Slug, Username};
 pub use role::{Role, Scope, Scopes};
 pub use token::{TOKEN_PREFIX, TokenHash, TokenSecret};
-pub use upstream::{UpstreamReach, UpstreamUrl, is_public};
+pub use upstream::{PrivateNamespace, UpstreamReach, UpstreamUrl, is_public};

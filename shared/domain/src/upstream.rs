@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
-use crate::Invalid;
+use crate::{Invalid, PackageName, PackageType};
 
 const URL_MAX: usize = 2048;
 
@@ -96,6 +96,90 @@ impl From<UpstreamUrl> for String {
     }
 }
 
+/// A namespace a workspace declares its own: an npm scope (`@acme`) or a Maven group
+/// (`com.acme`, with the groups below it). A name in one never comes from an upstream, even
+/// before the workspace publishes it, so that nobody can take it on a public registry and have
+/// it installed here (dependency confusion).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PrivateNamespace(String);
+
+/// The longest namespace taken (npm's limit on a whole name).
+const NAMESPACE_MAX: usize = 214;
+
+impl PrivateNamespace {
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, Invalid> {
+        let bad = || {
+            Invalid::new(
+                field,
+                format!(
+                    "must be an npm scope (@acme) or a Maven group (com.acme), of at most \
+                     {NAMESPACE_MAX} characters (got {value:?})"
+                ),
+            )
+        };
+        if value.is_empty() || value.len() > NAMESPACE_MAX {
+            return Err(bad());
+        }
+        let valid = match value.strip_prefix('@') {
+            Some(scope) => {
+                !scope.is_empty()
+                    && !scope.starts_with('.')
+                    && scope.bytes().all(|b| {
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || matches!(b, b'-' | b'.' | b'_')
+                    })
+            }
+            None => value.split('.').all(|segment| {
+                !segment.is_empty()
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            }),
+        };
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// Whether package `name` of `kind` is in this namespace.
+    pub fn covers(&self, kind: PackageType, name: &PackageName) -> bool {
+        let name = name.as_str();
+        match (kind, self.0.starts_with('@')) {
+            (PackageType::Npm, true) => name
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('/')),
+            (PackageType::Maven, false) => name.split_once(':').is_some_and(|(group, _)| {
+                group
+                    .strip_prefix(self.0.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            }),
+            _ => false,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<PrivateNamespace> for String {
+    fn from(namespace: PrivateNamespace) -> Self {
+        namespace.0
+    }
+}
+
+impl TryFrom<String> for PrivateNamespace {
+    type Error = Invalid;
+
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse("namespace", &value)
+    }
+}
+
 /// Stored URLs were checked when they were set; reading one back only parses it, so that a
 /// change of the operator's policy does not make records unreadable.
 impl TryFrom<String> for UpstreamUrl {
@@ -161,6 +245,43 @@ fn is_public_v6(address: Ipv6Addr) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn private_namespaces_cover_their_scope_or_group_only() {
+        let name =
+            |kind: PackageType, value: &str| PackageName::parse(kind, "name", value).expect("name");
+        let scope = PrivateNamespace::parse("ns", "@acme").expect("scope");
+        assert!(scope.covers(PackageType::Npm, &name(PackageType::Npm, "@acme/lib")));
+        assert!(!scope.covers(PackageType::Npm, &name(PackageType::Npm, "@acmecorp/lib")));
+        assert!(!scope.covers(PackageType::Npm, &name(PackageType::Npm, "acme")));
+        let group = PrivateNamespace::parse("ns", "com.acme").expect("group");
+        assert!(group.covers(
+            PackageType::Maven,
+            &name(PackageType::Maven, "com.acme:lib")
+        ));
+        assert!(group.covers(
+            PackageType::Maven,
+            &name(PackageType::Maven, "com.acme.tools:cli")
+        ));
+        assert!(!group.covers(
+            PackageType::Maven,
+            &name(PackageType::Maven, "com.acmecorp:lib")
+        ));
+        assert!(!group.covers(PackageType::Npm, &name(PackageType::Npm, "com.acme")));
+        for bad in [
+            "",
+            "@",
+            "@Acme",
+            "@a/b",
+            "com..acme",
+            ".com",
+            "com acme",
+            "@.x",
+        ] {
+            assert!(PrivateNamespace::parse("ns", bad).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     fn public(value: &str) -> Result<UpstreamUrl, Invalid> {

@@ -71,7 +71,9 @@ pub use upstreams::{
     DEFAULT_PRIORITY, FetchMarker, NewUpstream, Opened, ReachableUpstream, UpstreamChange,
     UpstreamCredentials, UpstreamView,
 };
-pub use workspaces::{Member, PipelineToken, RepositoryView, WorkspaceView};
+pub use workspaces::{
+    Member, PRIVATE_NAMESPACES_MAX, PipelineToken, RepositoryView, WorkspaceChange, WorkspaceView,
+};
 pub use writer::{Checksums, PART_SIZE, Written};
 
 /// Settings that shape the service's behaviour, read once at start-up.

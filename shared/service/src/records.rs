@@ -36,8 +36,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stowage_domain::{
-    Digest, Email, PackageName, PackageType, Plan, Role, Scopes, Slug, TokenHash, UpstreamUrl,
-    Username,
+    Digest, Email, PackageName, PackageType, Plan, PrivateNamespace, Role, Scopes, Slug, TokenHash,
+    UpstreamUrl, Username,
 };
 use stowage_storage::{Item, Key, MetadataStore};
 
@@ -403,6 +403,9 @@ pub struct WorkspaceRecord {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deletion>,
+    /// Namespaces whose names never come from an upstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_namespaces: Vec<PrivateNamespace>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

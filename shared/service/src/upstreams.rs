@@ -17,7 +17,8 @@ use stowage_storage::{Condition, MetadataError, Put, Query, SealError, Write};
 use crate::audit::{Audit, AuditAction};
 use crate::packages::OpenPackage;
 use crate::records::{
-    DueItem, DueTarget, PackageRecord, UpstreamRecord, decode, encode, keys, load_all,
+    DueItem, DueTarget, PackageRecord, UpstreamRecord, WorkspaceRecord, decode, encode, keys,
+    load_all,
 };
 use crate::workspaces::{RepositoryAccess, path_slug};
 use crate::{CommitError, Entity, Error, ItemKey, JsonKind, Record, Registry, Result};
@@ -386,8 +387,8 @@ impl Registry {
     /// Opens a package for reading like [`Registry::open_package`]; when the workspace has no
     /// package of that name at all, the upstreams the caller may fetch it through instead.
     /// A name that exists locally never comes from an upstream (dependency confusion), even
-    /// for a caller who cannot read it. A miss costs one read more, and a query of the
-    /// workspace's upstreams.
+    /// for a caller who cannot read it, nor does a name in a namespace the workspace declares
+    /// private. A miss costs one batch read more, and a query of the workspace's upstreams.
     pub async fn open_or_upstreams(
         &self,
         caller: &Principal,
@@ -413,12 +414,25 @@ impl Registry {
             Err(error @ Error::NotFound(_)) => error,
             Err(other) => return Err(other),
         };
-        if self
+        let mut found = self
             .metadata()
-            .get(&keys::package(workspace, kind, name))
+            .get_many(&[
+                keys::package(workspace, kind, name),
+                keys::workspace(workspace),
+            ])
             .await?
-            .is_some()
-        {
+            .into_iter();
+        if found.next().flatten().is_some() {
+            return Err(error);
+        }
+        let declared_private = match found.next().flatten() {
+            Some(item) => decode::<WorkspaceRecord>(&item)?
+                .private_namespaces
+                .iter()
+                .any(|namespace| namespace.covers(kind, name)),
+            None => true,
+        };
+        if declared_private {
             return Err(error);
         }
         match self

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use stowage_domain::{
-    Access, Grants, Invalid, Plan, Principal, PrincipalKind, Role, Scopes, Slug, TokenSecret,
-    Username, package_access, pipeline_username,
+    Access, Grants, Invalid, Plan, Principal, PrincipalKind, PrivateNamespace, Role, Scopes, Slug,
+    TokenSecret, Username, package_access, pipeline_username,
 };
 use stowage_storage::{Condition, Item, Key, MAX_BATCH_KEYS, MetadataError, Put, Query, Write};
 
@@ -59,6 +59,34 @@ pub struct PipelineToken {
     pub username: String,
     pub secret: TokenSecret,
     pub expires_at: DateTime<Utc>,
+}
+
+/// `PATCH /api/workspaces/{ws}`: what is given changes.
+#[derive(Debug, Default)]
+pub struct WorkspaceChange {
+    /// npm scopes (`@acme`) and Maven groups (`com.acme`) whose names never come from an
+    /// upstream; the list replaces the one before.
+    pub private_namespaces: Option<Vec<String>>,
+}
+
+/// The most private namespaces a workspace declares.
+pub const PRIVATE_NAMESPACES_MAX: usize = 100;
+
+fn private_namespaces(values: &[String]) -> Result<Vec<PrivateNamespace>> {
+    if values.len() > PRIVATE_NAMESPACES_MAX {
+        return Err(Invalid::new(
+            "private_namespaces",
+            format!("at most {PRIVATE_NAMESPACES_MAX} namespaces"),
+        )
+        .into());
+    }
+    let mut namespaces = values
+        .iter()
+        .map(|value| PrivateNamespace::parse("private_namespaces", value))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    namespaces.sort();
+    namespaces.dedup();
+    Ok(namespaces)
 }
 
 /// A repository the caller can at least read, with the records it was decided on.
@@ -117,6 +145,7 @@ impl Registry {
             created_by: creator.clone(),
             created_at: now,
             deleted: None,
+            private_namespaces: Vec::new(),
         };
         let admin = RoleRecord {
             workspace: slug.clone(),
@@ -244,6 +273,47 @@ impl Registry {
             )));
         }
         Ok((view.workspace, version))
+    }
+
+    /// Changes a workspace's settings (workspace admin only): what is given changes. A write
+    /// that meets a concurrent change of the workspace fails rather than undoing it.
+    pub async fn change_workspace(
+        &self,
+        caller: &Principal,
+        workspace: &str,
+        change: WorkspaceChange,
+    ) -> Result<WorkspaceRecord> {
+        let (mut record, version) = self.workspace_for_admin(caller, workspace).await?;
+        let mut changed = Vec::new();
+        if let Some(namespaces) = change.private_namespaces {
+            record.private_namespaces = private_namespaces(&namespaces)?;
+            let listed: Vec<&str> = record
+                .private_namespaces
+                .iter()
+                .map(PrivateNamespace::as_str)
+                .collect();
+            changed.push(format!("private namespaces [{}]", listed.join(", ")));
+        }
+        if changed.is_empty() {
+            return Ok(record);
+        }
+        let writes = vec![Write::Put(
+            Put::new(keys::workspace(&record.slug), encode(&record))
+                .when(Condition::Version(version)),
+        )];
+        let audit = Audit::new(
+            &record.slug,
+            caller,
+            AuditAction::Changed,
+            format!("workspace {}: {}", record.slug, changed.join("; ")),
+        );
+        match self.transact_audited(writes, audit).await {
+            Ok(()) => Ok(record),
+            Err(MetadataError::ConditionFailed { .. }) => Err(Error::conflict(
+                "the workspace was changed or deleted by another request meanwhile; read it again",
+            )),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Creates a repository in a workspace (workspace admin only).

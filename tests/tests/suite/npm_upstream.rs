@@ -26,6 +26,7 @@ on_both_backends!(
     a_local_name_always_wins_and_only_readers_of_the_repository_see_a_proxied_one,
     bytes_unlike_their_integrity_are_refused_and_ten_first_pulls_make_one_fetch,
     unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay,
+    names_in_a_namespace_the_workspace_declares_private_never_come_from_upstreams,
 );
 
 /// A proxy: workspace `acme`, repository `hub` (with `bob` as its reader) and repository
@@ -659,4 +660,101 @@ async fn unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay(
         .call("GET", "/npm/acme/good", Auth::Bearer(&bob), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// An upstream that has every name asked for (an npm document naming it, or any file),
+/// counting the requests.
+async fn upstream_of_everything() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let answer = |State(hits): State<Arc<AtomicUsize>>, uri: http::Uri| async move {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let name = uri.path().trim_start_matches('/').replace("%2f", "/");
+        axum::Json(json!({"name": name, "dist-tags": {}, "versions": {}}))
+    };
+    let router = Router::new()
+        .fallback(answer)
+        .with_state(Arc::clone(&hits));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    (base, hits)
+}
+
+async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_upstreams(
+    stores: Stores,
+) {
+    let (base, hits) = upstream_of_everything().await;
+    let server = proxy(stores).await;
+    attach(&server, &base, None).await;
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories/hub/upstreams",
+            Auth::Bearer(ADMIN_TOKEN),
+            Some(json!({"type": "maven", "url": base})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bob = grant(&server, "hub", "bob", "read").await;
+
+    // Only a workspace admin declares them, and only well-formed ones.
+    let declare = |token: String, body: Value| {
+        let server = &server;
+        async move {
+            server
+                .call("PATCH", "/api/workspaces/acme", Auth::Bearer(&token), Some(body))
+                .await
+        }
+    };
+    let (status, _) = declare(bob.clone(), json!({"private_namespaces": ["@acme"]})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"private_namespaces": ["@Acme"]}),
+        json!({"private_namespaces": ["com..acme"]}),
+        json!({"private_namespaces": "@acme"}),
+        json!({"private_namespace": ["@acme"]}),
+    ] {
+        let (status, body) = declare(ADMIN_TOKEN.to_owned(), bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.to_string().contains("private_namespace"), "{body}");
+    }
+    let (_, workspace) = server
+        .call("GET", "/api/workspaces/acme", Auth::Bearer(ADMIN_TOKEN), None)
+        .await;
+    assert!(workspace.get("private_namespaces").is_none(), "{workspace}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+    let (status, workspace) = declare(
+        ADMIN_TOKEN.to_owned(),
+        json!({"private_namespaces": ["com.acme", "@acme", "@acme"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{workspace}");
+    assert_eq!(workspace["private_namespaces"], json!(["@acme", "com.acme"]));
+
+    // Their names are never asked of an upstream; other names are.
+    for path in [
+        "/npm/acme/@acme%2finternal",
+        "/maven/acme/com/acme/lib/1.0/lib-1.0.pom",
+        "/maven/acme/com/acme/tools/cli/1.0/cli-1.0.pom",
+    ] {
+        let (status, body) = server.call("GET", path, Auth::Bearer(&bob), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no upstream was asked");
+    let (status, body) = server
+        .call("GET", "/npm/acme/@acmecorp%2flib", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    let (_, audit) = server
+        .call("GET", "/api/workspaces/acme/audit", Auth::Bearer(ADMIN_TOKEN), None)
+        .await;
+    assert!(
+        audit.to_string().contains("private namespaces [@acme, com.acme]"),
+        "{audit}"
+    );
 }
