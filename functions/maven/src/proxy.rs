@@ -11,8 +11,8 @@ use futures_util::FutureExt;
 use stowage_domain::{Digest, DigestAlgorithm, PackageType};
 use stowage_http::AppState;
 use stowage_service::{
-    BlobLink, Error, PackageRecord, PackageWrites, ReachableUpstream, Registry, StagedBlob,
-    UPSTREAM_COPY_MAX, UpstreamCopies, Written,
+    BlobLink, Error, ItemKey, PackageRecord, PackageWrites, ReachableUpstream, Registry,
+    StagedBlob, UPSTREAM_COPY_MAX, UpstreamCopies, Written,
 };
 use stowage_storage::Condition;
 use stowage_upstream::{FetchError, UpstreamClient, credentials_for, first_copy, refreshed_copy};
@@ -210,7 +210,7 @@ pub async fn cached_file(
 
 /// The first request for a file of a package the workspace does not have: the first upstream
 /// that has the file makes the package. `None` when another request made it meanwhile (the
-/// caller opens it again).
+/// caller opens it again). Concurrent first requests make one fetch: the others wait for it.
 pub async fn first_file(
     state: &AppState,
     path: &MavenPath,
@@ -220,22 +220,48 @@ pub async fn first_file(
         return Err(MavenError::not_found());
     };
     let registry = &state.registry;
-    for upstream in upstreams {
-        let Some(staged) = fetch_file(state, upstream, path).await? else {
-            continue;
-        };
-        let Some(package) = registry
-            .create_proxied_package(&path.workspace, &upstream.upstream, &path.package)
-            .await?
-        else {
-            registry.discard_staged(staged).await;
-            return Ok(None);
-        };
-        return commit_file(registry, &package, staged, version, file)
-            .await
-            .map(Some);
-    }
-    Err(MavenError::not_found())
+    let id = file_id(version, file);
+    let evidence =
+        ItemKey::in_package::<Files>(&path.workspace, PackageType::Maven, &path.package, &id);
+    let made = || async {
+        let made = registry
+            .made_meanwhile(
+                &path.workspace,
+                PackageType::Maven,
+                &path.package,
+                &evidence,
+            )
+            .await?;
+        Ok::<_, MavenError>(made.then_some(None))
+    };
+    let first = || async {
+        for upstream in upstreams {
+            let Some(staged) = fetch_file(state, upstream, path).await? else {
+                continue;
+            };
+            let Some(package) = registry
+                .create_proxied_package(&path.workspace, &upstream.upstream, &path.package)
+                .await?
+            else {
+                registry.discard_staged(staged).await;
+                return Ok(None);
+            };
+            return commit_file(registry, &package, staged, version, file)
+                .await
+                .map(Some);
+        }
+        Err(MavenError::not_found())
+    };
+    registry
+        .fetch_first_once(
+            &path.workspace,
+            PackageType::Maven,
+            &path.package,
+            &id,
+            made,
+            first,
+        )
+        .await
 }
 
 /// The upstream's metadata a path names, for a cached package: the copy, or a new one once

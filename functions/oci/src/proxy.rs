@@ -25,7 +25,7 @@ use futures_util::{StreamExt, stream};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use sha2::{Digest as _, Sha256, Sha512};
-use stowage_domain::{Digest, DigestAlgorithm};
+use stowage_domain::{Digest, DigestAlgorithm, PackageType};
 use stowage_http::{AppState, Finish, redirect};
 use stowage_service::{
     BlobLink, BlobLinks, Error, FetchMarker, PackageRecord, ReachableUpstream, Registry,
@@ -39,7 +39,7 @@ use crate::blobs;
 use crate::capability;
 use crate::error::{OciError, OciResult};
 use crate::manifests::{self, MANIFEST_MAX, NewManifest};
-use crate::records::ManifestRecord;
+use crate::records::{ManifestRecord, Manifests, Tags};
 use crate::route::{ImageName, Reference};
 
 /// What the proxy asks an upstream for a manifest: any kind it can keep.
@@ -150,7 +150,8 @@ async fn keep_manifest(
 
 /// The first pull of an image the workspace does not have: the first upstream that has the
 /// manifest makes the image a package of its repository. `None` when another request made
-/// the package meanwhile (the caller opens it again).
+/// the package meanwhile (the caller opens it again). Concurrent first pulls make one fetch:
+/// the others wait for it.
 pub async fn first_manifest(
     registry: &Registry,
     name: &ImageName,
@@ -158,28 +159,56 @@ pub async fn first_manifest(
     upstreams: &[ReachableUpstream],
 ) -> OciResult<Option<(ManifestRecord, Bytes)>> {
     let image = upstream_name(name)?;
-    let mut failure = FetchError::NotFound;
-    for upstream in upstreams {
-        let fetched = match fetch_manifest(registry, upstream, image, reference).await {
-            Ok(fetched) => fetched,
-            Err(FetchError::NotFound) => continue,
-            Err(other) => {
-                tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
-                failure = other;
-                continue;
-            }
-        };
-        let Some(package) = registry
-            .create_proxied_package(&name.workspace, &upstream.upstream, &name.path)
-            .await?
-        else {
-            return Ok(None);
-        };
-        return keep_manifest(registry, &package, upstream, reference, fetched)
-            .await
-            .map(Some);
-    }
-    Err(manifest_error(failure, reference))
+    let evidence = match reference {
+        Reference::Digest(digest) => name.item::<Manifests>(digest.as_str()),
+        _ => name.item::<Tags>(&reference.to_string()),
+    };
+    let made = || async {
+        let made = registry
+            .made_meanwhile(
+                &name.workspace,
+                PackageType::Container,
+                &name.path,
+                &evidence,
+            )
+            .await?;
+        Ok::<_, OciError>(made.then_some(None))
+    };
+    let first = || async {
+        let mut failure = FetchError::NotFound;
+        for upstream in upstreams {
+            let fetched = match fetch_manifest(registry, upstream, image, reference).await {
+                Ok(fetched) => fetched,
+                Err(FetchError::NotFound) => continue,
+                Err(other) => {
+                    tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
+                    failure = other;
+                    continue;
+                }
+            };
+            let Some(package) = registry
+                .create_proxied_package(&name.workspace, &upstream.upstream, &name.path)
+                .await?
+            else {
+                return Ok(None);
+            };
+            return keep_manifest(registry, &package, upstream, reference, fetched)
+                .await
+                .map(Some);
+        }
+        Err(manifest_error(failure, reference))
+    };
+    let object = format!("manifest:{reference}");
+    registry
+        .fetch_first_once(
+            &name.workspace,
+            PackageType::Container,
+            &name.path,
+            &object,
+            made,
+            first,
+        )
+        .await
 }
 
 /// A cached image's manifest that is missing, or whose tag is older than the TTL: fetched

@@ -285,6 +285,20 @@ pub mod keys {
         )
     }
 
+    /// The marker of a fetch from an upstream of `object` of a name the workspace does not
+    /// have yet (the fetch makes the package).
+    pub fn first_fetch(
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        object: &str,
+    ) -> Key {
+        Key::new(
+            workspace_partition(workspace),
+            format!("FETCHING#{kind}#{name}#{object}"),
+        )
+    }
+
     /// The sort-key prefix of every upstream of a workspace (one query resolves a name).
     pub const UPSTREAM_PREFIX: &str = "UPSTREAM#";
 

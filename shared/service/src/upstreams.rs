@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use stowage_domain::{Invalid, PackageName, PackageType, Principal, Role, Slug, UpstreamUrl};
-use stowage_storage::{Condition, MetadataError, Put, Query, SealError, Write};
+use stowage_storage::{Condition, Key, MetadataError, Put, Query, SealError, Write};
 
 use crate::audit::{Audit, AuditAction};
 use crate::packages::OpenPackage;
@@ -21,7 +21,7 @@ use crate::records::{
     load_all,
 };
 use crate::workspaces::{RepositoryAccess, path_slug};
-use crate::{CommitError, Entity, Error, ItemKey, JsonKind, Record, Registry, Result};
+use crate::{Entity, Error, ItemKey, JsonKind, Registry, Result};
 
 const LIST_PAGE: usize = 200;
 /// How long a fetch may hold an object's marker before another request takes over (one that
@@ -123,8 +123,7 @@ pub(crate) struct Fetching {
 /// This request's hold on fetching one object of a cached package ([`Registry::fetch_once_held`]).
 #[must_use = "a marker is released once its fetch is over"]
 pub struct FetchMarker {
-    package: PackageRecord,
-    object: String,
+    key: Key,
 }
 
 /// When a cached package was last read (written at most once a day): the purge evicts it
@@ -600,6 +599,84 @@ impl Registry {
         &self,
         package: &PackageRecord,
         object: &str,
+        done: Done,
+        fetch: Fetch,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        Done: FnMut() -> DoneFuture,
+        DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
+        Fetch: FnOnce(FetchMarker) -> FetchFuture,
+        FetchFuture: Future<Output = std::result::Result<T, E>>,
+    {
+        let key = ItemKey::in_package::<UpstreamFetches>(
+            &package.workspace,
+            package.kind,
+            &package.name,
+            object,
+        );
+        self.fetch_marked(key.as_key().clone(), done, fetch).await
+    }
+
+    /// [`Registry::fetch_once`] for a name the workspace does not have yet: the first request
+    /// fetches `object` (and makes the package), the others wait until `done` finds what it
+    /// made. The marker lives in the workspace, since there is no package to hold it yet.
+    pub async fn fetch_first_once<T, E, Done, DoneFuture, Fetch, FetchFuture>(
+        &self,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        object: &str,
+        done: Done,
+        fetch: Fetch,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        Done: FnMut() -> DoneFuture,
+        DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
+        Fetch: FnOnce() -> FetchFuture,
+        FetchFuture: Future<Output = std::result::Result<T, E>>,
+    {
+        let key = keys::first_fetch(workspace, kind, name, object);
+        self.fetch_marked(key, done, |marker| async move {
+            let fetched = fetch().await;
+            self.release_fetch(marker).await;
+            fetched
+        })
+        .await
+    }
+
+    /// Whether a name missed by a first fetch was made meanwhile: the package exists and, if it
+    /// is a cached copy, holds `evidence` (what that fetch stores). A package published
+    /// locally meanwhile counts as made.
+    pub async fn made_meanwhile(
+        &self,
+        workspace: &Slug,
+        kind: PackageType,
+        name: &PackageName,
+        evidence: &ItemKey,
+    ) -> Result<bool> {
+        let found = self
+            .metadata()
+            .get_many(&[
+                keys::package(workspace, kind, name),
+                evidence.as_key().clone(),
+            ])
+            .await?;
+        let mut found = found.into_iter();
+        let package = found.next().flatten();
+        let stored = found.next().flatten().is_some();
+        Ok(match package {
+            Some(item) => stored || decode::<PackageRecord>(&item)?.upstream.is_none(),
+            None => false,
+        })
+    }
+
+    /// The loop of the fetches above: `done`, else take the marker at `key` and `fetch`, else
+    /// wait and look again.
+    async fn fetch_marked<T, E, Done, DoneFuture, Fetch, FetchFuture>(
+        &self,
+        key: Key,
         mut done: Done,
         fetch: Fetch,
     ) -> std::result::Result<T, E>
@@ -616,14 +693,10 @@ impl Registry {
             if let Some(found) = done().await? {
                 return Ok(found);
             }
-            if self.take_fetch(package, object).await?
+            if self.take_fetch(&key).await?
                 && let Some(fetch) = fetch.take()
             {
-                let marker = FetchMarker {
-                    package: package.clone(),
-                    object: object.to_owned(),
-                };
-                return fetch(marker).await;
+                return fetch(FetchMarker { key }).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Busy.into());
@@ -632,34 +705,32 @@ impl Registry {
         }
     }
 
-    /// Marks `object` as being fetched by this request; false if another holds it.
-    async fn take_fetch(&self, package: &PackageRecord, object: &str) -> Result<bool> {
-        let items = self.package_items(package);
-        let marker: Option<Record<Fetching>> = items.get::<UpstreamFetches>(object).await?;
+    /// Marks the object of `key` as being fetched by this request; false if another holds it.
+    async fn take_fetch(&self, key: &Key) -> Result<bool> {
         let now = self.now();
-        let condition = match marker {
+        let condition = match self.metadata().get(key).await? {
             None => Condition::Absent,
-            Some(held) if held.payload.started_at + FETCH_HOLD < now => {
-                Condition::Version(held.version)
+            Some(item) if decode::<Fetching>(&item)?.started_at + FETCH_HOLD < now => {
+                Condition::Version(item.version)
             }
             Some(_) => return Ok(false),
         };
-        let mut writes = items.writes("upstream");
-        writes.put_when::<UpstreamFetches>(object, &Fetching { started_at: now }, condition);
-        match writes.commit().await {
+        let marker = Put::new(key.clone(), encode(&Fetching { started_at: now })).when(condition);
+        match self.metadata().write(Write::Put(marker)).await {
             Ok(()) => Ok(true),
-            Err(CommitError::Lost) => Ok(false),
-            Err(CommitError::Failed(error)) => Err(error),
+            Err(MetadataError::ConditionFailed { .. }) => Ok(false),
+            Err(other) => Err(other.into()),
         }
     }
 
     /// Lets other requests fetch the marked object again (if it was not stored, the next
     /// request that misses it fetches it).
     pub async fn release_fetch(&self, marker: FetchMarker) {
-        let items = self.package_items(&marker.package);
-        let mut writes = items.writes("upstream");
-        writes.delete::<UpstreamFetches>(&marker.object, Condition::None);
-        if let Err(error) = writes.commit().await {
+        let release = Write::Delete {
+            key: marker.key,
+            condition: Condition::None,
+        };
+        if let Err(error) = self.metadata().write(release).await {
             // It is taken over once FETCH_HOLD has passed.
             tracing::warn!(%error, "could not release an upstream fetch marker");
         }

@@ -6,14 +6,16 @@
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use stowage_domain::{PackageName, Slug};
-use stowage_service::{Error, PackageRecord, ReachableUpstream, Registry, UpstreamCopy};
+use stowage_service::{
+    Error, ItemKey, PackageRecord, ReachableUpstream, Registry, UpstreamCopies, UpstreamCopy,
+};
 
 use crate::FetchError;
 
 /// The first request for a name the workspace does not have: the first upstream whose
 /// `fetch` has it makes it a package, with the document as its copy `id`. `None` when
 /// another request made the package meanwhile (the caller opens it again); not found when
-/// no upstream has it.
+/// no upstream has it. Concurrent first requests make one fetch: the others wait for it.
 pub async fn first_copy<'a>(
     registry: &Registry,
     workspace: &Slug,
@@ -22,29 +24,44 @@ pub async fn first_copy<'a>(
     id: &str,
     fetch: impl Fn(&'a ReachableUpstream) -> BoxFuture<'a, Result<Bytes, FetchError>>,
 ) -> Result<Option<Bytes>, Error> {
-    let mut failure = FetchError::NotFound;
-    for upstream in upstreams {
-        let bytes = match fetch(upstream).await {
-            Ok(bytes) => bytes,
-            Err(FetchError::NotFound) => continue,
-            Err(other) => {
-                tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
-                failure = other;
-                continue;
-            }
-        };
-        let Some(package) = registry
-            .create_proxied_package(workspace, &upstream.upstream, name)
-            .await?
-        else {
-            return Ok(None);
-        };
-        registry
-            .keep_upstream_copy(&package, id, bytes.clone(), None)
+    let Some(kind) = upstreams.first().map(|upstream| upstream.upstream.kind) else {
+        return Err(FetchError::NotFound.into());
+    };
+    let evidence = ItemKey::in_package::<UpstreamCopies>(workspace, kind, name, id);
+    let made = || async {
+        let made = registry
+            .made_meanwhile(workspace, kind, name, &evidence)
             .await?;
-        return Ok(Some(bytes));
-    }
-    Err(failure.into())
+        Ok::<_, Error>(made.then_some(None))
+    };
+    let first = || async {
+        let mut failure = FetchError::NotFound;
+        for upstream in upstreams {
+            let bytes = match fetch(upstream).await {
+                Ok(bytes) => bytes,
+                Err(FetchError::NotFound) => continue,
+                Err(other) => {
+                    tracing::warn!(upstream = %upstream.upstream.url, error = %other, "upstream failed");
+                    failure = other;
+                    continue;
+                }
+            };
+            let Some(package) = registry
+                .create_proxied_package(workspace, &upstream.upstream, name)
+                .await?
+            else {
+                return Ok(None);
+            };
+            registry
+                .keep_upstream_copy(&package, id, bytes.clone(), None)
+                .await?;
+            return Ok(Some(bytes));
+        }
+        Err(failure.into())
+    };
+    registry
+        .fetch_first_once(workspace, kind, name, id, made, first)
+        .await
 }
 
 /// A cached package's copy `id` (read with the package, `copy`): served while fresh, else

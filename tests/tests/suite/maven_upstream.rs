@@ -4,8 +4,8 @@
 //! upstream down. A file whose bytes do not match the upstream's `.sha1` is refused.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
@@ -17,12 +17,16 @@ use stowage_domain::UpstreamReach;
 use stowage_http::Limits;
 use stowage_service::Settings;
 use stowage_tests::clients::{available, run};
+use stowage_tests::race::race;
 use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 use tokio::sync::OnceCell;
 
 use crate::maven_clients::{debian_repository, mvn, settings};
 
-on_both_backends!(mvn_resolves_a_jar_and_its_parent_through_the_upstream_and_again_once_it_is_down);
+on_both_backends!(
+    mvn_resolves_a_jar_and_its_parent_through_the_upstream_and_again_once_it_is_down,
+    ten_first_requests_of_an_artifact_the_workspace_lacks_make_one_fetch,
+);
 
 /// The plugins Debian ships (see maven_clients.rs).
 const PLUGINS: &str = r#"<plugin><groupId>org.apache.maven.plugins</groupId><artifactId>maven-surefire-plugin</artifactId><version>2.22.3</version></plugin>
@@ -92,6 +96,15 @@ struct StaticUpstream {
     url: String,
     down: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl StaticUpstream {
+    /// How many requests asked for `path` (below the repository's root).
+    fn requests_of(&self, path: &str) -> usize {
+        let paths = self.paths.lock().expect("paths");
+        paths.iter().filter(|asked| *asked == path).count()
+    }
 }
 
 #[derive(Clone)]
@@ -99,6 +112,7 @@ struct Served {
     folder: PathBuf,
     down: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
 }
 
 async fn serve_file(
@@ -106,6 +120,7 @@ async fn serve_file(
     UrlPath(path): UrlPath<String>,
 ) -> impl IntoResponse {
     served.requests.fetch_add(1, Ordering::SeqCst);
+    served.paths.lock().expect("paths").push(path.clone());
     if served.down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, Vec::new());
     }
@@ -127,11 +142,13 @@ async fn static_upstream(folder: &Path) -> StaticUpstream {
         folder: folder.to_owned(),
         down: Arc::default(),
         requests: Arc::default(),
+        paths: Arc::default(),
     };
     let upstream = StaticUpstream {
         url,
         down: Arc::clone(&served.down),
         requests: Arc::clone(&served.requests),
+        paths: Arc::clone(&served.paths),
     };
     let router = Router::new()
         .route("/maven2/{*path}", get(serve_file))
@@ -328,4 +345,58 @@ async fn mvn_resolves_a_jar_and_its_parent_through_the_upstream_and_again_once_i
         )
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// Concurrent first requests of a file of an artifact the workspace does not have yet (no
+/// package to hold a marker): one upstream request, the others wait for what it stored.
+async fn ten_first_requests_of_an_artifact_the_workspace_lacks_make_one_fetch(stores: Stores) {
+    let folder = tempfile::tempdir().expect("folder");
+    let jar = stowage_tests::oci::random_bytes(200_000);
+    let dir = folder.path().join("com/up/extra/1.0");
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(dir.join("extra-1.0.jar"), &jar).expect("jar");
+    let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&jar));
+    std::fs::write(dir.join("extra-1.0.jar.sha1"), sha1).expect("sha1");
+    let upstream = static_upstream(folder.path()).await;
+    let settings = Settings {
+        upstream_reach: UpstreamReach::AnyAddress,
+        ..Settings::default()
+    };
+    let server =
+        Arc::new(TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await);
+    for (path, body) in [
+        (
+            "/api/workspaces",
+            json!({"slug": "acme", "plan": "standard"}),
+        ),
+        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
+        (
+            "/api/workspaces/acme/repositories/hub/upstreams",
+            json!({"type": "maven", "url": upstream.url}),
+        ),
+    ] {
+        let (status, body) = server
+            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let outcomes = race(10, |_| {
+        let server = Arc::clone(&server);
+        async move {
+            let response = server
+                .request(
+                    "GET",
+                    "/maven/acme/com/up/extra/1.0/extra-1.0.jar",
+                    Auth::Basic("admin", ADMIN_TOKEN),
+                    None,
+                )
+                .await;
+            stowage_tests::follow_redirect(response).await
+        }
+    })
+    .await;
+    for pulled in outcomes {
+        assert_eq!(pulled, jar);
+    }
+    assert_eq!(upstream.requests_of("com/up/extra/1.0/extra-1.0.jar"), 1);
 }

@@ -404,8 +404,9 @@ async fn a_local_name_always_wins_and_only_readers_of_the_repository_see_a_proxi
 }
 
 /// A hand-made upstream: `good` and `bad` (whose tarball is not the bytes its integrity
-/// names), counting tarball requests and answering them slowly, so first pulls overlap.
-async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
+/// names), counting tarball and document requests (apart) and answering them slowly, so
+/// first pulls overlap.
+async fn counting_upstream() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let good = tarball_with("good", "1.0.0", json!({}));
     let bad = tarball_with("bad", "1.0.0", json!({}));
     let served = tarball_with("bad", "1.0.0", json!({"evil": "1.0.0"}));
@@ -439,37 +440,61 @@ async fn counting_upstream() -> (String, Arc<AtomicUsize>) {
             }
         }
     };
+    let documents = Arc::new(AtomicUsize::new(0));
+    let slow_document = |document: Value, counter: Arc<AtomicUsize>| {
+        move || {
+            let (document, counter) = (document.clone(), Arc::clone(&counter));
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                axum::Json(document)
+            }
+        }
+    };
     let router = Router::new()
         .route(
             "/good",
-            get(move || async move { axum::Json(good_document) }),
+            get(slow_document(good_document, Arc::clone(&documents))),
         )
-        .route("/bad", get(move || async move { axum::Json(bad_document) }))
+        .route(
+            "/bad",
+            get(slow_document(bad_document, Arc::clone(&documents))),
+        )
         .route("/good/-/good-1.0.0.tgz", get(slowly(good)))
         .route("/bad/-/bad-1.0.0.tgz", get(slowly(served)))
         .with_state(Arc::clone(&hits));
     tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
-    (base, hits)
+    (base, hits, documents)
 }
 
 async fn bytes_unlike_their_integrity_are_refused_and_ten_first_pulls_make_one_fetch(
     stores: Stores,
 ) {
-    let (base, hits) = counting_upstream().await;
+    let (base, hits, documents) = counting_upstream().await;
     let server = Arc::new(proxy(stores).await);
     attach(&server, &format!("{base}/"), None).await;
     let bob = grant(&server, "hub", "bob", "read").await;
-    for name in ["good", "bad"] {
-        let (status, body) = server
-            .call(
-                "GET",
-                &format!("/npm/acme/{name}"),
-                Auth::Bearer(&bob),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    // Ten first requests of a name the workspace does not have: one upstream request.
+    let outcomes = race(10, |_| {
+        let server = Arc::clone(&server);
+        let bob = bob.clone();
+        async move {
+            server
+                .request("GET", "/npm/acme/good", Auth::Bearer(&bob), None)
+                .await
+                .status()
+        }
+    })
+    .await;
+    assert!(
+        outcomes.iter().all(|status| *status == StatusCode::OK),
+        "{outcomes:?}"
+    );
+    assert_eq!(documents.load(Ordering::SeqCst), 1, "one document fetch");
+    let (status, body) = server
+        .call("GET", "/npm/acme/bad", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     let objects_before = server.stores.object_count().await;
     let (status, body) = server
@@ -553,7 +578,7 @@ async fn purge(server: &TestServer) -> Vec<String> {
 }
 
 async fn unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay(stores: Stores) {
-    let (base, _) = counting_upstream().await;
+    let (base, _, _) = counting_upstream().await;
     let server = proxy(stores).await;
     attach(&server, &format!("{base}/"), None).await;
     let bob = grant(&server, "hub", "bob", "read").await;
@@ -671,9 +696,7 @@ async fn upstream_of_everything() -> (String, Arc<AtomicUsize>) {
         let name = uri.path().trim_start_matches('/').replace("%2f", "/");
         axum::Json(json!({"name": name, "dist-tags": {}, "versions": {}}))
     };
-    let router = Router::new()
-        .fallback(answer)
-        .with_state(Arc::clone(&hits));
+    let router = Router::new().fallback(answer).with_state(Arc::clone(&hits));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -704,7 +727,12 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
         let server = &server;
         async move {
             server
-                .call("PATCH", "/api/workspaces/acme", Auth::Bearer(&token), Some(body))
+                .call(
+                    "PATCH",
+                    "/api/workspaces/acme",
+                    Auth::Bearer(&token),
+                    Some(body),
+                )
                 .await
         }
     };
@@ -721,7 +749,12 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
         assert!(body.to_string().contains("private_namespace"), "{body}");
     }
     let (_, workspace) = server
-        .call("GET", "/api/workspaces/acme", Auth::Bearer(ADMIN_TOKEN), None)
+        .call(
+            "GET",
+            "/api/workspaces/acme",
+            Auth::Bearer(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert!(workspace.get("private_namespaces").is_none(), "{workspace}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
@@ -732,7 +765,10 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{workspace}");
-    assert_eq!(workspace["private_namespaces"], json!(["@acme", "com.acme"]));
+    assert_eq!(
+        workspace["private_namespaces"],
+        json!(["@acme", "com.acme"])
+    );
 
     // Their names are never asked of an upstream; other names are.
     for path in [
@@ -751,10 +787,17 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     let (_, audit) = server
-        .call("GET", "/api/workspaces/acme/audit", Auth::Bearer(ADMIN_TOKEN), None)
+        .call(
+            "GET",
+            "/api/workspaces/acme/audit",
+            Auth::Bearer(ADMIN_TOKEN),
+            None,
+        )
         .await;
     assert!(
-        audit.to_string().contains("private namespaces [@acme, com.acme]"),
+        audit
+            .to_string()
+            .contains("private namespaces [@acme, com.acme]"),
         "{audit}"
     );
 }

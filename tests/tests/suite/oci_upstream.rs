@@ -348,12 +348,19 @@ async fn blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetc
     upstream.push("library/lying", "1.0", &lying).await;
     let (server, bob, _) = proxy(stores, &upstream.url).await;
     let bobs = RegistryClient::new(&server.url, "bob", &bob);
-    for name in ["app", "lying"] {
-        let manifest = bobs
-            .get(&format!("/v2/acme/hub/library/{name}/manifests/1.0"))
-            .await;
-        assert_eq!(manifest.status(), StatusCode::OK, "{name}");
+    // Ten first pulls of a manifest by digest: one upstream request.
+    let digest = app.digest();
+    let path = format!("/v2/acme/hub/library/app/manifests/{digest}");
+    let pulls = join_all((0..10).map(|_| bobs.get(&path))).await;
+    for pulled in pulls {
+        assert_eq!(pulled.status(), StatusCode::OK);
     }
+    assert_eq!(
+        upstream.requests("GET", &format!("/v2/library/app/manifests/{digest}")),
+        1
+    );
+    let manifest = bobs.get("/v2/acme/hub/library/lying/manifests/1.0").await;
+    assert_eq!(manifest.status(), StatusCode::OK);
 
     // Ten first pulls of one layer at once: one upstream request, ten good copies.
     let layer = sha256(&app.layers[0]);
