@@ -13,6 +13,7 @@ pub mod npm;
 pub mod oci;
 pub mod race;
 mod server;
+pub mod upstreams;
 pub mod web;
 
 use std::sync::Arc;

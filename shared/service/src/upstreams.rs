@@ -584,12 +584,8 @@ impl Registry {
         Fetch: FnOnce() -> FetchFuture,
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
-        self.fetch_once_held(package, object, done, |marker| async move {
-            let fetched = fetch().await;
-            self.release_fetch(marker).await;
-            fetched
-        })
-        .await
+        self.fetch_released(Self::marker_key(package, object), done, fetch)
+            .await
     }
 
     /// [`Registry::fetch_once`] for a fetch that answers before it is done (a blob streamed to
@@ -609,13 +605,8 @@ impl Registry {
         Fetch: FnOnce(FetchMarker) -> FetchFuture,
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
-        let key = ItemKey::in_package::<UpstreamFetches>(
-            &package.workspace,
-            package.kind,
-            &package.name,
-            object,
-        );
-        self.fetch_marked(key.as_key().clone(), done, fetch).await
+        self.fetch_marked(Self::marker_key(package, object), done, fetch)
+            .await
     }
 
     /// [`Registry::fetch_once`] for a name the workspace does not have yet: the first request
@@ -638,6 +629,35 @@ impl Registry {
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
         let key = keys::first_fetch(workspace, kind, name, object);
+        self.fetch_released(key, done, fetch).await
+    }
+
+    /// Where the marker of a fetch of `object` of a cached package is.
+    fn marker_key(package: &PackageRecord, object: &str) -> Key {
+        let key = ItemKey::in_package::<UpstreamFetches>(
+            &package.workspace,
+            package.kind,
+            &package.name,
+            object,
+        );
+        key.as_key().clone()
+    }
+
+    /// [`Registry::fetch_marked`] for a fetch that is done when `fetch` answers: the marker
+    /// is released then.
+    async fn fetch_released<T, E, Done, DoneFuture, Fetch, FetchFuture>(
+        &self,
+        key: Key,
+        done: Done,
+        fetch: Fetch,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+        Done: FnMut() -> DoneFuture,
+        DoneFuture: Future<Output = std::result::Result<Option<T>, E>>,
+        Fetch: FnOnce() -> FetchFuture,
+        FetchFuture: Future<Output = std::result::Result<T, E>>,
+    {
         self.fetch_marked(key, done, |marker| async move {
             let fetched = fetch().await;
             self.release_fetch(marker).await;

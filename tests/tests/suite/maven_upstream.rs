@@ -13,12 +13,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::json;
-use stowage_domain::UpstreamReach;
-use stowage_http::Limits;
-use stowage_service::Settings;
 use stowage_tests::clients::{available, run};
 use stowage_tests::race::race;
-use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
+use stowage_tests::upstreams::{attach, loopback_upstreams, member, proxy_server};
+use stowage_tests::{ADMIN_TOKEN, Auth, Stores, on_both_backends};
 use tokio::sync::OnceCell;
 
 use crate::maven_clients::{debian_repository, mvn, settings};
@@ -212,39 +210,14 @@ async fn mvn_resolves_a_jar_and_its_parent_through_the_upstream_and_again_once_i
         return;
     }
     let upstream = static_upstream(upstream_folder().await).await;
-    let settings = Settings {
-        upstream_reach: UpstreamReach::AnyAddress,
-        ..Settings::default()
-    };
-    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
-    for (path, body) in [
-        (
-            "/api/workspaces",
-            json!({"slug": "acme", "plan": "standard"}),
-        ),
-        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
-        (
-            "/api/workspaces/acme/repositories/hub/upstreams",
-            json!({"type": "maven", "url": upstream.url}),
-        ),
-    ] {
-        let (status, body) = server
-            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    let alice = server
-        .user_with_token("alice", &["read:package", "write:package"])
-        .await;
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/workspaces/acme/repositories/hub/permissions/alice",
-            Auth::Bearer(ADMIN_TOKEN),
-            Some(json!({"role": "read"})),
-        )
-        .await;
-    assert!(status.is_success());
+    let server = proxy_server(stores, loopback_upstreams(), &["hub"]).await;
+    attach(
+        &server,
+        "hub",
+        json!({"type": "maven", "url": upstream.url}),
+    )
+    .await;
+    let alice = member(&server, "hub", "alice", "read").await;
     let registry = format!("{}/maven/acme/", server.url);
     let work = tempfile::tempdir().expect("work");
 
@@ -358,28 +331,13 @@ async fn ten_first_requests_of_an_artifact_the_workspace_lacks_make_one_fetch(st
     let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&jar));
     std::fs::write(dir.join("extra-1.0.jar.sha1"), sha1).expect("sha1");
     let upstream = static_upstream(folder.path()).await;
-    let settings = Settings {
-        upstream_reach: UpstreamReach::AnyAddress,
-        ..Settings::default()
-    };
-    let server =
-        Arc::new(TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await);
-    for (path, body) in [
-        (
-            "/api/workspaces",
-            json!({"slug": "acme", "plan": "standard"}),
-        ),
-        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
-        (
-            "/api/workspaces/acme/repositories/hub/upstreams",
-            json!({"type": "maven", "url": upstream.url}),
-        ),
-    ] {
-        let (status, body) = server
-            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
+    let server = Arc::new(proxy_server(stores, loopback_upstreams(), &["hub"]).await);
+    attach(
+        &server,
+        "hub",
+        json!({"type": "maven", "url": upstream.url}),
+    )
+    .await;
     let outcomes = race(10, |_| {
         let server = Arc::clone(&server);
         async move {

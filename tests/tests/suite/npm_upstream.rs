@@ -11,12 +11,10 @@ use axum::extract::State;
 use axum::routing::get;
 use http::StatusCode;
 use serde_json::{Value, json};
-use stowage_domain::UpstreamReach;
-use stowage_http::Limits;
-use stowage_service::Settings;
 use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::npm::{encoded, integrity, publish_document, shasum, tarball_with};
 use stowage_tests::race::race;
+use stowage_tests::upstreams::{self, loopback_upstreams, member, proxy_server};
 use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 
 use crate::npm_clients::{NpmUser, app_dir, run_in};
@@ -29,60 +27,23 @@ on_both_backends!(
     names_in_a_namespace_the_workspace_declares_private_never_come_from_upstreams,
 );
 
-/// A proxy: workspace `acme`, repository `hub` (with `bob` as its reader) and repository
-/// `own` (alice's), upstreams allowed on loopback.
+/// A proxy: workspace `acme` with repositories `hub` and `own`, upstreams allowed on
+/// loopback.
 async fn proxy(stores: Stores) -> TestServer {
-    let settings = Settings {
-        upstream_reach: UpstreamReach::AnyAddress,
-        ..Settings::default()
-    };
-    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
-    for (path, body) in [
-        (
-            "/api/workspaces",
-            json!({"slug": "acme", "plan": "standard"}),
-        ),
-        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
-        ("/api/workspaces/acme/repositories", json!({"slug": "own"})),
-    ] {
-        let (status, body) = server
-            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    server
+    proxy_server(stores, loopback_upstreams(), &["hub", "own"]).await
 }
 
 async fn grant(server: &TestServer, repository: &str, user: &str, role: &str) -> String {
-    let token = server
-        .user_with_token(user, &["read:package", "write:package"])
-        .await;
-    let (status, body) = server
-        .call(
-            "PUT",
-            &format!("/api/workspaces/acme/repositories/{repository}/permissions/{user}"),
-            Auth::Bearer(ADMIN_TOKEN),
-            Some(json!({ "role": role })),
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-    token
+    member(server, repository, user, role).await
 }
 
+/// Attaches the npm registry at `url` to `hub`, with a token when given.
 async fn attach(server: &TestServer, url: &str, password: Option<&str>) {
     let mut body = json!({"type": "npm", "url": url});
     if let Some(password) = password {
         body["password"] = json!(password);
     }
-    let (status, body) = server
-        .call(
-            "POST",
-            "/api/workspaces/acme/repositories/hub/upstreams",
-            Auth::Bearer(ADMIN_TOKEN),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    upstreams::attach(server, "hub", body).await;
 }
 
 /// Publishes `name@version` with `dependencies` to workspace `pub` of `upstream`.
@@ -711,15 +672,7 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
     let (base, hits) = upstream_of_everything().await;
     let server = proxy(stores).await;
     attach(&server, &base, None).await;
-    let (status, body) = server
-        .call(
-            "POST",
-            "/api/workspaces/acme/repositories/hub/upstreams",
-            Auth::Bearer(ADMIN_TOKEN),
-            Some(json!({"type": "maven", "url": base})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    upstreams::attach(&server, "hub", json!({"type": "maven", "url": base})).await;
     let bob = grant(&server, "hub", "bob", "read").await;
 
     // Only a workspace admin declares them, and only well-formed ones.

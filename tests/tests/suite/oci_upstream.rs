@@ -10,11 +10,11 @@ use std::process::Stdio;
 use futures_util::future::join_all;
 use http::StatusCode;
 use serde_json::{Value, json};
-use stowage_domain::UpstreamReach;
 use stowage_http::Limits;
 use stowage_service::Settings;
 use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::oci::{Image, OCI_MANIFEST, RegistryClient, image, sha256, write_layout};
+use stowage_tests::upstreams::{attach, loopback_upstreams, member, workspace};
 use stowage_tests::{
     ADMIN_TOKEN, Auth, Stores, TestServer, follow_redirect, on_both_backends, usage_of,
 };
@@ -121,9 +121,8 @@ async fn proxy(stores: Stores, upstream: &str) -> (TestServer, String, String) {
 
 fn settings() -> Settings {
     Settings {
-        upstream_reach: UpstreamReach::AnyAddress,
         upstream_ttl: chrono::Duration::zero(),
-        ..Settings::default()
+        ..loopback_upstreams()
     }
 }
 
@@ -135,36 +134,10 @@ async fn proxy_with(stores: Stores, attached: Value) -> (TestServer, String, Str
 
 /// Workspace `acme` on `server`, as [`proxy`] describes it.
 async fn set_up(server: TestServer, attached: Value) -> (TestServer, String, String) {
-    for (path, body) in [
-        (
-            "/api/workspaces",
-            json!({"slug": "acme", "plan": "standard"}),
-        ),
-        ("/api/workspaces/acme/repositories", json!({"slug": "hub"})),
-        ("/api/workspaces/acme/repositories", json!({"slug": "own"})),
-        ("/api/workspaces/acme/repositories/hub/upstreams", attached),
-    ] {
-        let (status, body) = server
-            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
-    let mut tokens = Vec::new();
-    for (user, repository) in [("bob", "hub"), ("carol", "own")] {
-        let token = server.user_with_token(user, &["read:package"]).await;
-        let (status, body) = server
-            .call(
-                "PUT",
-                &format!("/api/workspaces/acme/repositories/{repository}/permissions/{user}"),
-                Auth::Bearer(ADMIN_TOKEN),
-                Some(json!({ "role": "read" })),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
-        tokens.push(token);
-    }
-    let carol = tokens.pop().expect("carol");
-    let bob = tokens.pop().expect("bob");
+    workspace(&server, &["hub", "own"]).await;
+    attach(&server, "hub", attached).await;
+    let bob = member(&server, "hub", "bob", "read").await;
+    let carol = member(&server, "own", "carol", "read").await;
     (server, bob, carol)
 }
 
@@ -432,18 +405,21 @@ async fn an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials(stor
 
     // The same upstream without credentials, through another repository: it refuses, and
     // the proxy answers 502, saying why.
-    for (path, body) in [
-        ("/api/workspaces/acme/repositories", json!({"slug": "bare"})),
-        (
-            "/api/workspaces/acme/repositories/bare/upstreams",
-            json!({"type": "container", "url": upstream.url}),
-        ),
-    ] {
-        let (status, body) = server
-            .call("POST", path, Auth::Bearer(ADMIN_TOKEN), Some(body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-    }
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/workspaces/acme/repositories",
+            Auth::Bearer(ADMIN_TOKEN),
+            Some(json!({"slug": "bare"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    attach(
+        &server,
+        "bare",
+        json!({"type": "container", "url": upstream.url}),
+    )
+    .await;
     let refused = RegistryClient::new(&server.url, "admin", ADMIN_TOKEN)
         .get("/v2/acme/bare/pub/tools/app/manifests/2.1")
         .await;
