@@ -108,20 +108,8 @@ impl Caller {
         needed: Role,
         extra: &[ItemKey],
     ) -> Result<OpenPackage, Error> {
-        if let Some(grant) = self.grant(name, needed) {
-            let granted = registry
-                .open_package_granted(
-                    &name.workspace,
-                    PackageType::Container,
-                    &name.path,
-                    &grant.repository,
-                    grant.role,
-                    extra,
-                )
-                .await?;
-            if let Some(open) = granted {
-                return Ok(open);
-            }
+        if let Some(open) = self.open_granted(registry, name, needed, extra).await? {
+            return Ok(open);
         }
         registry
             .open_package(
@@ -146,12 +134,34 @@ pub enum Source {
 }
 
 impl Caller {
-    /// A registry token's grant of `needed` on the image.
-    fn grant(&self, name: &ImageName, needed: Role) -> Option<&Grant> {
+    /// The image's package as a registry token's grant of `needed` opens it, in one batch
+    /// read (a read of a cached image records its use); `None` without such a grant, or when
+    /// the package is no longer where the grant saw it.
+    async fn open_granted(
+        &self,
+        registry: &Registry,
+        name: &ImageName,
+        needed: Role,
+        extra: &[ItemKey],
+    ) -> Result<Option<OpenPackage>, Error> {
         let full = name.full();
-        self.grants
+        let Some(grant) = self
+            .grants
             .iter()
             .find(|grant| grant.name == full && grant.role >= needed)
+        else {
+            return Ok(None);
+        };
+        let (workspace, kind, path) = (&name.workspace, PackageType::Container, &name.path);
+        if needed == Role::Read {
+            registry
+                .open_granted_for_read(workspace, kind, path, &grant.repository, grant.role, extra)
+                .await
+        } else {
+            registry
+                .open_package_granted(workspace, kind, path, &grant.repository, grant.role, extra)
+                .await
+        }
     }
 
     /// Opens the image's package for a read, like [`Caller::open`]; when the workspace has no
@@ -164,20 +174,8 @@ impl Caller {
         name: &ImageName,
         extra: &[ItemKey],
     ) -> Result<Source, Error> {
-        if let Some(grant) = self.grant(name, Role::Read) {
-            let granted = registry
-                .open_granted_for_read(
-                    &name.workspace,
-                    PackageType::Container,
-                    &name.path,
-                    &grant.repository,
-                    grant.role,
-                    extra,
-                )
-                .await?;
-            if let Some(open) = granted {
-                return Ok(Source::Package(open));
-            }
+        if let Some(open) = self.open_granted(registry, name, Role::Read, extra).await? {
+            return Ok(Source::Package(open));
         }
         let opened = registry
             .open_or_upstreams(

@@ -212,22 +212,54 @@ pub async fn get(
         if open.package.upstream.is_some()
             && !fresh
             && let Some((record, bytes)) =
-                proxy::refreshed_manifest(registry, &open.package, name, reference).await?
+                proxy::refreshed_manifest(registry, &open.package, name, reference, found.is_some())
+                    .await?
         {
             return Ok(manifest_response(method, &record, bytes));
         }
-        let StoredManifest { record, bytes } = found.ok_or_else(not_found)?;
-        let bytes = match (&record.stored, bytes) {
-            (Stored::Inline, bytes) => bytes.unwrap_or_default(),
-            (Stored::Object { key }, _) => {
-                registry
-                    .read_small_object(key, record.size as usize)
-                    .await?
-            }
-        };
+        let (record, bytes) = manifest_bytes(registry, found.ok_or_else(not_found)?).await?;
         return Ok(manifest_response(method, &record, bytes));
     }
     Err(Error::Busy.into())
+}
+
+/// A stored manifest's record and bytes (from the blob store when too large for a record).
+async fn manifest_bytes(
+    registry: &Registry,
+    manifest: StoredManifest,
+) -> OciResult<(ManifestRecord, Bytes)> {
+    let StoredManifest { record, bytes } = manifest;
+    let bytes = match (&record.stored, bytes) {
+        (Stored::Inline, bytes) => bytes.unwrap_or_default(),
+        (Stored::Object { key }, _) => {
+            registry
+                .read_small_object(key, record.size as usize)
+                .await?
+        }
+    };
+    Ok((record, bytes))
+}
+
+/// A cached image's manifest `reference` as stored now, when fresh: by digest if it is there,
+/// by tag if the tag was fetched within the TTL.
+pub async fn fresh_manifest(
+    registry: &Registry,
+    package: &PackageRecord,
+    reference: &Reference,
+) -> OciResult<Option<(ManifestRecord, Bytes)>> {
+    let items = registry.package_items(package);
+    let digest = match reference {
+        Reference::Digest(digest) => digest.clone(),
+        Reference::Tag(tag) => match items.get::<Tags>(tag).await? {
+            Some(tag) if registry.fetched_recently(tag.payload.updated_at) => tag.payload.digest,
+            _ => return Ok(None),
+        },
+        Reference::InvalidTag(_) => return Ok(None),
+    };
+    match items.get::<Manifests>(digest.as_str()).await? {
+        Some(found) => manifest_bytes(registry, found.payload).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The package's manifest `reference` (`first`, read with the package), and for a tag, when

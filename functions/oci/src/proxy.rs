@@ -211,28 +211,48 @@ pub async fn first_manifest(
         .await
 }
 
-/// A cached image's manifest that is missing, or whose tag is older than the TTL: fetched
-/// from its upstream. `None` when the upstream cannot give it (failing, removed, or no longer
-/// having it): the caller serves what it has.
+/// A cached image's manifest that is missing, or whose tag is older than the TTL (`stale`: the
+/// caller has one to serve): fetched from its upstream. `None` when the upstream cannot give
+/// it (failing, removed, or no longer having it) or, for a stale one, while another request
+/// refreshes it: the caller serves what it has. A missing one is fetched by one request
+/// however many miss it at once; the others wait for it.
 pub async fn refreshed_manifest(
     registry: &Registry,
     package: &PackageRecord,
     name: &ImageName,
     reference: &Reference,
+    stale: bool,
 ) -> OciResult<Option<(ManifestRecord, Bytes)>> {
-    let Some(upstream) = registry.upstream_of(package).await? else {
-        return Ok(None);
-    };
-    let image = upstream_name(name)?;
-    match fetch_manifest(registry, &upstream, image, reference).await {
-        Ok(fetched) => keep_manifest(registry, package, &upstream, reference, fetched)
-            .await
-            .map(Some),
-        Err(error) => {
-            tracing::warn!(image = %name.full(), %error, "upstream failed; serving what is cached");
-            Ok(None)
+    let object = format!("manifest:{reference}");
+    let fetch = || async {
+        let Some(upstream) = registry.upstream_of(package).await? else {
+            return Ok(None);
+        };
+        let image = upstream_name(name)?;
+        match fetch_manifest(registry, &upstream, image, reference).await {
+            Ok(fetched) => keep_manifest(registry, package, &upstream, reference, fetched)
+                .await
+                .map(Some),
+            Err(error) => {
+                tracing::warn!(image = %name.full(), %error, "upstream failed; serving what is cached");
+                Ok(None)
+            }
         }
+    };
+    if stale {
+        let Some(marker) = registry.try_fetch(package, &object).await? else {
+            return Ok(None);
+        };
+        let refreshed = fetch().await;
+        registry.release_fetch(marker).await;
+        return refreshed;
     }
+    let stored = || async {
+        manifests::fresh_manifest(registry, package, reference)
+            .await
+            .map(|found| found.map(Some))
+    };
+    registry.fetch_once(package, &object, stored, fetch).await
 }
 
 fn manifest_error(error: FetchError, reference: &Reference) -> OciError {

@@ -285,9 +285,10 @@ pub mod keys {
         )
     }
 
-    /// The marker of a fetch from an upstream of `object` of a name the workspace does not
-    /// have yet (the fetch makes the package).
-    pub fn first_fetch(
+    /// The marker of a fetch of `object` of package `name` from an upstream. It lives in the
+    /// workspace, so that the first fetch of a name (which makes the package) and later ones
+    /// share it.
+    pub fn fetch_marker(
         workspace: &Slug,
         kind: PackageType,
         name: &PackageName,

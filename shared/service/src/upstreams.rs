@@ -106,15 +106,8 @@ pub enum Opened {
     Upstreams(Vec<ReachableUpstream>),
 }
 
-/// Fetches from upstreams under way in a package, by object (a tarball's version, a file's
-/// id): the marker that makes concurrent misses one upstream request, across processes.
-pub(crate) struct UpstreamFetches;
-
-impl JsonKind for UpstreamFetches {
-    const PREFIX: &'static str = "FETCHING#";
-    type Payload = Fetching;
-}
-
+/// A fetch from an upstream under way: the marker that makes concurrent misses of one
+/// object one upstream request, across processes ([`keys::fetch_marker`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Fetching {
     pub started_at: DateTime<Utc>,
@@ -628,19 +621,24 @@ impl Registry {
         Fetch: FnOnce() -> FetchFuture,
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
-        let key = keys::first_fetch(workspace, kind, name, object);
+        let key = keys::fetch_marker(workspace, kind, name, object);
         self.fetch_released(key, done, fetch).await
     }
 
     /// Where the marker of a fetch of `object` of a cached package is.
     fn marker_key(package: &PackageRecord, object: &str) -> Key {
-        let key = ItemKey::in_package::<UpstreamFetches>(
-            &package.workspace,
-            package.kind,
-            &package.name,
-            object,
-        );
-        key.as_key().clone()
+        keys::fetch_marker(&package.workspace, package.kind, &package.name, object)
+    }
+
+    /// Marks `object` of a cached package as being fetched by this request, without waiting:
+    /// `None` when another request is fetching it (a refresh then serves what it has).
+    pub async fn try_fetch(
+        &self,
+        package: &PackageRecord,
+        object: &str,
+    ) -> Result<Option<FetchMarker>> {
+        let key = Self::marker_key(package, object);
+        Ok(self.take_fetch(&key).await?.then_some(FetchMarker { key }))
     }
 
     /// [`Registry::fetch_marked`] for a fetch that is done when `fetch` answers: the marker
@@ -716,7 +714,20 @@ impl Registry {
             if self.take_fetch(&key).await?
                 && let Some(fetch) = fetch.take()
             {
-                return fetch(FetchMarker { key }).await;
+                // Another request may have stored it and let go of the marker between the
+                // look above and taking the marker: look again, holding it.
+                let marker = FetchMarker { key };
+                return match done().await {
+                    Ok(None) => fetch(marker).await,
+                    Ok(Some(found)) => {
+                        self.release_fetch(marker).await;
+                        Ok(found)
+                    }
+                    Err(error) => {
+                        self.release_fetch(marker).await;
+                        Err(error)
+                    }
+                };
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Busy.into());

@@ -66,7 +66,8 @@ pub async fn first_copy<'a>(
 
 /// A cached package's copy `id` (read with the package, `copy`): served while fresh, else
 /// fetched again from the package's upstream with `fetch` and kept; while the upstream fails,
-/// or after it was removed, the stale copy is served.
+/// or after it was removed, the stale copy is served. One request refreshes a stale copy; the
+/// others serve it stale meanwhile. Without a copy at all, they wait for that one.
 pub async fn refreshed_copy<'a>(
     registry: &Registry,
     package: &PackageRecord,
@@ -74,25 +75,53 @@ pub async fn refreshed_copy<'a>(
     copy: Option<UpstreamCopy>,
     fetch: impl FnOnce(ReachableUpstream) -> BoxFuture<'a, Result<Bytes, FetchError>>,
 ) -> Result<Bytes, Error> {
-    if let Some(copy) = &copy
-        && registry.is_fresh(copy)
-    {
-        return registry.read_upstream_copy(copy).await;
+    match copy {
+        Some(copy) if registry.is_fresh(&copy) => registry.read_upstream_copy(&copy).await,
+        Some(stale) => {
+            let Some(marker) = registry.try_fetch(package, id).await? else {
+                return registry.read_upstream_copy(&stale).await;
+            };
+            let refreshed = refresh(registry, package, id, Some(stale), fetch).await;
+            registry.release_fetch(marker).await;
+            refreshed
+        }
+        None => {
+            let items = registry.package_items(package);
+            let kept = || async {
+                match items.get::<UpstreamCopies>(id).await? {
+                    Some(found) => registry.read_upstream_copy(&found.payload).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let first = || refresh(registry, package, id, None, fetch);
+            registry.fetch_once(package, id, kept, first).await
+        }
     }
+}
+
+/// Fetches copy `id` from the package's upstream and keeps it in place of `stale`; while the
+/// upstream fails, or after it was removed, serves `stale`.
+async fn refresh<'a>(
+    registry: &Registry,
+    package: &PackageRecord,
+    id: &str,
+    stale: Option<UpstreamCopy>,
+    fetch: impl FnOnce(ReachableUpstream) -> BoxFuture<'a, Result<Bytes, FetchError>>,
+) -> Result<Bytes, Error> {
     let fetched = match registry.upstream_of(package).await? {
         Some(upstream) => fetch(upstream).await,
         None => Err(FetchError::NotFound),
     };
-    match (fetched, copy) {
-        (Ok(bytes), copy) => {
+    match (fetched, stale) {
+        (Ok(bytes), stale) => {
             registry
-                .keep_upstream_copy(package, id, bytes.clone(), copy.as_ref())
+                .keep_upstream_copy(package, id, bytes.clone(), stale.as_ref())
                 .await?;
             Ok(bytes)
         }
-        (Err(error), Some(copy)) => {
+        (Err(error), Some(stale)) => {
             tracing::warn!(package = %package.name, %error, "upstream failed; serving the cached copy");
-            registry.read_upstream_copy(&copy).await
+            registry.read_upstream_copy(&stale).await
         }
         (Err(error), None) => Err(error.into()),
     }

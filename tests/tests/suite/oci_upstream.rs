@@ -332,6 +332,19 @@ async fn blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetc
         upstream.requests("GET", &format!("/v2/library/app/manifests/{digest}")),
         1
     );
+    // The image is cached now; ten first pulls of another of its manifests: one request too.
+    let other = image(&[1000], "arm64", OCI_MANIFEST);
+    upstream.push("library/app", "2.0", &other).await;
+    let digest = other.digest();
+    let path = format!("/v2/acme/hub/library/app/manifests/{digest}");
+    let pulls = join_all((0..10).map(|_| bobs.get(&path))).await;
+    for pulled in pulls {
+        assert_eq!(pulled.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        upstream.requests("GET", &format!("/v2/library/app/manifests/{digest}")),
+        1
+    );
     let manifest = bobs.get("/v2/acme/hub/library/lying/manifests/1.0").await;
     assert_eq!(manifest.status(), StatusCode::OK);
 
