@@ -13,6 +13,8 @@ import cf from 'cloudfront';
 const UPLOAD_ROUTES = [
   { "methods": ["PATCH", "PUT"], "prefix": "/v2/", "contains": "/blobs/uploads/" },
   { "methods": ["GET", "HEAD"], "prefix": "/v2/", "contains": "/blobs/fetches/" },
+  { "methods": ["GET", "HEAD"], "prefix": "/npm/", "contains": "/-/fetches/" },
+  { "methods": ["GET", "HEAD"], "prefix": "/maven/", "contains": "/-/fetches/" },
   { "methods": ["PUT"], "prefix": "/npm/" },
   { "methods": ["PUT"], "prefix": "/maven/" }
 ];

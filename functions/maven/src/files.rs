@@ -9,7 +9,7 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
-use stowage_http::{AppState, Finish, body_stream, read_limited, redirect};
+use stowage_http::{AppState, Finish, body_stream, handover, read_limited, redirect};
 use stowage_service::{
     BlobLink, CommitError, Error, ItemKey, OpenPackage, Opened, PackageWrites, RecordKind,
     Registry, VersionRecord, Versions,
@@ -207,6 +207,7 @@ pub async fn get(
     documents: &MetadataCache,
     caller: &Principal,
     path: &MavenPath,
+    requested: &str,
     method: &Method,
 ) -> MavenResult<Response> {
     let registry = &state.registry;
@@ -231,7 +232,7 @@ pub async fn get(
     };
     let file_key = item::<Files>(path, &file_id(version, file));
     let keys = std::slice::from_ref(&file_key);
-    let record = match registry
+    let opened = registry
         .open_or_upstreams(
             caller,
             &path.workspace,
@@ -239,8 +240,19 @@ pub async fn get(
             &path.package,
             keys,
         )
-        .await?
-    {
+        .await?;
+    let missed = match &opened {
+        Opened::Package(open) => {
+            proxy::is_proxied(&open.package) && open.record::<Files>(&file_key)?.is_none()
+        }
+        Opened::Upstreams(_) => true,
+    };
+    if missed && handover::hands_over(&state.limits) {
+        let root = format!("/maven/{}", path.workspace);
+        let location = handover::location(registry, &root, caller, requested).await?;
+        return Ok(redirect(&location).finish(Body::empty()));
+    }
+    let record = match opened {
         Opened::Package(open) => file_of(state, &open, &file_key, path).await?,
         Opened::Upstreams(upstreams) => match proxy::first_file(state, path, &upstreams).await? {
             Some(record) => record,

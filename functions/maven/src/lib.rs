@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use stowage_domain::Principal;
-use stowage_http::{AppState, credential_from_headers};
+use stowage_http::{AppState, credential_from_headers, handover};
 
 use crate::cache::MetadataCache;
 use crate::error::MavenResult;
@@ -75,6 +75,9 @@ async fn handle(
         let caller = authenticate(state, headers).await?;
         return listing::folder(&state.app.registry, &caller, &workspace, &folders).await;
     }
+    if let Some(response) = handed_over(state, uri.path(), method).await? {
+        return Ok(response);
+    }
     let path = route::parse(uri.path())?;
     let operation = match (&path.target, path.checksum) {
         (_, Some(_)) => "checksum",
@@ -90,7 +93,15 @@ async fn handle(
     let caller = authenticate(state, headers).await?;
     match *method {
         Method::GET | Method::HEAD => {
-            files::get(&state.app, &state.documents, &caller, &path, method).await
+            files::get(
+                &state.app,
+                &state.documents,
+                &caller,
+                &path,
+                uri.path(),
+                method,
+            )
+            .await
         }
         Method::PUT => files::put(&state.app, &caller, &path, headers, body).await,
         Method::DELETE => files::delete_version_folder(&state.app, &caller, &path).await,
@@ -99,6 +110,36 @@ async fn handle(
             "method not allowed",
         )),
     }
+}
+
+/// A read a Lambda handed over ([`stowage_http::handover`]): a file of a package through an
+/// upstream, answered for the caller its URL names.
+async fn handed_over(
+    state: &MavenState,
+    path: &str,
+    method: &Method,
+) -> MavenResult<Option<Response>> {
+    let root: String = path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let Some(capability) = handover::presented(&root, path) else {
+        return Ok(None);
+    };
+    let (caller, requested) = handover::redeem(&state.app.registry, &root, capability).await?;
+    let path = route::parse(&requested)?;
+    stowage_http::describe_request(
+        Some(path.workspace.as_str()),
+        Some(path.package.as_str()),
+        &format!("maven.file.{}", method.as_str().to_lowercase()),
+    );
+    files::get(
+        &state.app,
+        &state.documents,
+        &caller,
+        &path,
+        &requested,
+        method,
+    )
+    .await
+    .map(Some)
 }
 
 /// The caller, from the request's credentials (a 401 without: Maven sends them only then).

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
-use stowage_http::{AppState, base_url, credential_from_headers, read_limited};
+use stowage_http::{AppState, base_url, credential_from_headers, handover, read_limited};
 
 use crate::error::NpmResult;
 use crate::route::Endpoint;
@@ -101,6 +101,28 @@ fn method_not_allowed() -> NpmError {
     NpmError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
+/// A read a Lambda handed over ([`stowage_http::handover`]): a tarball of a cached package,
+/// answered for the caller its URL names.
+async fn handed_over(state: &AppState, path: &str) -> NpmResult<Option<Response>> {
+    let root: String = path.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let Some(capability) = handover::presented(&root, path) else {
+        return Ok(None);
+    };
+    let (caller, path) = handover::redeem(&state.registry, &root, capability).await?;
+    let (workspace, endpoint) = route::parse(&path)?;
+    let Endpoint::Tarball { name, file } = endpoint else {
+        return Err(NpmError::not_found());
+    };
+    stowage_http::describe_request(
+        Some(workspace.as_str()),
+        Some(name.as_str()),
+        "npm.tarball.get",
+    );
+    reads::tarball(state, &caller, &workspace, &name, &file)
+        .await
+        .map(Some)
+}
+
 async fn handle(
     state: &AppState,
     method: &Method,
@@ -108,6 +130,9 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> NpmResult<Response> {
+    if let Some(response) = handed_over(state, uri.path()).await? {
+        return Ok(response);
+    }
     let (workspace, endpoint) = route::parse(uri.path())?;
     let (operation, package) = endpoint.describe();
     stowage_http::describe_request(

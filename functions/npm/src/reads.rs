@@ -7,7 +7,7 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use stowage_domain::{PackageName, PackageType, Principal, Role, Slug};
-use stowage_http::{AppState, Finish, redirect};
+use stowage_http::{AppState, Finish, handover, redirect};
 use stowage_service::{ItemKey, Opened, UpstreamCopies};
 
 use crate::document::{self, PackageState, tarball_url};
@@ -187,7 +187,9 @@ pub async fn version_document(
     )))
 }
 
-/// `GET /<pkg>/-/<file>.tgz`: a redirect to the tarball.
+/// `GET /<pkg>/-/<file>.tgz`: a redirect to the tarball. A cached package's tarball not
+/// fetched yet is fetched from its upstream first, or, on a Lambda, handed over to the upload
+/// service ([`stowage_http::handover`]).
 pub async fn tarball(
     state: &AppState,
     caller: &Principal,
@@ -211,6 +213,12 @@ pub async fn tarball(
     let record = match open.record::<NpmVersions>(&wanted)? {
         Some(record) => record,
         None if open.package.upstream.is_some() => {
+            if handover::hands_over(&state.limits) {
+                let root = format!("/npm/{workspace}");
+                let path = format!("{root}/{name}/-/{file}");
+                let location = handover::location(registry, &root, caller, &path).await?;
+                return Ok(redirect(&location).finish(Body::empty()));
+            }
             proxy::fetch_tarball(state, &open.package, &version).await?
         }
         None => return Err(NpmError::not_found()),

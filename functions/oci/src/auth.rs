@@ -14,7 +14,6 @@ use stowage_service::{Entity, Error, ItemKey, OpenPackage, Opened, ReachableUpst
 
 use crate::error::{OciError, OciResult};
 use crate::route::ImageName;
-use crate::sealed;
 
 /// How long a registry token lives: the Docker token spec's floor, and the most a revoked
 /// credential or role may go on working.
@@ -57,11 +56,11 @@ pub async fn issue(
         grants,
         expires: registry.now().timestamp() + REGISTRY_TOKEN_SECONDS,
     };
-    sealed::seal(registry, TOKEN_PURPOSE, &claims).await
+    Ok(stowage_http::sealed::seal(registry, TOKEN_PURPOSE, &claims).await?)
 }
 
 async fn verify(registry: &Registry, token: &str) -> OciResult<Caller> {
-    let claims: Claims = sealed::open(registry, TOKEN_PURPOSE, token)
+    let claims: Claims = stowage_http::sealed::open(registry, TOKEN_PURPOSE, token)
         .await?
         .ok_or_else(OciError::unauthorized)?;
     if claims.expires <= registry.now().timestamp() {

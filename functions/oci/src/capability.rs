@@ -17,7 +17,6 @@ use stowage_service::Registry;
 use crate::auth::{Caller, Grant};
 use crate::error::{OciError, OciResult};
 use crate::route::ImageName;
-use crate::sealed;
 
 /// How long an upload URL may go unused.
 pub const UPLOAD_CAPABILITY_SECONDS: i64 = 15 * 60;
@@ -49,7 +48,7 @@ pub async fn upload_location(
         principal: caller.principal.clone(),
         expires: registry.now().timestamp() + UPLOAD_CAPABILITY_SECONDS,
     };
-    let token = sealed::seal(registry, PURPOSE, &capability).await?;
+    let token = stowage_http::sealed::seal(registry, PURPOSE, &capability).await?;
     Ok(format!(
         "/v2/{}/blobs/uploads/{UPLOAD_CAPABILITY_PREFIX}{token}",
         name.full()
@@ -69,7 +68,7 @@ pub async fn redeem(
     name: &ImageName,
 ) -> OciResult<(Caller, String)> {
     let invalid = || OciError::unauthorized_because("this upload URL is not valid");
-    let capability: Capability = sealed::open(registry, PURPOSE, token)
+    let capability: Capability = stowage_http::sealed::open(registry, PURPOSE, token)
         .await?
         .ok_or_else(invalid)?;
     if capability.name != name.full() {
@@ -123,7 +122,7 @@ pub async fn fetch_location(
         principal: caller.principal.clone(),
         expires: registry.now().timestamp() + FETCH_CAPABILITY_SECONDS,
     };
-    let token = sealed::seal(registry, FETCH_PURPOSE, &capability).await?;
+    let token = stowage_http::sealed::seal(registry, FETCH_PURPOSE, &capability).await?;
     Ok(format!(
         "/v2/{}/blobs/fetches/{UPLOAD_CAPABILITY_PREFIX}{token}",
         name.full()
@@ -138,7 +137,7 @@ pub async fn redeem_fetch(
     name: &ImageName,
 ) -> OciResult<(Caller, Digest)> {
     let invalid = || OciError::unauthorized_because("this fetch URL is not valid");
-    let capability: FetchCapability = sealed::open(registry, FETCH_PURPOSE, token)
+    let capability: FetchCapability = stowage_http::sealed::open(registry, FETCH_PURPOSE, token)
         .await?
         .ok_or_else(invalid)?;
     if capability.name != name.full() || capability.expires <= registry.now().timestamp() {

@@ -11,7 +11,6 @@ mod manifests;
 mod proxy;
 mod records;
 mod route;
-mod sealed;
 mod uploads;
 
 use axum::Router;

@@ -15,8 +15,8 @@ use http::StatusCode;
 use serde_json::json;
 use stowage_tests::clients::{available, run};
 use stowage_tests::race::race;
-use stowage_tests::upstreams::{attach, loopback_upstreams, member, proxy_server};
-use stowage_tests::{ADMIN_TOKEN, Auth, Stores, on_both_backends};
+use stowage_tests::upstreams::{attach, loopback_upstreams, member, proxy_server, workspace};
+use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 use tokio::sync::OnceCell;
 
 use crate::maven_clients::{debian_repository, mvn, settings};
@@ -24,6 +24,7 @@ use crate::maven_clients::{debian_repository, mvn, settings};
 on_both_backends!(
     mvn_resolves_a_jar_and_its_parent_through_the_upstream_and_again_once_it_is_down,
     ten_first_requests_of_an_artifact_the_workspace_lacks_make_one_fetch,
+    on_aws_a_file_miss_is_fetched_by_the_upload_service,
 );
 
 /// The plugins Debian ships (see maven_clients.rs).
@@ -357,4 +358,57 @@ async fn ten_first_requests_of_an_artifact_the_workspace_lacks_make_one_fetch(st
         assert_eq!(pulled, jar);
     }
     assert_eq!(upstream.requests_of("com/up/extra/1.0/extra-1.0.jar"), 1);
+}
+
+/// On AWS with the upload service (emulated), the Lambda hands a file miss over to the upload
+/// service, which fetches it; its checksum is then answered from what was stored.
+async fn on_aws_a_file_miss_is_fetched_by_the_upload_service(stores: Stores) {
+    let folder = tempfile::tempdir().expect("folder");
+    let jar = stowage_tests::oci::random_bytes(300_000);
+    let dir = folder.path().join("com/up/big/2.0");
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(dir.join("big-2.0.jar"), &jar).expect("jar");
+    let sha1 = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&jar));
+    std::fs::write(dir.join("big-2.0.jar.sha1"), &sha1).expect("sha1");
+    let upstream = static_upstream(folder.path()).await;
+    let server = TestServer::emulating_aws_with(stores, true, loopback_upstreams()).await;
+    workspace(&server, &["hub"]).await;
+    attach(
+        &server,
+        "hub",
+        json!({"type": "maven", "url": upstream.url}),
+    )
+    .await;
+
+    let jar_path = "/maven/acme/com/up/big/2.0/big-2.0.jar";
+    let handed_over = server
+        .request("GET", jar_path, Auth::Basic("admin", ADMIN_TOKEN), None)
+        .await;
+    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = handed_over.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(location.starts_with("/maven/acme/-/fetches/"), "{location}");
+    assert_eq!(upstream.requests_of("com/up/big/2.0/big-2.0.jar"), 0);
+    let fetched = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(format!("{}{location}", server.url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stowage_tests::follow_redirect(fetched).await, jar);
+    assert_eq!(upstream.requests_of("com/up/big/2.0/big-2.0.jar"), 1);
+    let checksum = server
+        .request(
+            "GET",
+            &format!("{jar_path}.sha1"),
+            Auth::Basic("admin", ADMIN_TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(checksum.status(), StatusCode::OK);
+    assert_eq!(checksum.text().await.expect("text").trim(), sha1);
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::npm::{encoded, integrity, publish_document, shasum, tarball_with};
 use stowage_tests::race::race;
-use stowage_tests::upstreams::{self, loopback_upstreams, member, proxy_server};
+use stowage_tests::upstreams::{self, loopback_upstreams, member, proxy_server, workspace};
 use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 
 use crate::npm_clients::{NpmUser, app_dir, run_in};
@@ -25,6 +25,7 @@ on_both_backends!(
     bytes_unlike_their_integrity_are_refused_and_ten_first_pulls_make_one_fetch,
     unused_cached_packages_are_evicted_but_bytes_a_local_package_uses_stay,
     names_in_a_namespace_the_workspace_declares_private_never_come_from_upstreams,
+    on_aws_a_tarball_miss_is_fetched_by_the_upload_service,
 );
 
 /// A proxy: workspace `acme` with repositories `hub` and `own`, upstreams allowed on
@@ -752,5 +753,55 @@ async fn names_in_a_namespace_the_workspace_declares_private_never_come_from_ups
             .to_string()
             .contains("private namespaces [@acme, com.acme]"),
         "{audit}"
+    );
+}
+
+/// On AWS with the upload service (emulated: the front's rule, Lambda's limits), the Lambda
+/// hands a tarball miss over to the upload service: npm installs through the redirect, and the
+/// URL it follows is bound to the workspace it was made for.
+async fn on_aws_a_tarball_miss_is_fetched_by_the_upload_service(stores: Stores) {
+    if !available(&["npm"]) {
+        return;
+    }
+    let (base, hits, _) = counting_upstream().await;
+    let server = TestServer::emulating_aws_with(stores, true, loopback_upstreams()).await;
+    workspace(&server, &["hub"]).await;
+    attach(&server, &format!("{base}/"), None).await;
+    let bob = grant(&server, "hub", "bob", "read").await;
+
+    let (status, _) = server
+        .call("GET", "/npm/acme/good", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let handed_over = server
+        .request(
+            "GET",
+            "/npm/acme/good/-/good-1.0.0.tgz",
+            Auth::Bearer(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = handed_over.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(location.starts_with("/npm/acme/-/fetches/"), "{location}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the Lambda fetched nothing");
+    let elsewhere = location.replacen("/npm/acme/", "/npm/other/", 1);
+    let refused = reqwest::get(format!("{}{elsewhere}", server.url))
+        .await
+        .expect("GET");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    let user = NpmUser::new(&server, &bob);
+    let work = tempfile::tempdir().expect("work");
+    let app = app_dir(work.path(), json!({ "good": "1.0.0" }));
+    run_in(&user, &app, &["install"]).await.ok("npm install");
+    assert_eq!(installed_version(&app, "good"), "1.0.0");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "fetched once, by the upload service"
     );
 }

@@ -1,7 +1,8 @@
 //! Tokens the registry signs for itself: `<payload>.<signature>`, both base64url, the payload
 //! JSON claims and the signature an HMAC-SHA256 under a key of the deployment (kept in the
-//! metadata store, one per purpose). Registry tokens and upload capabilities are both sealed
-//! this way; only this process's peers can make or read them.
+//! metadata store, one per purpose). Registry tokens, upload capabilities and the URLs of
+//! reads handed over to the upload service ([`crate::handover`]) are sealed this way; only
+//! this process's peers can make or read them.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,9 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
-use stowage_service::Registry;
-
-use crate::error::{OciError, OciResult};
+use stowage_service::{Error, Registry};
 
 fn mac(key: &[u8]) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any size")
@@ -22,9 +21,10 @@ pub async fn seal<T: Serialize>(
     registry: &Registry,
     purpose: &str,
     claims: &T,
-) -> OciResult<String> {
+) -> Result<String, Error> {
     let key = registry.signing_key(purpose).await?;
-    let json = serde_json::to_vec(claims).map_err(|_| OciError::unauthorized())?;
+    let json = serde_json::to_vec(claims)
+        .map_err(|error| Error::Corrupt(format!("claims that do not serialise: {error}")))?;
     let payload = URL_SAFE_NO_PAD.encode(json);
     let mut mac = mac(&key);
     mac.update(payload.as_bytes());
@@ -38,7 +38,7 @@ pub async fn open<T: DeserializeOwned>(
     registry: &Registry,
     purpose: &str,
     token: &str,
-) -> OciResult<Option<T>> {
+) -> Result<Option<T>, Error> {
     let Some((payload, signature)) = token.split_once('.') else {
         return Ok(None);
     };
