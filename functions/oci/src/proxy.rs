@@ -342,7 +342,8 @@ async fn fetch_blob(
         let package = package.clone();
         let digest = digest.clone();
         async move {
-            let stored = store_blob(&registry, &package, teed, &digest, &mismatch).await;
+            let stored = store_blob(&registry, &package, teed, &digest, &mismatch);
+            let stored = registry.renewing(&marker, stored).await;
             if let Err(error) = &stored {
                 tracing::warn!(%digest, error = %error.message, "a blob from an upstream was not stored");
             }

@@ -101,6 +101,9 @@ pub struct Settings {
     /// How long a document copied from an upstream (an npm package document) is served before
     /// it is fetched again; a stale copy is served while the upstream fails.
     pub upstream_ttl: chrono::Duration,
+    /// How long a fetch from an upstream holds its marker unless renewed: another request
+    /// takes over a marker older than this (its holder died). A long fetch renews it.
+    pub upstream_fetch_hold: chrono::Duration,
 }
 
 /// Storage limits of the plans, in bytes.
@@ -140,6 +143,7 @@ impl Default for Settings {
             upstream_reach: UpstreamReach::PublicOnly,
             upstream_ttl: chrono::Duration::minutes(5),
             upstream_evict_after: chrono::Duration::days(30),
+            upstream_fetch_hold: chrono::Duration::seconds(60),
         }
     }
 }

@@ -24,9 +24,6 @@ use crate::workspaces::{RepositoryAccess, path_slug};
 use crate::{Entity, Error, ItemKey, JsonKind, Registry, Result};
 
 const LIST_PAGE: usize = 200;
-/// How long a fetch may hold an object's marker before another request takes over (one that
-/// died holding it).
-const FETCH_HOLD: chrono::Duration = chrono::Duration::seconds(60);
 /// How long a request waits for another's fetch of the same object.
 const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
 /// Where an upstream goes when several could serve a name, unless its admin says otherwise.
@@ -657,7 +654,7 @@ impl Registry {
         FetchFuture: Future<Output = std::result::Result<T, E>>,
     {
         self.fetch_marked(key, done, |marker| async move {
-            let fetched = fetch().await;
+            let fetched = self.renewing(&marker, fetch()).await;
             self.release_fetch(marker).await;
             fetched
         })
@@ -741,7 +738,10 @@ impl Registry {
         let now = self.now();
         let condition = match self.metadata().get(key).await? {
             None => Condition::Absent,
-            Some(item) if decode::<Fetching>(&item)?.started_at + FETCH_HOLD < now => {
+            Some(item)
+                if decode::<Fetching>(&item)?.started_at + self.settings().upstream_fetch_hold
+                    < now =>
+            {
                 Condition::Version(item.version)
             }
             Some(_) => return Ok(false),
@@ -754,6 +754,40 @@ impl Registry {
         }
     }
 
+    /// How often a long fetch renews its marker, so that nobody takes it over meanwhile.
+    fn fetch_renewal(&self) -> std::time::Duration {
+        (self.settings().upstream_fetch_hold / 3)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1))
+    }
+
+    /// Runs `work` while renewing `marker`, so that no request takes over a fetch that is only
+    /// long (a large layer, a slow client).
+    pub async fn renewing<T>(&self, marker: &FetchMarker, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        let mut ticks = tokio::time::interval(self.fetch_renewal());
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticks.tick() => self.renew_fetch(marker).await,
+            }
+        }
+    }
+
+    /// Renews this request's marker: the fetch is still under way.
+    async fn renew_fetch(&self, marker: &FetchMarker) {
+        let renewed = Put::new(
+            marker.key.clone(),
+            encode(&Fetching {
+                started_at: self.now(),
+            }),
+        );
+        if let Err(error) = self.metadata().write(Write::Put(renewed)).await {
+            tracing::warn!(%error, "could not renew an upstream fetch marker");
+        }
+    }
+
     /// Lets other requests fetch the marked object again (if it was not stored, the next
     /// request that misses it fetches it).
     pub async fn release_fetch(&self, marker: FetchMarker) {
@@ -762,7 +796,7 @@ impl Registry {
             condition: Condition::None,
         };
         if let Err(error) = self.metadata().write(release).await {
-            // It is taken over once FETCH_HOLD has passed.
+            // It is taken over once `upstream_fetch_hold` has passed.
             tracing::warn!(%error, "could not release an upstream fetch marker");
         }
     }

@@ -6,7 +6,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path as UrlPath;
+use axum::routing::get;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -24,6 +31,7 @@ on_both_backends!(
     blobs_unlike_their_digest_are_refused_and_ten_first_pulls_make_one_fetch,
     an_upstream_that_wants_a_token_is_pulled_from_with_its_credentials,
     on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service,
+    a_long_fetch_keeps_its_marker_and_others_wait_for_it,
 );
 
 /// A `docker-registry` process on a free loopback port, its storage and log in a folder.
@@ -502,5 +510,81 @@ async fn on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service(store
     assert_eq!(
         &fetched.bytes().await.expect("config")[..],
         &second.config[..]
+    );
+}
+
+/// A registry holding `lib/slow:1.0` (the image `slow`) whose layer comes slowly (ten chunks
+/// over about three seconds), counting the layer's requests.
+async fn slow_registry(slow: &Image) -> (String, Arc<AtomicUsize>) {
+    let manifest = slow.manifest.clone();
+    let config = slow.config.clone();
+    let (config_digest, layer) = (sha256(&slow.config), slow.layers[0].clone());
+    let layer_requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&layer_requests);
+    let blob = move |UrlPath(digest): UrlPath<String>| {
+        let (config, layer, counted) = (config.clone(), layer.clone(), Arc::clone(&counted));
+        let config_digest = config_digest.clone();
+        async move {
+            if digest == config_digest {
+                return Body::from(config);
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let chunks: Vec<Vec<u8>> = layer
+                .chunks(layer.len() / 10 + 1)
+                .map(<[u8]>::to_vec)
+                .collect();
+            Body::from_stream(futures_util::stream::iter(chunks).then(|chunk| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Ok::<_, std::io::Error>(chunk)
+            }))
+        }
+    };
+    let router = Router::new()
+        .route(
+            "/v2/lib/slow/manifests/1.0",
+            get(move || async move { ([("content-type", OCI_MANIFEST)], manifest) }),
+        )
+        .route("/v2/lib/slow/blobs/{digest}", get(blob));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    (url, layer_requests)
+}
+
+/// A fetch that outlasts the time a marker holds (1 s here) renews it: a request that comes
+/// meanwhile waits for it instead of fetching again.
+async fn a_long_fetch_keeps_its_marker_and_others_wait_for_it(stores: Stores) {
+    let slow = image(&[300_000], "amd64", OCI_MANIFEST);
+    let (upstream, layer_requests) = slow_registry(&slow).await;
+    let settings = Settings {
+        upstream_fetch_hold: chrono::Duration::seconds(1),
+        ..loopback_upstreams()
+    };
+    let server = TestServer::start_with(stores, settings, Limits::local(64 * 1024 * 1024)).await;
+    let (server, bob, _) = set_up(server, json!({"type": "container", "url": upstream})).await;
+    let server = Arc::new(server);
+    let manifest = RegistryClient::new(&server.url, "bob", &bob)
+        .get("/v2/acme/hub/lib/slow/manifests/1.0")
+        .await;
+    assert_eq!(manifest.status(), StatusCode::OK);
+    let layer = sha256(&slow.layers[0]);
+    let path = format!("/v2/acme/hub/lib/slow/blobs/{layer}");
+    let first = tokio::spawn({
+        let (server, bob, path) = (Arc::clone(&server), bob.clone(), path.clone());
+        async move { pull_blob(&server, &bob, &path).await }
+    });
+    // The marker's first write is now more than its hold old; the fetch renews it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.clock.advance(chrono::Duration::seconds(5));
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let second = pull_blob(&server, &bob, &path).await;
+    assert_eq!(first.await.expect("first pull"), Ok(layer.clone()));
+    assert_eq!(second, Ok(layer));
+    assert_eq!(
+        layer_requests.load(Ordering::SeqCst),
+        1,
+        "one upstream request"
     );
 }
