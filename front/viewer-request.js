@@ -12,7 +12,7 @@ import cf from 'cloudfront';
 // routes:begin
 const UPLOAD_ROUTES = [
   { "methods": ["PATCH", "PUT"], "prefix": "/v2/", "contains": "/blobs/uploads/" },
-  { "methods": ["GET", "HEAD"], "prefix": "/v2/", "contains": "/blobs/fetches/" },
+  { "methods": ["GET", "HEAD"], "prefix": "/v2/", "contains": "/-/fetches/" },
   { "methods": ["GET", "HEAD"], "prefix": "/npm/", "contains": "/-/fetches/" },
   { "methods": ["GET", "HEAD"], "prefix": "/maven/", "contains": "/-/fetches/" },
   { "methods": ["PUT"], "prefix": "/npm/" },

@@ -10,7 +10,7 @@
 //! two requests of one upload. The request log never shows it (`stowage_http::loggable_path`).
 
 use serde::{Deserialize, Serialize};
-use stowage_domain::{Digest, Principal, Role, Slug};
+use stowage_domain::{Principal, Role, Slug};
 use stowage_http::UPLOAD_CAPABILITY_PREFIX;
 use stowage_service::Registry;
 
@@ -88,68 +88,4 @@ pub async fn redeem(
         }],
     };
     Ok((caller, capability.session))
-}
-
-/// How long a fetch URL may wait to be followed (a client follows a redirect at once).
-const FETCH_CAPABILITY_SECONDS: i64 = 5 * 60;
-const FETCH_PURPOSE: &str = "oci-fetch-capability";
-
-/// A read of one blob of one image, on the upload service: where a Lambda sends a cache miss
-/// of an image through an upstream, since the fetch may outlast the Lambda's 29 s.
-#[derive(Debug, Serialize, Deserialize)]
-struct FetchCapability {
-    name: String,
-    digest: Digest,
-    repository: Slug,
-    principal: Principal,
-    /// Unix seconds.
-    expires: i64,
-}
-
-/// The URL path that fetches blob `digest` of `name` for `caller`, a reader of the package
-/// linked to `repository`.
-pub async fn fetch_location(
-    registry: &Registry,
-    caller: &Caller,
-    name: &ImageName,
-    repository: &Slug,
-    digest: &Digest,
-) -> OciResult<String> {
-    let capability = FetchCapability {
-        name: name.full(),
-        digest: digest.clone(),
-        repository: repository.clone(),
-        principal: caller.principal.clone(),
-        expires: registry.now().timestamp() + FETCH_CAPABILITY_SECONDS,
-    };
-    let token = stowage_http::sealed::seal(registry, FETCH_PURPOSE, &capability).await?;
-    Ok(format!(
-        "/v2/{}/blobs/fetches/{UPLOAD_CAPABILITY_PREFIX}{token}",
-        name.full()
-    ))
-}
-
-/// The reader and the blob a fetch URL stands for, when it is genuine, unexpired and
-/// presented on the image it was made for.
-pub async fn redeem_fetch(
-    registry: &Registry,
-    token: &str,
-    name: &ImageName,
-) -> OciResult<(Caller, Digest)> {
-    let invalid = || OciError::unauthorized_because("this fetch URL is not valid");
-    let capability: FetchCapability = stowage_http::sealed::open(registry, FETCH_PURPOSE, token)
-        .await?
-        .ok_or_else(invalid)?;
-    if capability.name != name.full() || capability.expires <= registry.now().timestamp() {
-        return Err(invalid());
-    }
-    let caller = Caller {
-        principal: capability.principal,
-        grants: vec![Grant {
-            name: capability.name,
-            repository: capability.repository,
-            role: Role::Read,
-        }],
-    };
-    Ok((caller, capability.digest))
 }

@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use stowage_http::{AppState, base_url};
+use stowage_domain::Slug;
+use stowage_http::{AppState, UPLOAD_CAPABILITY_PREFIX, base_url, handover};
 
 use crate::error::{Code, OciResult};
 use crate::route::Endpoint;
@@ -105,17 +106,47 @@ async fn authorise(
         let name = name.clone();
         return Ok((caller, Endpoint::Upload { name, id: session }));
     }
-    if let Endpoint::BlobFetch { name, capability } = &endpoint {
-        let token = capability::presented(capability)
-            .ok_or_else(|| OciError::unauthorized_because("this fetch URL is not valid"))?;
-        let (caller, digest) = capability::redeem_fetch(&state.registry, token, name).await?;
-        let name = name.clone();
-        return Ok((caller, Endpoint::Blob { name, digest }));
+    if let Endpoint::HandedOver {
+        workspace,
+        capability,
+    } = &endpoint
+    {
+        return handed_over(state, workspace, capability).await;
     }
     let caller = auth::caller(state, headers)
         .await?
         .ok_or_else(OciError::unauthorized)?;
     Ok((caller, endpoint))
+}
+
+/// The caller and the read of a URL a Lambda handed over ([`stowage_http::handover`]): only a
+/// blob's.
+async fn handed_over(
+    state: &AppState,
+    workspace: &Slug,
+    capability: &str,
+) -> OciResult<(auth::Caller, Endpoint)> {
+    let root = format!("/v2/{workspace}");
+    let token = capability
+        .strip_prefix(UPLOAD_CAPABILITY_PREFIX)
+        .ok_or_else(|| OciError::unauthorized_because("this fetch URL is not valid"))?;
+    let (principal, asked) = handover::redeem(&state.registry, &root, token).await?;
+    let endpoint = Endpoint::parse(asked.trim_start_matches("/v2/"))?;
+    let Endpoint::Blob { name, digest } = endpoint else {
+        return Err(OciError::unauthorized_because(
+            "this fetch URL is not valid",
+        ));
+    };
+    stowage_http::describe_request(
+        Some(name.workspace.as_str()),
+        Some(name.path.as_str()),
+        "oci.blob.get",
+    );
+    let caller = auth::Caller {
+        principal,
+        grants: Vec::new(),
+    };
+    Ok((caller, Endpoint::Blob { name, digest }))
 }
 
 fn method_not_allowed() -> OciError {

@@ -10,8 +10,7 @@
 //!   at once: [`stowage_service::Registry::fetch_once_held`]), checked against their digest as
 //!   they pass, and streamed to the client while they are stored. A Lambda answers only once
 //!   it has a whole body, of 6 MB at most, and has 29 s: with an upload service, the Lambda
-//!   redirects the miss there (a URL that is its own authority, like an upload's), which
-//!   streams it; without one, the Lambda stores the blob first and then serves it from
+//!   hands the miss over to it ([`stowage_http::handover`]), which streams it; without one, the Lambda stores the blob first and then serves it from
 //!   storage. A blob the workspace already holds (a base layer shared with another image) is
 //!   linked without a fetch.
 
@@ -26,7 +25,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use sha2::{Digest as _, Sha256, Sha512};
 use stowage_domain::{Digest, DigestAlgorithm, PackageType};
-use stowage_http::{AppState, Finish, redirect};
+use stowage_http::{AppState, Finish, handover, redirect};
 use stowage_service::{
     BlobLink, BlobLinks, Error, FetchMarker, PackageRecord, ReachableUpstream, Registry,
 };
@@ -36,7 +35,6 @@ use url::Url;
 
 use crate::auth::Caller;
 use crate::blobs;
-use crate::capability;
 use crate::error::{OciError, OciResult};
 use crate::manifests::{self, MANIFEST_MAX, NewManifest};
 use crate::records::{ManifestRecord, Manifests, Tags};
@@ -278,11 +276,12 @@ pub async fn missing_blob(
         Err(Error::NotFound(_)) => {}
         Err(other) => return Err(other.into()),
     }
-    if state.limits.platform_limited && state.limits.upload_service {
+    if handover::hands_over(&state.limits) {
         // A Lambda has 29 s; the upload service streams the blob to the client and to
         // storage however long that takes.
-        let location =
-            capability::fetch_location(registry, caller, name, &package.repository, digest).await?;
+        let root = format!("/v2/{}", name.workspace);
+        let path = format!("/v2/{}/blobs/{digest}", name.full());
+        let location = handover::location(registry, &root, &caller.principal, &path).await?;
         return Ok(redirect(&location).finish(Body::empty()));
     }
     let items = registry.package_items(package);

@@ -124,10 +124,10 @@ pub enum Endpoint {
         name: ImageName,
         id: String,
     },
-    /// `/v2/<name>/blobs/fetches/<capability>`: a blob through an upstream, fetched on the
-    /// upload service ([`crate::capability::fetch_location`]).
-    BlobFetch {
-        name: ImageName,
+    /// `/v2/<workspace>/-/fetches/<capability>`: a read a Lambda handed over to the upload
+    /// service ([`stowage_http::handover`]), a blob through an upstream.
+    HandedOver {
+        workspace: Slug,
         capability: String,
     },
     Tags {
@@ -164,9 +164,12 @@ impl Endpoint {
                 name: ImageName::parse(name)?,
             });
         }
-        if let Some((name, capability)) = tail.rsplit_once("/blobs/fetches/") {
-            return Ok(Endpoint::BlobFetch {
-                name: ImageName::parse(name)?,
+        if let Some((workspace, capability)) = tail.split_once("/-/fetches/")
+            && !workspace.contains('/')
+        {
+            return Ok(Endpoint::HandedOver {
+                workspace: Slug::parse("name", workspace)
+                    .map_err(|invalid| OciError::name_invalid(invalid.message))?,
                 capability: capability.to_owned(),
             });
         }
@@ -204,7 +207,7 @@ impl Endpoint {
             Endpoint::Token => "token",
             Endpoint::Catalog => "catalog",
             Endpoint::Manifest { .. } => "manifest",
-            Endpoint::Blob { .. } | Endpoint::BlobFetch { .. } => "blob",
+            Endpoint::Blob { .. } | Endpoint::HandedOver { .. } => "blob",
             Endpoint::Uploads { .. } | Endpoint::Upload { .. } => "upload",
             Endpoint::Tags { .. } => "tags",
             Endpoint::Referrers { .. } => "referrers",
@@ -214,10 +217,11 @@ impl Endpoint {
     /// The image the request is about, if any.
     pub fn name(&self) -> Option<&ImageName> {
         match self {
-            Endpoint::Ping | Endpoint::Token | Endpoint::Catalog => None,
+            Endpoint::Ping | Endpoint::Token | Endpoint::Catalog | Endpoint::HandedOver { .. } => {
+                None
+            }
             Endpoint::Manifest { name, .. }
             | Endpoint::Blob { name, .. }
-            | Endpoint::BlobFetch { name, .. }
             | Endpoint::Uploads { name }
             | Endpoint::Upload { name, .. }
             | Endpoint::Tags { name }

@@ -482,7 +482,7 @@ async fn on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service(store
     );
 
     // The Lambda's answer to the miss: a redirect to a fetch URL that is its own authority,
-    // bound to its image.
+    // bound to its workspace.
     let second = image(&[2_000], "arm64", OCI_MANIFEST);
     upstream.push("library/big", "2.0", &second).await;
     let bobs = RegistryClient::new(&server.url, "bob", &bob);
@@ -497,8 +497,8 @@ async fn on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service(store
         .to_str()
         .expect("location")
         .to_owned();
-    assert!(location.contains("/blobs/fetches/"), "{location}");
-    let elsewhere = location.replace("/library/big/", "/library/other/");
+    assert!(location.starts_with("/v2/acme/-/fetches/"), "{location}");
+    let elsewhere = location.replacen("/v2/acme/", "/v2/other/", 1);
     let refused = reqwest::get(format!("{}{elsewhere}", server.url))
         .await
         .expect("GET");
