@@ -79,3 +79,26 @@ pub async fn member(server: &TestServer, repository: &str, user: &str, role: &st
     assert!(status.is_success(), "{body}");
     token
 }
+
+/// The URL a Lambda handed a read over to ([`stowage_http::handover`]): `response` is a 307 to
+/// a path below `<root>/-/fetches/`.
+pub fn handed_over_to(response: &reqwest::Response, root: &str) -> String {
+    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("{root}/-/fetches/")),
+        "{location}"
+    );
+    location
+}
+
+/// Checks that a handed-over URL made below `root` is refused when presented below
+/// `elsewhere` (another workspace's root) of the server at `base`.
+pub async fn assert_refused_elsewhere(base: &str, location: &str, root: &str, elsewhere: &str) {
+    let moved = location.replacen(root, elsewhere, 1);
+    let refused = reqwest::get(format!("{base}{moved}")).await.expect("GET");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{moved}");
+}

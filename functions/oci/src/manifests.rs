@@ -146,7 +146,8 @@ fn parse(content_type: Option<&str>, body: &[u8]) -> OciResult<Parsed> {
     Ok(parsed)
 }
 
-fn digest_of(body: &[u8], algorithm: DigestAlgorithm) -> Digest {
+/// The digest of `body` by `algorithm`.
+pub fn digest_of(body: &[u8], algorithm: DigestAlgorithm) -> Digest {
     let hex = match algorithm {
         DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(body)),
         DigestAlgorithm::Sha512 => hex::encode(Sha512::digest(body)),

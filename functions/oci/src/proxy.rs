@@ -36,7 +36,7 @@ use url::Url;
 use crate::auth::Caller;
 use crate::blobs;
 use crate::error::{OciError, OciResult};
-use crate::manifests::{self, MANIFEST_MAX, NewManifest};
+use crate::manifests::{self, MANIFEST_MAX, NewManifest, digest_of};
 use crate::records::{ManifestRecord, Manifests, Tags};
 use crate::route::{ImageName, Reference};
 
@@ -102,14 +102,6 @@ async fn fetch_manifest(
         content_type,
         digest,
     })
-}
-
-fn digest_of(bytes: &[u8], algorithm: DigestAlgorithm) -> Digest {
-    let hex = match algorithm {
-        DigestAlgorithm::Sha256 => hex::encode(Sha256::digest(bytes)),
-        DigestAlgorithm::Sha512 => hex::encode(Sha512::digest(bytes)),
-    };
-    Digest::from_hex(algorithm, &hex)
 }
 
 /// Keeps a fetched manifest in a cached package, tagged when fetched by tag.

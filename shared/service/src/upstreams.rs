@@ -601,7 +601,7 @@ impl Registry {
 
     /// [`Registry::fetch_once`] for a name the workspace does not have yet: the first request
     /// fetches `object` (and makes the package), the others wait until `done` finds what it
-    /// made. The marker lives in the workspace, since there is no package to hold it yet.
+    /// made. Its marker is the one later fetches of the object use: the two exclude each other.
     pub async fn fetch_first_once<T, E, Done, DoneFuture, Fetch, FetchFuture>(
         &self,
         workspace: &Slug,

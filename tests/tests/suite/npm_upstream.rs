@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::npm::{encoded, integrity, publish_document, shasum, tarball_with};
 use stowage_tests::race::race;
-use stowage_tests::upstreams::{self, loopback_upstreams, member, proxy_server, workspace};
+use stowage_tests::upstreams::{
+    self, assert_refused_elsewhere, handed_over_to, loopback_upstreams, member, proxy_server,
+    workspace,
+};
 use stowage_tests::{ADMIN_TOKEN, Auth, Stores, TestServer, on_both_backends};
 
 use crate::npm_clients::{NpmUser, app_dir, run_in};
@@ -781,18 +784,9 @@ async fn on_aws_a_tarball_miss_is_fetched_by_the_upload_service(stores: Stores) 
             None,
         )
         .await;
-    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
-    let location = handed_over.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    assert!(location.starts_with("/npm/acme/-/fetches/"), "{location}");
+    let location = handed_over_to(&handed_over, "/npm/acme");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the Lambda fetched nothing");
-    let elsewhere = location.replacen("/npm/acme/", "/npm/other/", 1);
-    let refused = reqwest::get(format!("{}{elsewhere}", server.url))
-        .await
-        .expect("GET");
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_refused_elsewhere(&server.url, &location, "/npm/acme/", "/npm/other/").await;
 
     let user = NpmUser::new(&server, &bob);
     let work = tempfile::tempdir().expect("work");

@@ -21,7 +21,9 @@ use stowage_http::Limits;
 use stowage_service::Settings;
 use stowage_tests::clients::{LocalServer, available, run};
 use stowage_tests::oci::{Image, OCI_MANIFEST, RegistryClient, image, sha256, write_layout};
-use stowage_tests::upstreams::{attach, loopback_upstreams, member, workspace};
+use stowage_tests::upstreams::{
+    assert_refused_elsewhere, attach, handed_over_to, loopback_upstreams, member, workspace,
+};
 use stowage_tests::{
     ADMIN_TOKEN, Auth, Stores, TestServer, follow_redirect, on_both_backends, usage_of,
 };
@@ -492,17 +494,8 @@ async fn on_aws_a_layer_missed_by_a_lambda_streams_from_the_upload_service(store
     let handed_over = bobs
         .get(&format!("/v2/acme/hub/library/big/blobs/{config}"))
         .await;
-    assert_eq!(handed_over.status(), StatusCode::TEMPORARY_REDIRECT);
-    let location = handed_over.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
-    assert!(location.starts_with("/v2/acme/-/fetches/"), "{location}");
-    let elsewhere = location.replacen("/v2/acme/", "/v2/other/", 1);
-    let refused = reqwest::get(format!("{}{elsewhere}", server.url))
-        .await
-        .expect("GET");
-    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let location = handed_over_to(&handed_over, "/v2/acme");
+    assert_refused_elsewhere(&server.url, &location, "/v2/acme/", "/v2/other/").await;
     let fetched = reqwest::get(format!("{}{location}", server.url))
         .await
         .expect("GET");
